@@ -1,0 +1,83 @@
+# Ponte: `make run` (simulated appliance) and `make test` (everything) are all a
+# fresh Debian/Ubuntu machine needs.  See README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+APT_LIST := .ci/apt-packages
+APT_STAMP := $(VENV)/.apt-stamp
+VENV_STAMP := $(VENV)/.install-stamp
+# Root installs directly; anyone else goes through sudo when it exists.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+PYTEST_WORKERS ?= 2
+
+.PHONY: help deps venv run test lint typecheck contracts pytest bench conformance image clean
+
+help:
+	@echo "make run    start the appliance in simulation"
+	@echo "make test   install what is missing, then lint, type-check and test everything"
+	@echo "make bench  print the performance figures"
+	@echo "make conformance  print the DTMF / caller ID / call-progress accuracy table"
+
+# --- installation ---------------------------------------------------------------
+
+$(APT_STAMP): $(APT_LIST)
+	@mkdir -p $(VENV)
+	@pkgs=$$(grep -v '^\s*#' $(APT_LIST) | xargs); \
+	missing=$$(for p in $$pkgs; do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'ok installed' || echo "$$p"; \
+	done | xargs); \
+	if ! $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1; then missing="$$missing python3-venv python3-dev"; fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+$(VENV_STAMP): pyproject.toml $(APT_STAMP)
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+deps: $(APT_STAMP)
+venv: $(VENV_STAMP)
+
+# --- running --------------------------------------------------------------------
+
+run: $(VENV_STAMP)
+	$(BIN)/ponte run --simulate
+
+# --- checks ---------------------------------------------------------------------
+
+lint: $(VENV_STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(VENV_STAMP)
+	$(BIN)/mypy
+
+contracts: $(VENV_STAMP)
+	$(BIN)/lint-imports
+
+pytest: $(VENV_STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+test: lint typecheck contracts pytest
+
+bench: $(VENV_STAMP)
+	$(PY) -m bench
+
+conformance: $(VENV_STAMP)
+	$(BIN)/ponte dsp conformance
+
+image: $(VENV_STAMP)
+	$(MAKE) -C image
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

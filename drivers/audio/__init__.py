@@ -1,0 +1,1 @@
+"""Per-line PCM streams: ALSA through pyalsaaudio, and an in-memory backend."""

@@ -1,0 +1,1 @@
+"""Line-card simulator speaking the real wire protocol, virtual handsets and central office."""

@@ -1,0 +1,1 @@
+"""Ponte appliance firmware: call control, line logic, signal processing, SIP, storage, updates."""

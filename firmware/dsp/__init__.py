@@ -1,0 +1,1 @@
+"""Telephony signal processing: tones, DTMF, caller ID, call progress, levels (numpy, pure)."""

@@ -1,0 +1,1 @@
+"""FXS and FXO port state machines (sans-IO): hook, flash, digits, ringing, supervision."""

@@ -1,0 +1,1 @@
+"""Call control: dial plan, features, voicemail, IVR, queues, call records (sans-IO)."""

@@ -1,0 +1,1 @@
+"""Composition root: configuration -> backends -> services; systemd notify and watchdog."""

@@ -1,0 +1,1 @@
+"""SQLite storage: validated, versioned configuration, call records, voicemail index, audit log."""

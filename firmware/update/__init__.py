@@ -1,0 +1,1 @@
+"""Signed bundle verification, A/B slots, boot state, install and mark-good."""

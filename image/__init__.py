@@ -1,0 +1,1 @@
+"""Building the root filesystem image and signed firmware bundles."""

@@ -1,0 +1,1 @@
+"""Installer console (Textual), a thin client of the control API."""
