@@ -77,6 +77,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("validate", parents=[common], help="check a TOML file without applying it")
     p.add_argument("file")
 
+    sub.add_parser("reference", parents=[common], help="print the key reference (Markdown)")
+
 
 def _author(args: argparse.Namespace) -> str:
     if args.author:
@@ -124,6 +126,11 @@ def _run(args: argparse.Namespace) -> int:
     from firmware.store.document import loads_toml
     from firmware.store.store import ConfigStore
 
+    if args.action == "reference":
+        from firmware.store.reference import reference_markdown
+
+        print(reference_markdown(), end="")
+        return 0
     if args.action == "validate":
         text = _read(args.file)
         db_file = _data_dir(args) / DB_FILENAME

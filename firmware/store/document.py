@@ -20,8 +20,8 @@ from firmware.store.validate import (
     ConfigError,
     ConfigIssue,
     Document,
-    _hints,
     parse,
+    schema_hints,
     to_document,
 )
 
@@ -137,7 +137,7 @@ def schema_field_at(path: str) -> tuple[Any, dataclasses.Field[Any] | None]:
         if step not in fields:
             raise PathError(f"{path}: unknown key {step!r}")
         fld = fields[step]
-        tp = _hints(tp)[step]
+        tp = schema_hints(tp)[step]
     return tp, fld
 
 
@@ -264,7 +264,7 @@ def restore_secrets(doc: Any, current: Config | None, issues: list[ConfigIssue])
 
 def _restore(node: Any, cur: Any, tp: Any, path: str, issues: list[ConfigIssue]) -> Any:
     if dataclasses.is_dataclass(tp) and isinstance(tp, type) and isinstance(node, Mapping):
-        hints = _hints(tp)
+        hints = schema_hints(tp)
         fields = {f.name: f for f in dataclasses.fields(tp)}
         out: dict[Any, Any] = {}
         for key, value in node.items():

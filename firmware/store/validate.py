@@ -135,10 +135,13 @@ class _Parser:
             return self.table(tp, raw, path)
         raise TypeError(f"unsupported schema type {tp!r} at {path}")  # pragma: no cover
 
-    def table(self, cls: type[D], raw: object, path: str) -> D | _Invalid:
+    def table(self, cls: type[D], raw: object, path: str) -> D:
+        """Always returns an instance: a field that fails keeps its default (the failure is
+        recorded), so that the rules between fields can still run and be reported."""
         if not isinstance(raw, Mapping):
-            return self.fail(path, f"expected a table, got {_kind(raw)} {_show(raw)}")
-        hints = _hints(cls)
+            self.fail(path, f"expected a table, got {_kind(raw)} {_show(raw)}")
+            return cls()
+        hints = schema_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         for key in raw:
             if key not in fields:
@@ -146,37 +149,32 @@ class _Parser:
                 more = f" (did you mean {hint[0]!r}?)" if hint else ""
                 self.fail(join(path, str(key)), f"unknown key{more}")
         kwargs: dict[str, Any] = {}
-        ok = True
         for name, f in fields.items():
             sub = join(path, name)
             if name in raw:
                 value = self.value(hints[name], raw[name], sub)
                 if value is _INVALID:
-                    ok = False
                     continue
                 kwargs[name] = value
             check = f.metadata.get("check")
             if check is not None:
-                value = kwargs[name] if name in kwargs else _default(f)
-                problem = check(value)
+                problem = check(kwargs[name] if name in kwargs else field_default(f))
                 if problem:
-                    ok = False
                     self.fail(sub, problem)
-        if not ok:
-            return _INVALID
+                    kwargs.pop(name, None)
         return cls(**kwargs)
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
 
 
-def _hints(cls: type) -> dict[str, Any]:
+def schema_hints(cls: type) -> dict[str, Any]:
     if cls not in _HINTS:
         _HINTS[cls] = get_type_hints(cls, vars(schema))
     return _HINTS[cls]
 
 
-def _default(f: dataclasses.Field[Any]) -> Any:
+def field_default(f: dataclasses.Field[Any]) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
     factory = cast(Callable[[], Any], f.default_factory)
@@ -328,7 +326,7 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
         for i, route in enumerate(plan.routes):
             try:
                 hit = compile_digit_map(route.pattern).fullmatch(code)
-            except DigitMapError:  # pragma: no cover - the field check already refused it
+            except DigitMapError:  # refused by the field check, reported there
                 continue
             if hit:
                 add(
@@ -403,12 +401,22 @@ def parse(doc: object) -> Config:
         raise upgraded
     parser = _Parser()
     result = parser.table(Config, upgraded, "")
-    if isinstance(result, _Invalid) or parser.issues:
-        raise ConfigError(parser.issues)
-    issues = cross_checks(result)
+    failed = [issue.path for issue in parser.issues]
+    # Rules between fields run on the document with failed fields at their defaults; a
+    # rule's complaint about a path already reported (or its parent or child) would only
+    # echo the first problem, so it is left out.
+    related = [i for i in cross_checks(result) if not any(_related(i.path, p) for p in failed)]
+    issues = parser.issues + related
     if issues:
         raise ConfigError(issues)
     return result
+
+
+def _related(a: str, b: str) -> bool:
+    def within(inner: str, outer: str) -> bool:
+        return inner == outer or outer == "" or inner.startswith((outer + ".", outer + "["))
+
+    return within(a, b) or within(b, a)
 
 
 def to_document(config: Config, *, redact: bool = False, with_schema: bool = False) -> Document:

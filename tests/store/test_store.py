@@ -7,6 +7,7 @@ import sqlite3
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -313,3 +314,34 @@ def test_unusable_directory_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises((StoreError, OSError)):
         ConfigStore.open(blocker)
+
+
+def test_document_upgrade_hook_runs_on_old_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored (or imported) document of an older layout is upgraded before validation."""
+    from firmware.store import validate
+
+    with ConfigStore.open(tmp_path) as s:
+        s.apply(rich_config(), author="t")
+    conn = sqlite3.connect(tmp_path / DB_FILENAME)
+    # Pretend version 2 was written in a layout where the hostname was called "name".
+    doc = conn.execute("SELECT document FROM config_version WHERE version = 2").fetchone()[0]
+    conn.execute(
+        "UPDATE config_version SET document = ? WHERE version = 2",
+        (doc.replace('"hostname":', '"name":'),),
+    )
+    conn.commit()
+    conn.close()
+
+    def rename(old: dict[str, Any]) -> dict[str, Any]:
+        system = dict(old["system"])
+        system["hostname"] = system.pop("name")
+        return {**old, "system": system}
+
+    monkeypatch.setattr(validate, "CONFIG_SCHEMA", 2)
+    monkeypatch.setitem(validate.DOCUMENT_UPGRADES, 1, rename)
+    with ConfigStore.open(tmp_path) as s:
+        assert s.current().config == rich_config()
+        text = 'schema_version = 1\n[system]\nname = "old-layout"\n'
+        assert loads_toml(text).system.hostname == "old-layout"

@@ -229,3 +229,17 @@ def test_digit_maps_match_like_rfc_3435(digit_map: str, good: list[str], bad: li
 def test_bad_digit_maps_are_refused(digit_map: str) -> None:
     with pytest.raises(DigitMapError):
         compile_digit_map(digit_map)
+
+
+def test_field_errors_and_cross_field_errors_come_together() -> None:
+    doc = to_document(with_accounts(5, 4))
+    doc = set_path(doc, "lines.fxs[0].gain_rx", "loud")
+    doc = set_path(doc, "network.mode", "static")
+    doc = set_path(doc, "network.address", "not-an-address")
+    doc = set_path(doc, "network.gateway", "10.0.0.1")
+    doc = set_path(doc, "network.dns", ["10.0.0.53"])
+    out = problems(doc)
+    assert [p.split(":")[0] for p in out] == ["lines.fxs[0].gain_rx", "network.address", "sip"]
+    # The bad address is reported once, not again as "required in static mode".
+    assert out[1].startswith("network.address: 'not-an-address' needs a prefix length")
+    assert "9 SIP accounts would be created" in out[2]
