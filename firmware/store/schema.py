@@ -223,6 +223,7 @@ class Registration:
     registrar: str = setting(
         "", "Registrar / proxy: host, host:port or sip:host:port.", check=checks.host_port
     )
+    display_name: str = setting("", "Display name sent in From for calls from this account.")
     username: str = setting("", "SIP user (the user part of our address of record).")
     auth_username: str = setting("", "Digest authentication user if it differs from username.")
     password: str = setting("", "Digest password.", secret=True)
@@ -232,6 +233,11 @@ class Registration:
     )
     expiry_s: int = setting(
         600, "Registration expiry requested, seconds (60..86400).", check=_expiry_check
+    )
+    retry_s: int = setting(
+        60,
+        "Wait before retrying a failed registration, seconds.",
+        check=checks.in_range(10, 3600, "s"),
     )
     transport: TransportName = setting("udp", "Transport used towards the registrar.")
     srtp: Srtp = setting("off", "SRTP (SDES): off, optional or mandatory.")
@@ -245,6 +251,11 @@ class Registration:
 @dataclass(frozen=True)
 class Trunk(Registration):
     register: bool = setting(True, "Send REGISTER; false for IP-authenticated trunks.")
+    destination: str = setting(
+        "",
+        "Extension that incoming calls ring; empty matches the called number against extensions.",
+        check=checks.extension_or_empty,
+    )
     allowed_hosts: tuple[str, ...] = setting(
         (),
         "Addresses/networks allowed to send us calls on this trunk; empty means the registrar's.",

@@ -277,6 +277,12 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
             add(f"{path}.srtp", "mandatory SRTP needs transport 'tls' (SDES keys travel in SIP)")
         if reg.enabled and not reg.username and (not isinstance(reg, schema.Trunk) or reg.register):
             add(f"{path}.username", "required to register")
+    for i, t in enumerate(sip.trunks):
+        if t.destination and t.destination not in known_ext:
+            add(
+                f"sip.trunks[{i}].destination",
+                f"extension {t.destination!r} is not defined in extensions",
+            )
     used_ports: dict[int, int] = {}
     for i, account in enumerate(sip.accounts):
         if account.fxs >= len(config.lines.fxs):

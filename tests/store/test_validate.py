@@ -127,6 +127,7 @@ def test_cross_field_rules_are_all_reported() -> None:
     doc = set_path(doc, "network.mode", "static")
     doc = set_path(doc, "network.address", "192.168.1.10/24")
     doc = set_path(doc, "network.gateway", "192.168.2.1")
+    doc = set_path(doc, "sip.trunks[1].destination", "123")
     doc = set_path(doc, "features.codes.pickup", "*7")
     doc = set_path(doc, "features.codes.voicemail", "*72")
     doc["extensions"].append({"number": "101"})
@@ -143,6 +144,7 @@ def test_cross_field_rules_are_all_reported() -> None:
         "features.codes.pickup: '*7' is a prefix of features.codes.forward_all_on",
         "features.codes.voicemail: '*72' is also features.codes.forward_all_on",
         "extensions[4].number: extension '101' is defined twice",
+        "sip.trunks[1].destination: extension '123' is not defined in extensions",
     ]
     for prefix in expected_prefixes:
         assert any(p.startswith(prefix) for p in out), (prefix, out)
