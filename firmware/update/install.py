@@ -166,6 +166,10 @@ class Installer:
             raise InstallFailed(f"cannot open bundle {path}: {exc.strerror}") from None
         try:
             return self._install(fd, path)
+        except OSError as exc:
+            # A failed record write (full disk, I/O error): the records are written
+            # atomically, so the device still boots what it booted before.
+            raise InstallFailed(f"install stopped: {exc}") from None
         finally:
             os.close(fd)
 
