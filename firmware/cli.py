@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "config": "firmware.store.cli",
     "bundle": "image.cli",
     "update": "firmware.update.cli",
+    "api": "firmware.api.cli",
 }
 
 
