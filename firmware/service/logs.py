@@ -27,8 +27,8 @@ def stderr_is_journal() -> bool:
 def configure(level: str = "INFO", *, force_stderr: bool = False) -> str:
     """Install one root handler; return where logs go (``"journal"`` or ``"stderr"``)."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     root.setLevel(level.upper())
     target = "stderr"
     handler: logging.Handler
