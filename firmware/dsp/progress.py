@@ -501,10 +501,24 @@ class CallProgressDetector:
 
 
 def analyse(
-    pcm: npt.ArrayLike, profile: CountryProfile, rate: int = SAMPLE_RATE, **kwargs: float
+    pcm: npt.ArrayLike,
+    profile: CountryProfile,
+    rate: int = SAMPLE_RATE,
+    *,
+    busy_cycles: int = BUSY_CYCLES,
+    ringback_cycles: int = RINGBACK_CYCLES,
+    tolerance: float = CADENCE_TOLERANCE,
+    silence_ms: float = SILENCE_MS,
 ) -> list[ProgressEvent]:
     """Run a whole recording through a detector in 20 ms frames (for tools and tests)."""
-    detector = CallProgressDetector(profile, rate, **kwargs)  # type: ignore[arg-type]
+    detector = CallProgressDetector(
+        profile,
+        rate,
+        busy_cycles=busy_cycles,
+        ringback_cycles=ringback_cycles,
+        tolerance=tolerance,
+        silence_ms=silence_ms,
+    )
     samples = np.asarray(pcm)
     step = rate // 50
     events: list[ProgressEvent] = []
