@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from typing import Protocol, cast
 
 # name -> module.  Keep sorted; add a line when a subsystem grows a command.
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "sim": "drivers.sim.cli",
+}
 
 
 class SubcommandModule(Protocol):
