@@ -27,6 +27,7 @@ BACKENDS: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
         "alsa": ("drivers.audio.alsa", "AlsaStream"),
         "memory": ("drivers.audio.memory", "MemoryStream"),
+        "socket": ("drivers.audio.socket_stream", "SocketStream"),
     }
 )
 

@@ -121,5 +121,6 @@ def test_playback_only_stream_cannot_read(alsa_dir: Path) -> None:
 def test_registry_finds_every_backend() -> None:
     assert backend_class("alsa") is AlsaStream
     assert backend_class("memory").__name__ == "MemoryStream"
-    with pytest.raises(LookupError, match="known: alsa, memory"):
+    assert backend_class("socket").__name__ == "SocketStream"
+    with pytest.raises(LookupError, match="known: alsa, memory, socket"):
         backend_class("pulse")
