@@ -66,6 +66,8 @@ MAX_GAP_BITS: Final = 20  # marks tolerated between two bytes of one message (EN
 BAND_TAPS: Final = 31  # band filter length (odd: integer group delay)
 BAND_MARGIN_HZ: Final = 500.0  # band filter edges this far outside the two tones
 BUFFER_CAP_SAMPLES: Final = 4 * SAMPLE_RATE  # hard cap on discriminator history
+BAUD_TRACK_MAX: Final = 0.05  # follow the bit rate of a transmitter up to 5 % off
+BAUD_PRIOR_WEIGHT: Final = 4.0  # the running bit length counts as a transition 4 bits out
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +229,7 @@ class FskDemodulator:
         amp = peak_for_dbm0(CARRIER_MIN_DBM0)
         self._e_min = (self._win * amp / 2) ** 2  # e of a tone at the carrier floor
         self._run = round(MARK_RUN_BITS * self._bit)
+        self._centre_bits = np.arange(10) + 0.5
         self.reset()
 
     def reset(self) -> None:
@@ -245,6 +248,7 @@ class FskDemodulator:
         self._run_len = 0  # clear marks seen so far at the end of the hunted region
         self._msg = bytearray()
         self._gap_start = 0
+        self._bit_estimate = self._bit
 
     # --- signal path ---------------------------------------------------------------------
 
@@ -326,9 +330,10 @@ class FskDemodulator:
                     )
                     self._restart(end)
                 return out
-            centres = np.rint(edge + (np.arange(10) + 0.5) * self._bit).astype(np.int64)
-            if centres[-1] >= end:
+            if edge + 10.5 * self._bit + 1 >= end:
                 return out  # the character is not complete yet
+            bit = self._bit_length(edge)
+            centres = np.rint(edge + self._centre_bits * bit).astype(np.int64)
             i = centres - self._base
             levels = self._d[i]
             if levels[0] >= 0:  # a glitch, not a start bit: look again just after it
@@ -357,7 +362,34 @@ class FskDemodulator:
             if result is not None:
                 out.append(result)
 
+    def _bit_length(self, edge: float) -> float:
+        """Bit length fitted to the transitions inside this character.
+
+        Every transition k bits after the start edge lies near ``edge + k * bit``: a least
+        squares slope through them, pulled towards the running estimate (worth a transition
+        ``BAUD_PRIOR_WEIGHT`` bits out), follows a transmitter a few per cent off 1200 baud,
+        where sampling at nominal centres would slide into the neighbouring bit by the stop bit.
+        """
+        lo = math.floor(edge) + 1 - self._base
+        hi = math.floor(edge + 9.5 * self._bit) - self._base
+        seg = self._d[lo - 1 : hi + 1]
+        flips = np.flatnonzero(np.signbit(seg[:-1]) != np.signbit(seg[1:]))
+        if flips.size:
+            a, b = seg[flips], seg[flips + 1]
+            offsets = (lo - 1 + self._base - edge) + flips + a / (a - b)
+            k = np.rint(offsets / self._bit_estimate)
+            fit = (k >= 1) & (np.abs(offsets - k * self._bit_estimate) < 0.4 * self._bit)
+            k, offsets = k[fit], offsets[fit]
+            prior = BAUD_PRIOR_WEIGHT**2
+            bit = (float(np.dot(k, offsets)) + prior * self._bit_estimate) / (
+                float(np.dot(k, k)) + prior
+            )
+            lo_bit, hi_bit = self._bit / (1 + BAUD_TRACK_MAX), self._bit / (1 - BAUD_TRACK_MAX)
+            self._bit_estimate = min(max(bit, lo_bit), hi_bit)
+        return self._bit_estimate
+
     def _restart(self, pos: int) -> None:
+        self._bit_estimate = self._bit
         self._msg.clear()
         self._state = _Uart.HUNT
         self._run_len = 0
