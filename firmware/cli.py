@@ -18,7 +18,12 @@ from collections.abc import Sequence
 from typing import Protocol, cast
 
 # name -> module.  Keep sorted; add a line when a subsystem grows a command.
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "config": "firmware.store.cli",
+    "bundle": "image.cli",
+    "update": "firmware.update.cli",
+    "api": "firmware.api.cli",
+}
 
 
 class SubcommandModule(Protocol):
