@@ -156,3 +156,28 @@ def test_cas_then_burst_on_one_line_is_seen_by_both_receivers():
     for i in range(0, len(line), FRAME_SAMPLES):
         out += demod.feed(line[i : i + FRAME_SAMPLES])
     assert out + demod.flush() == [CALL]
+
+
+@pytest.fixture(scope="module")
+def talk() -> np.ndarray:
+    from bench.corpus import talk_corpus
+
+    return talk_corpus(2.0)
+
+
+def test_speech_and_music_trigger_neither_cas_nor_fsk(talk):
+    assert detect(talk) == []
+    for standard in ("bell202", "v23"):
+        demod = FskDemodulator(standard)
+        found = []
+        for i in range(0, len(talk), FRAME_SAMPLES):
+            found += demod.feed(talk[i : i + FRAME_SAMPLES])
+        assert found == []
+
+
+def test_cas_is_found_over_quiet_far_end_speech(talk):
+    # The exchange mutes the far end during CAS, but the near end may still talk softly.
+    speech = talk[: 2 * SAMPLE_RATE].astype(float) * 0.1
+    cas = cas_tone(level_dbm0=-15)
+    speech[8000 : 8000 + len(cas)] += cas
+    assert len(detect(to_pcm(speech))) == 1
