@@ -356,8 +356,8 @@ class Authenticator:
         self.store = store
         self.clock = clock
         self.scrypt = scrypt
-        self.lockout = lockout or LockoutPolicy()
-        self.sessions = sessions or SessionTable()
+        self.lockout = lockout if lockout is not None else LockoutPolicy()
+        self.sessions = sessions if sessions is not None else SessionTable()
         self._lock = asyncio.Lock()
 
     def first_run(self) -> bool:

@@ -159,7 +159,7 @@ class Peer:
         self.session: Session | None = None
         self.inflight: set[RequestId] = set()
         self.decoder = LineDecoder(max_message)
-        self.outbound = outbound or OutboundQueue()
+        self.outbound = outbound if outbound is not None else OutboundQueue()
         self.close_reason: str | None = None
         self.on_output: Callable[[], None] = lambda: None  # the shell's "wake the writer"
 
