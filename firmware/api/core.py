@@ -8,6 +8,7 @@ Neither touches a socket, a task or the clock: ``now`` is an argument.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import enum
 import re
@@ -196,9 +197,12 @@ class Peer:
         self.outbound.push_event(line, seq)
         self.on_output()
 
-    def hang_up(self) -> None:
-        """End without a notice (the client left); what is queued is still written."""
+    def hang_up(self, notice: str | None = None) -> None:
+        """End gracefully: what is queued is still written, then ``notice`` if given."""
         if self.state is not PeerState.CLOSED:
+            if notice is not None:
+                with contextlib.suppress(Overflow):
+                    self.outbound.push_reply(encode_event(CLOSING_TOPIC, {"reason": notice}, 0))
             self.transition(PeerEvent.CLOSE)
         self.on_output()
 

@@ -45,6 +45,7 @@ from firmware.api.core import (
     MethodRegistry,
     MethodSpec,
     Peer,
+    PeerState,
 )
 from firmware.api.events import EventBus
 from firmware.api.jobs import JobRunner
@@ -77,6 +78,7 @@ READ_CHUNK: Final = 64 * 1024
 WRITE_BATCH_BYTES: Final = 64 * 1024
 CLOSE_FLUSH_TIMEOUT_S: Final = 2.0  # time a closing client gets to read its last words
 LIVE_PROBE_TIMEOUT_S: Final = 1.0
+HELLO_TIMEOUT_S: Final = 10.0  # a client says hello first thing or loses its slot
 
 
 class ServerStartError(Exception):
@@ -111,6 +113,7 @@ class ApiServer:
         max_inflight: int = MAX_INFLIGHT_PER_CLIENT,
         event_high_water_bytes: int = EVENT_HIGH_WATER_BYTES,
         outbound_max_bytes: int = OUTBOUND_MAX_BYTES,
+        hello_timeout_s: float = HELLO_TIMEOUT_S,
         proc: Path = Path("/proc"),
         server_version: str | None = None,
     ) -> None:
@@ -121,6 +124,7 @@ class ApiServer:
         self.max_inflight = max_inflight
         self.event_high_water_bytes = event_high_water_bytes
         self.outbound_max_bytes = outbound_max_bytes
+        self.hello_timeout_s = hello_timeout_s
         self.registry = MethodRegistry()
         self.bus = EventBus()
         self.jobs = JobRunner(self.publish, clock=clock)
@@ -343,6 +347,7 @@ class ApiServer:
         writer_task = asyncio.create_task(self._write_loop(peer, writer, wake))
         reader_task = asyncio.create_task(self._read_loop(peer, reader, calls))
         closed_task = asyncio.create_task(closed.wait())
+        hello_task = asyncio.create_task(self._hello_deadline(peer))
         log.debug("client %d connected", peer.id)
         try:
             await asyncio.wait({reader_task, closed_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -354,11 +359,11 @@ class ApiServer:
                 await asyncio.wait_for(asyncio.shield(writer_task), CLOSE_FLUSH_TIMEOUT_S)
         finally:
             # Reached on normal end and on stop() (cancelled): tidy up in both cases.
-            for task in (reader_task, closed_task, *calls):
+            for task in (reader_task, closed_task, hello_task, *calls):
                 task.cancel()
-            await asyncio.wait({reader_task, closed_task, *calls})
+            await asyncio.wait({reader_task, closed_task, hello_task, *calls})
             if self._stopping and not writer_task.done():
-                peer.hang_up()
+                peer.hang_up(notice="the server is stopping")
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(writer_task), CLOSE_FLUSH_TIMEOUT_S)
             writer_task.cancel()
@@ -372,6 +377,12 @@ class ApiServer:
             else:
                 writer.close()
             log.debug("client %d gone", peer.id)
+
+    async def _hello_deadline(self, peer: Peer) -> None:
+        # A connection that never says hello would hold one of the few client slots.
+        await asyncio.sleep(self.hello_timeout_s)
+        if peer.state is PeerState.AWAITING_HELLO:
+            peer.close(f"no api.hello within {self.hello_timeout_s} s")
 
     async def _read_loop(
         self, peer: Peer, reader: asyncio.StreamReader, calls: set[asyncio.Task[None]]

@@ -93,6 +93,8 @@ async def test_events_stop_with_connection_lost(sock_path: Path) -> None:
     srv.publish("system.bye", None)
     await srv.stop()
     assert (await api.next_event(5)).topic == "system.bye"  # queued events still delivered
+    assert (await api.next_event(5)).data == {"reason": "the server is stopping"}
+    assert api.close_reason == "the server is stopping"
     with pytest.raises(ApiError) as info:
         await api.next_event(5)
     assert info.value.code == "connection_lost"

@@ -443,3 +443,33 @@ async def test_jobs_progress_and_cancel(server: ApiServer, sock_path: Path) -> N
         assert done["state"] == "failed" and done["error"] == "line 2 has no loop current"
         listed: Any = await api.call("jobs.list")
         assert len(listed["jobs"]) == 3
+
+
+async def test_silent_client_loses_its_slot(sock_path: Path) -> None:
+    srv = make_server(sock_path, hello_timeout_s=0.2)
+    await srv.start()
+    raw = await Raw.open(sock_path)
+    notice = await raw.recv()
+    assert notice == {
+        "event": "api.closing",
+        "seq": 0,
+        "data": {"reason": "no api.hello within 0.2 s"},
+    }
+    assert await raw.reader.read() == b""
+    await raw.close()
+    async with ApiClient(sock_path) as api:  # a client that says hello keeps its slot
+        await asyncio.sleep(0.4)
+        await api.call("api.version")
+    await srv.stop()
+
+
+async def test_stop_tells_clients_why(server: ApiServer, sock_path: Path) -> None:
+    raw = await Raw.open(sock_path)
+    await raw.hello()
+    await server.stop()
+    assert await raw.recv() == {
+        "event": "api.closing",
+        "seq": 0,
+        "data": {"reason": "the server is stopping"},
+    }
+    await raw.close()
