@@ -228,6 +228,8 @@ class ApiClient:
         fut: asyncio.Future[JsonValue] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
+            if not self.connected:  # lost since the check above: nobody would answer
+                raise self._conn_error or ApiError(CONNECTION_LOST, "connection closed")
             writer.write(line.encode("utf-8") + b"\n")
             await writer.drain()
             async with asyncio.timeout(timeout if timeout is not None else self.timeout):

@@ -89,10 +89,10 @@ def default_socket_path() -> str:
     return os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET_PATH
 
 
-def socket_group() -> tuple[int, bool]:
-    """(gid, True) for the ``ponte`` group, else (our effective gid, False)."""
+def socket_group(name: str = SOCKET_GROUP) -> tuple[int, bool]:
+    """(gid, True) for the group ``name``, else (our effective gid, False)."""
     try:
-        return grp.getgrnam(SOCKET_GROUP).gr_gid, True
+        return grp.getgrnam(name).gr_gid, True
     except KeyError:
         return os.getegid(), False
 
@@ -114,6 +114,7 @@ class ApiServer:
         event_high_water_bytes: int = EVENT_HIGH_WATER_BYTES,
         outbound_max_bytes: int = OUTBOUND_MAX_BYTES,
         hello_timeout_s: float = HELLO_TIMEOUT_S,
+        group: str = SOCKET_GROUP,
         proc: Path = Path("/proc"),
         server_version: str | None = None,
     ) -> None:
@@ -125,6 +126,7 @@ class ApiServer:
         self.event_high_water_bytes = event_high_water_bytes
         self.outbound_max_bytes = outbound_max_bytes
         self.hello_timeout_s = hello_timeout_s
+        self.group = group
         self.registry = MethodRegistry()
         self.bus = EventBus()
         self.jobs = JobRunner(self.publish, clock=clock)
@@ -265,11 +267,11 @@ class ApiServer:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(str(tmp))
-            gid, found = socket_group()
+            gid, found = socket_group(self.group)
             if not found:
                 log.warning(
                     "group %r does not exist; %s is owned by group %d instead",
-                    SOCKET_GROUP,
+                    self.group,
                     self.path,
                     gid,
                 )
@@ -351,6 +353,10 @@ class ApiServer:
         log.debug("client %d connected", peer.id)
         try:
             await asyncio.wait({reader_task, closed_task}, return_when=asyncio.FIRST_COMPLETED)
+            if reader_task.done() and not reader_task.cancelled() and reader_task.exception():
+                # A bug in the dispatch path; the client gets a closing notice, not silence.
+                log.error("client %d: reader failed", peer.id, exc_info=reader_task.exception())
+                peer.close("internal error in the server; see its log")
             if not peer.is_closed() and calls:
                 # The client half-closed: answer what it asked before hanging up.
                 await asyncio.wait(calls)
@@ -391,7 +397,7 @@ class ApiServer:
         while not peer.is_closed():
             try:
                 data = await reader.read(READ_CHUNK)
-            except ConnectionError:
+            except OSError:  # reset by the peer, or the socket went away under us
                 return
             if not data:
                 return

@@ -41,6 +41,26 @@ async def test_missing_group_is_logged(sock_path: Path, caplog: pytest.LogCaptur
     assert gid == (os.getegid() if not found else gid)
 
 
+async def test_socket_gets_the_named_group(sock_path: Path) -> None:
+    import grp
+
+    # Stand-in for 'ponte' (which the image creates): any other group we may chown to.
+    usable = [
+        g
+        for g in grp.getgrall()
+        if g.gr_gid != os.getegid() and (os.geteuid() == 0 or g.gr_gid in os.getgroups())
+    ]
+    if not usable:
+        pytest.skip("no second group this user may give a file to")
+    srv = make_server(sock_path, group=usable[0].gr_name)
+    await srv.start()
+    try:
+        assert os.stat(sock_path).st_gid == usable[0].gr_gid
+        assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o660
+    finally:
+        await srv.stop()
+
+
 async def test_stale_socket_is_replaced(sock_path: Path) -> None:
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(sock_path))
@@ -473,3 +493,49 @@ async def test_stop_tells_clients_why(server: ApiServer, sock_path: Path) -> Non
         "data": {"reason": "the server is stopping"},
     }
     await raw.close()
+
+
+async def test_requests_beyond_the_inflight_cap_wait_unread(sock_path: Path) -> None:
+    srv = make_server(sock_path, max_inflight=4)
+    release = asyncio.Event()
+    running: list[int] = []
+    peak = 0
+
+    @dataclass(frozen=True, slots=True)
+    class N:
+        n: int
+
+    async def hold(params: N, ctx: CallContext) -> JsonValue:
+        nonlocal peak
+        running.append(params.n)
+        peak = max(peak, len(running))
+        await release.wait()
+        running.remove(params.n)
+        return params.n
+
+    srv.register("test.hold", hold, N, result="n", summary="")
+    await srv.start()
+    async with ApiClient(sock_path) as api:
+        calls = [asyncio.create_task(api.call("test.hold", {"n": i})) for i in range(20)]
+        while len(running) < 4:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert len(running) == 4  # the other 16 wait; the server reads no further
+        release.set()
+        assert sorted(await asyncio.gather(*calls)) == list(range(20))
+    assert peak == 4
+    await srv.stop()
+
+
+async def test_bad_events_are_the_publishers_bug(server: ApiServer) -> None:
+    from firmware.api.protocol import ProtocolBug
+
+    seq = server.bus.seq
+    with pytest.raises(ProtocolBug):
+        server.publish("calls.x", {"when": object()})  # type: ignore[dict-item]
+    with pytest.raises(ProtocolBug):
+        server.publish("calls.x", "x" * (2 << 20))
+    with pytest.raises(ProtocolBug):
+        server.publish("Calls", None)
+    assert server.bus.seq == seq  # no gap for subscribers to puzzle over
+    assert server.publish("calls.x", None) == seq + 1
