@@ -162,6 +162,7 @@ class Peer:
         self.decoder = LineDecoder(max_message)
         self.outbound = outbound if outbound is not None else OutboundQueue()
         self.close_reason: str | None = None
+        self.overflowed = False  # closed for not reading: its buffers are dropped, not flushed
         self.on_output: Callable[[], None] = lambda: None  # the shell's "wake the writer"
 
     def is_closed(self) -> bool:
@@ -188,6 +189,7 @@ class Peer:
         try:
             self.outbound.push_reply(data)
         except Overflow as exc:
+            self.overflowed = True
             self.close(str(exc))
         self.on_output()
 

@@ -378,7 +378,7 @@ class ApiServer:
             del self._peers[peer.id]
             if peer.close_reason:
                 log.warning("client %d disconnected: %s", peer.id, peer.close_reason)
-            if peer.close_reason:
+            if peer.overflowed:
                 writer.transport.abort()  # it was not reading; do not wait for it
             else:
                 writer.close()
