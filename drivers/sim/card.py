@@ -62,7 +62,6 @@ from drivers.sim.co import CentralOffice, CoLine
 from drivers.sim.country import country as country_tones
 from drivers.sim.endpoint import Scheduler, SimError, Timer
 from drivers.sim.handset import Handset
-from drivers.sim.pcm import JITTER_FRAMES, AudioFrame
 from drivers.sim.tones import FRAME_SAMPLES, DtmfDetector, Pcm
 
 log = logging.getLogger(__name__)
@@ -78,6 +77,9 @@ CAPABILITIES = (
 SIM_LOOP_OHMS = 300
 SIM_REN_CENTI = 100
 SIM_FXO_LINE_DV = 480  # 48 V on-hook exchange battery
+# Frames from the appliance buffered per port (200 ms): the oldest is dropped on overflow,
+# silence played on underrun, as a card's PCM FIFO would.
+JITTER_FRAMES = 10
 
 
 class _Port:
@@ -88,7 +90,7 @@ class _Port:
         self.params: SetLineParams | None = None
         self.faults: set[FaultKind] = set()
         self.to_line: deque[Pcm] = deque(maxlen=JITTER_FRAMES)
-        self.audio_seq = 0
+        self.audio_connected = False  # an appliance stream is attached to this port
 
     def flags(self) -> StatusFlag:
         return StatusFlag.FAULT if self.faults else StatusFlag.NONE
@@ -233,7 +235,6 @@ class SimCard:
         self.events_dropped = 0  # events while no host was connected
         self.underruns = 0
         self.overruns = 0
-        self.audio_listening = False  # an appliance is connected to the audio socket
         self.handsets = [
             Handset(
                 n,
@@ -322,20 +323,20 @@ class SimCard:
 
     # --- audio ------------------------------------------------------------------------
 
-    def audio_tick(self) -> list[AudioFrame]:
-        """One 20 ms period: the frames towards the appliance, one per port.
+    def audio_tick(self) -> dict[int, Pcm]:
+        """One 20 ms period: the frame towards the appliance for each port (by number).
 
         Also plays the appliance's buffered frames into the handsets and exchange lines.
         """
         now = self.clock()
-        out: list[AudioFrame] = []
+        out: dict[int, Pcm] = {}
         silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         for port in self.ports:
             if port.to_line:
                 heard = port.to_line.popleft()
             else:
                 heard = silence
-                if self.audio_listening:
+                if port.audio_connected:
                     self.underruns += 1
             if isinstance(port, FxsPort):
                 handset = port.handset
@@ -349,20 +350,18 @@ class SimCard:
             else:
                 port.line.from_port(heard, now)
                 talk = port.line.to_port()
-            out.append(AudioFrame.of(port.number, port.audio_seq, talk))
-            port.audio_seq = (port.audio_seq + 1) % 0x10000
+            out[port.number] = talk
         self._drain()
         return out
 
-    def audio_in(self, frame: AudioFrame) -> None:
-        """A frame the appliance sends towards a line."""
-        if not 1 <= frame.port <= len(self.ports):
-            log.warning("audio for unknown port %d dropped", frame.port)
-            return
-        port = self.ports[frame.port - 1]
+    def audio_in(self, port_number: int, pcm: Pcm) -> None:
+        """A 20 ms frame the appliance sends towards the line on ``port_number``."""
+        port = self._port(port_number)
+        if len(pcm) != FRAME_SAMPLES:
+            raise SimError(f"audio frame of {len(pcm)} samples, need {FRAME_SAMPLES}")
         if len(port.to_line) == port.to_line.maxlen:
             self.overruns += 1  # deque drops the oldest
-        port.to_line.append(frame.pcm())
+        port.to_line.append(pcm)
 
     # --- events and commands ----------------------------------------------------------
 

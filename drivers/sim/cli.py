@@ -198,9 +198,8 @@ def _start(args: argparse.Namespace, control: Path) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(sim.stop()))
-        host, port = sim.audio_address
         print(f"linecard: {sim.url}", flush=True)
-        print(f"audio:    {host}:{port}", flush=True)
+        print(f"audio:    {sim.audio_url}", flush=True)
         print(f"control:  {control}", flush=True)
         await sim.wait_stopped()
         return 0

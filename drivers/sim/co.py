@@ -257,8 +257,7 @@ class CoLine(AudioEndpoint):
         """20 ms the appliance put on the line."""
         if not self.seized:
             return
-        if self.state is CoState.CONNECTED:
-            self.hear_frame(pcm)
+        self.hear_frame(pcm)  # the exchange hears the whole call, dialling included
         for digit, _duration in self._detector.feed(pcm):
             self._digit(digit, when)
 

@@ -12,9 +12,10 @@
 The control UART is served on ``socket://127.0.0.1:PORT`` (one appliance at a time; a new
 connection replaces the old one) or on a pty (``listen="pty"``, ``sim.url`` is the
 ``/dev/pts/N`` path; ``"pty:/some/link"`` also makes a symlink there).  PCM audio goes over
-a separate TCP socket on 127.0.0.1 (``sim.audio_address``, format in
-:mod:`drivers.sim.pcm`).  With ``control=PATH`` a Unix socket accepts the JSON requests of
-``ponte sim`` (:mod:`drivers.sim.control`).  Everything runs on the event loop thread.
+TCP on 127.0.0.1 (``sim.audio_url``), one connection per port framed by
+:mod:`drivers.audio.wire`, so ``drivers.audio``'s socket backend attaches directly.
+With ``control=PATH`` a Unix socket accepts the JSON requests of ``ponte sim``
+(:mod:`drivers.sim.control`).  Everything runs on the event loop thread.
 """
 
 from __future__ import annotations
@@ -30,12 +31,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import numpy as np
+
+from drivers.audio.errors import AudioError
+from drivers.audio.format import PcmFormat
+from drivers.audio.wire import Audio, Decoder, Hello, encode_audio, encode_hello
 from drivers.linecard.session import Timing
 from drivers.sim.card import SimCard
 from drivers.sim.co import CentralOffice
 from drivers.sim.endpoint import SimError
 from drivers.sim.handset import Handset
-from drivers.sim.pcm import AudioFrameDecoder, AudioStreamError
 from drivers.sim.tones import FRAME_MS
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,10 @@ MAX_TICK_LAG = 5
 # A connected appliance that stops reading: drop rather than buffer without bound.
 MAX_WRITE_BUFFER = 256 * 1024
 CONTROL_LINE_LIMIT = 64 * 1024
+# The card's PCM bus: 8 kHz, 20 ms frames (drivers.audio.wire HELLO must announce this).
+AUDIO_FORMAT = PcmFormat(8000, FRAME_MS)
+# An audio client must say which line it is within this time.
+AUDIO_HELLO_TIMEOUT_S = 5.0
 
 
 class Simulator:
@@ -77,7 +86,8 @@ class Simulator:
         self._pty: tuple[int, int] | None = None
         self._pty_link: Path | None = None
         self._audio_server: asyncio.Server | None = None
-        self._audio_writer: asyncio.StreamWriter | None = None
+        # port number -> (writer, next seq) of the appliance stream attached to it
+        self._audio_lines: dict[int, tuple[asyncio.StreamWriter, int]] = {}
         self._control_server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         # Connection handlers, awaited by stop() so that none is left cancelled.
@@ -89,6 +99,7 @@ class Simulator:
         self.unplugged = False
         self.url = ""
         self.audio_address: tuple[str, int] = ("127.0.0.1", 0)
+        self.audio_url = ""  # tcp://127.0.0.1:PORT, for drivers.audio's socket backend
         self.bytes_dropped = 0
         self.ticks_skipped = 0
 
@@ -113,6 +124,7 @@ class Simulator:
             self._tracked(self._serve_audio), "127.0.0.1", self.audio_port
         )
         self.audio_address = self._audio_server.sockets[0].getsockname()[:2]
+        self.audio_url = f"tcp://{self.audio_address[0]}:{self.audio_address[1]}"
         if self.control_path is not None:
             from drivers.sim.control import serve_control
 
@@ -230,7 +242,8 @@ class Simulator:
         card = self.card
         return {
             "link": self.url,
-            "audio": f"{self.audio_address[0]}:{self.audio_address[1]}",
+            "audio": self.audio_url,
+            "audio_ports": sorted(self._audio_lines),
             "control": str(self.control_path) if self.control_path else None,
             "country": card.country.code,
             "host_connected": card.session.connected,
@@ -388,24 +401,53 @@ class Simulator:
     async def _serve_audio(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        if self._audio_writer is not None:
-            self._audio_writer.close()
-        self._audio_writer = writer
-        self.card.audio_listening = True
-        decoder = AudioFrameDecoder()
+        """One line's PCM, framed as drivers.audio.wire: HELLO (naming the port) then AUDIO."""
+        decoder = Decoder()
+        port = 0
         try:
+            async with asyncio.timeout(AUDIO_HELLO_TIMEOUT_S):
+                while decoder.fmt is None:
+                    data = await reader.read(4096)
+                    if not data:
+                        return
+                    messages = decoder.feed(data)
+            hello = messages[0]
+            assert isinstance(hello, Hello)
+            port = self._attach_audio(hello, writer)
+            for message in messages[1:]:
+                if isinstance(message, Audio):
+                    self.card.audio_in(port, np.frombuffer(message.pcm, dtype="<i2"))
             while data := await reader.read(8192):
-                for frame in decoder.feed(data):
-                    self.card.audio_in(frame)
-        except AudioStreamError as exc:
-            log.warning("audio client dropped: %s", exc)
+                for message in decoder.feed(data):
+                    if isinstance(message, Audio):
+                        self.card.audio_in(port, np.frombuffer(message.pcm, dtype="<i2"))
+        except (AudioError, SimError, TimeoutError) as exc:
+            log.warning("audio client on port %d dropped: %s", port, exc)
         except ConnectionError:
             pass
         finally:
-            if self._audio_writer is writer:
-                self._audio_writer = None
-                self.card.audio_listening = False
+            if port and self._audio_lines.get(port, (None, 0))[0] is writer:
+                del self._audio_lines[port]
+                self.card.ports[port - 1].audio_connected = False
             writer.close()
+
+    def _attach_audio(self, hello: Hello, writer: asyncio.StreamWriter) -> int:
+        if hello.fmt != AUDIO_FORMAT:
+            raise SimError(
+                f"audio client wants {hello.fmt.rate} Hz / {hello.fmt.frame_ms} ms; "
+                f"the card runs {AUDIO_FORMAT.rate} Hz / {AUDIO_FORMAT.frame_ms} ms"
+            )
+        port = hello.line
+        if not 1 <= port <= len(self.card.ports):
+            raise SimError(f"audio HELLO names line {port}: ports are 1..{len(self.card.ports)}")
+        previous = self._audio_lines.get(port)
+        if previous is not None:
+            log.info("a new audio stream for port %d replaces the previous one", port)
+            previous[0].close()
+        writer.write(encode_hello(Hello(AUDIO_FORMAT, port), 0))
+        self._audio_lines[port] = (writer, 1)
+        self.card.ports[port - 1].audio_connected = True
+        return port
 
     async def _tick_loop(self) -> None:
         assert self._loop is not None
@@ -422,8 +464,13 @@ class Simulator:
             await asyncio.sleep(max(0.0, delay))
             self.card.advance()
             frames = self.card.audio_tick()
-            writer = self._audio_writer
-            if writer is not None and not writer.is_closing():
+            for port, (writer, seq) in list(self._audio_lines.items()):
+                if writer.is_closing():
+                    continue
                 if writer.transport.get_write_buffer_size() <= MAX_WRITE_BUFFER:
-                    writer.write(b"".join(f.to_bytes() for f in frames))
+                    writer.write(
+                        encode_audio(AUDIO_FORMAT, frames[port].astype("<i2").tobytes(), seq)
+                    )
+                # A frame not written still counts: the reader sees the gap in seq.
+                self._audio_lines[port] = (writer, seq + 1)
             self._service()

@@ -15,7 +15,6 @@ import numpy as np
 from drivers.linecard import protocol as p
 from drivers.linecard.session import Received, Role, Session, SessionEvent
 from drivers.sim.card import SimCard
-from drivers.sim.pcm import AudioFrame
 from drivers.sim.tones import FRAME_SAMPLES, Pcm
 
 TICK = 0.02
@@ -83,13 +82,13 @@ class Bench:
             chunk, rest = pcm[:FRAME_SAMPLES], pcm[FRAME_SAMPLES:]
             if len(chunk) < FRAME_SAMPLES:
                 chunk = np.concatenate([chunk, np.zeros(FRAME_SAMPLES - len(chunk), np.int16)])
-            self.card.audio_in(AudioFrame.of(port, 0, chunk))
+            self.card.audio_in(port, chunk)
             if len(rest):
                 self.host_audio[port] = rest
             else:
                 del self.host_audio[port]
-        for frame in self.card.audio_tick():
-            self.to_host.setdefault(frame.port, []).append(frame.pcm())
+        for port, pcm in self.card.audio_tick().items():
+            self.to_host.setdefault(port, []).append(pcm)
 
     def send(self, message: p.Message) -> int:
         seq = self.host.send(message, self.now)
@@ -114,6 +113,8 @@ class Bench:
 
 def tone_power(pcm: Pcm, freq: float) -> float:
     """Fraction of the signal's energy at ``freq`` (+-15 Hz)."""
+    if len(pcm) < 2:
+        return 0.0
     x = pcm.astype(np.float64)
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
     freqs = np.fft.rfftfreq(len(x), 1 / 8000)

@@ -1,4 +1,4 @@
-"""The simulator's PCM framing, WAV handling, tone and DTMF helpers."""
+"""The simulator's WAV handling, tone and DTMF helpers."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from drivers.sim.pcm import FRAME_BYTES, AudioFrame, AudioFrameDecoder, AudioStreamError
 from drivers.sim.tones import (
     DtmfDetector,
     Tone,
@@ -20,39 +17,6 @@ from drivers.sim.tones import (
     sines,
     write_wav,
 )
-
-
-def test_audio_frames_round_trip_one_byte_at_a_time() -> None:
-    frames = [
-        AudioFrame.of(port, seq, sines((300 * port,), 160, level_dbm0=-10))
-        for port, seq in ((1, 0), (32, 65535), (5, 7))
-    ]
-    wire = b"".join(f.to_bytes() for f in frames)
-    assert len(wire) == 3 * FRAME_BYTES == 972
-    decoder = AudioFrameDecoder()
-    out: list[AudioFrame] = []
-    for i in range(len(wire)):
-        out += decoder.feed(wire[i : i + 1])
-    assert out == frames
-    assert np.array_equal(out[0].pcm(), frames[0].pcm())
-
-
-def test_bad_audio_header_is_an_error_not_a_silent_skip() -> None:
-    with pytest.raises(AudioStreamError, match="port 0"):
-        AudioFrameDecoder().feed(bytes(FRAME_BYTES))
-    with pytest.raises(ValueError, match="320"):
-        AudioFrame(1, 0, b"\x00" * 10)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.binary(min_size=0, max_size=2000))
-def test_audio_decoder_on_random_bytes(data: bytes) -> None:
-    decoder = AudioFrameDecoder()
-    try:
-        frames = decoder.feed(data)
-    except AudioStreamError:
-        return
-    assert len(frames) == len(data) // FRAME_BYTES
 
 
 def test_wav_round_trip_and_conversion(tmp_path: Path) -> None:

@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from drivers.audio.format import PcmFormat
+from drivers.audio.socket_stream import SocketStream
+from drivers.audio.wire import Hello, encode_hello
 from drivers.linecard import protocol as p
 from drivers.linecard.link import Link, LinkEvent
 from drivers.linecard.session import DownReason, LinkDown, LinkUp
@@ -85,7 +88,7 @@ async def test_card_reset_and_garbage_on_the_line() -> None:
 async def test_audio_socket_carries_dial_tone_and_dtmf_to_the_exchange() -> None:
     async with Simulator(fxs=1, fxo=1) as sim, Link(sim.url) as link:
         await link.wait_connected(timeout=3)
-        audio = await AudioClient.connect(*sim.audio_address)
+        audio = await AudioClient.connect(sim.audio_url, ports=[2])
         try:
             await link.send(p.Seize(2))
             lc = await next_of(link, p.LoopCurrent)
@@ -106,7 +109,7 @@ async def test_handset_plays_and_records_wav_files(tmp_path: Path) -> None:
     recording = tmp_path / "heard.wav"
     async with Simulator(fxs=1, fxo=0) as sim, Link(sim.url) as link:
         await link.wait_connected(timeout=3)
-        audio = await AudioClient.connect(*sim.audio_address)
+        audio = await AudioClient.connect(sim.audio_url, ports=[1])
         try:
             handset = sim.handset(1)
             handset.off_hook()
@@ -129,3 +132,31 @@ async def test_wait_for_times_out() -> None:
     async with Simulator(fxs=1, fxo=0) as sim:
         with pytest.raises(TimeoutError):
             await sim.wait_for(lambda: sim.handset(1).ringing, timeout=0.1)
+
+
+async def test_drivers_audio_socket_backend_attaches_to_the_simulator() -> None:
+    """The appliance's real PCM backend (drivers.audio) hears the exchange's dial tone."""
+    async with Simulator(fxs=1, fxo=1) as sim, Link(sim.url) as link:
+        await link.wait_connected(timeout=3)
+        await link.send(p.Seize(2))
+        await sim.wait_for(lambda: sim.co.line(1).seized)
+
+        def listen() -> bytes:
+            with SocketStream(PcmFormat(8000, 20), url=sim.audio_url, line=2) as stream:
+                frames = [stream.read_frame() for _ in range(25)]
+                for _ in range(10):
+                    stream.write_frame(sines((1300,), 160, level_dbm0=-10).tobytes())
+            return b"".join(frames[5:])
+
+        heard = np.frombuffer(await asyncio.to_thread(listen), dtype="<i2")
+        assert tone_power(heard, 350) + tone_power(heard, 440) > 0.9
+        await sim.wait_for(lambda: tone_power(sim.co.line(1).heard(200), 1300) > 0.5)
+
+
+async def test_audio_client_must_name_a_real_port() -> None:
+    async with Simulator(fxs=1, fxo=0) as sim:
+        reader, writer = await asyncio.open_connection(*sim.audio_address)
+        writer.write(encode_hello(Hello(PcmFormat(8000, 20), 7), 0))
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # dropped, nothing attached
+        writer.close()
+        assert sim.status()["audio_ports"] == []
