@@ -27,7 +27,7 @@ from types import MappingProxyType
 from firmware.lines import messages as m
 from firmware.lines._clock import TimedMachine
 from firmware.lines.errors import LineError, LocalProtocolError, RemoteProtocolError
-from firmware.lines.timing import CallerIdMode, LineTiming, RingCadence
+from firmware.lines.timing import CallerIdMode, LineTiming, RingCadence, digit_for_pulses
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,8 @@ class FxsPort(TimedMachine):
         pulses, self._pulses = self._pulses, 0
         if pulses > m.PULSE_MAX:
             return [m.PulseDigitRejected(pulses, f"{pulses} pulses, at most {m.PULSE_MAX}")]
-        self._pending = m.DigitDialled(str(pulses % 10), m.DialMethod.PULSE)
+        digit = digit_for_pulses(pulses, self.timing.pulse_mapping)
+        self._pending = m.DigitDialled(digit, m.DialMethod.PULSE)
         return self._apply(T.DIGIT, t)
 
     def _reject_train(self, reason: str) -> list[m.Output]:
@@ -409,7 +410,7 @@ class FxsPort(TimedMachine):
             if self._caller_id is not None and self.timing.caller_id_mode is (
                 CallerIdMode.AFTER_FIRST_RING
             ):
-                when = t + self._cadence.first_on_ms + timing.caller_id_delay_ms
+                when = t + self._cadence.first_ring_ms + timing.caller_id_delay_ms
                 timer = (when, T.T_CID_AFTER)
             else:
                 self._caller_id = None

@@ -227,7 +227,7 @@ def test_outgoing_call_flow(driver):
 def test_incoming_call_with_caller_id_after_first_ring(driver):
     d = new(driver)
     assert d.send(Alert(caller_id=CID), 1000) == [StartRinging(US.ring_cadence)]
-    cid_at = 1000 + US.ring_cadence.first_on_ms + US.caller_id_delay_ms
+    cid_at = 1000 + US.ring_cadence.first_ring_ms + US.caller_id_delay_ms
     assert d.port.next_deadline() == cid_at
     assert d.until(cid_at - 1) == []
     assert d.until(cid_at) == [SendCallerId(CID)]
