@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 # --- limits that keep every profile sane ----------------------------------------------------
 
-MAX_CADENCE_STEPS = 8  # on/off pairs beyond four have no use in any national plan (E.180 Suppl. 2)
+MAX_CADENCE_STEPS = 4  # on/off pairs: the line-card protocol carries four, no national plan
+#                        needs more (ITU-T E.180 Suppl. 2)
 CADENCE_STEP_MIN_MS = 50  # shorter bursts are not ringing a bell can follow (engineering choice)
 CADENCE_STEP_MAX_MS = 10_000  # E.180 Suppl. 2 lists no ringing step longer than 6 s
 TIMEOUT_MAX_MS = 600_000  # any timeout beyond 10 min is a typo in a profile
