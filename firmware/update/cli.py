@@ -80,7 +80,8 @@ class _Progress:
         elif now - self.last_draw > 0.2 or done == total:
             self.last_draw = now
             end = "\n" if done == total else ""
-            print(f"\r{snap.render(phase)}", end=end, file=sys.stderr, flush=True)
+            # \x1b[K clears what a longer previous line left behind.
+            print(f"\r{snap.render(phase)}\x1b[K", end=end, file=sys.stderr, flush=True)
 
 
 def _device(args: argparse.Namespace) -> Any:

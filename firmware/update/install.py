@@ -239,10 +239,13 @@ class Installer:
         except OSError as exc:
             raise InstallFailed(f"cannot open slot image {w.path}: {exc.strerror}") from None
         try:
+            # Uncompressed: the stored bytes are the plain bytes, one hash does for both.
+            plain_hash = stored_hash if image.compression == "none" else plain_hash
             for chunk in iter_stored(read, w.offset, image.stored_size, image.name):
                 stored_hash.update(chunk)
                 for piece in decoder.feed(chunk):
-                    plain_hash.update(piece)
+                    if plain_hash is not stored_hash:
+                        plain_hash.update(piece)
                     self.ops.write(out, piece)
                     done += len(piece)
                     if self.progress is not None:

@@ -215,8 +215,18 @@ def check_can_install(state: BootState, booted: str) -> str:
 
 def mark_installing(state: BootState, env: BootEnv, target: str) -> tuple[BootState, BootEnv]:
     order = tuple(s for s in env.order if s != target)
-    env2 = replace(env.with_left(target, 0), order=order)
-    return state.with_slot(target, SlotRecord(Status.INSTALLING)), env2
+    # The fallback must never be the slot being overwritten (it can still name it after
+    # a manual rollback that was not followed by a reboot).
+    keeper = other(target)
+    env2 = replace(
+        env.with_left(target, 0),
+        order=order or (keeper,),
+        last_good=keeper if env.last_good == target else env.last_good,
+    )
+    state2 = state.with_slot(target, SlotRecord(Status.INSTALLING))
+    if state2.last_good == target:
+        state2 = replace(state2, last_good=keeper)
+    return state2, env2
 
 
 def activate(

@@ -247,3 +247,19 @@ def test_state_round_trips(tmp_path: Path) -> None:
     assert st.BootState.from_bytes(s.to_bytes()) == s
     e = st.BootEnv.factory("B")
     assert st.BootEnv.from_bytes(e.to_bytes()) == e
+
+
+def test_fallback_never_points_at_the_slot_being_written(sim: Sim) -> None:
+    sim.install(sim.bundle(security_version=2))
+    sim.power_on()
+    sim.mark_good()  # B good, last good B
+    inst.rollback(sim.device(), allow_below_floor=True)  # next boot A; no reboot yet
+    assert sim.env().last_good == "A"
+    target = str(sim.slot_path("A"))
+    with pytest.raises(InstallFailed):
+        sim.install(sim.bundle(security_version=3), FaultyOps([inst_fault(target)]))
+    env = sim.env()
+    assert env.last_good == "B" and env.order == ("B",) and sim.state().last_good == "B"
+    # Even with every attempt used up, the fallback is the intact slot.
+    for _ in range(10):
+        assert sim.power_on() == "B"
