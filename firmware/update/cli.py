@@ -111,14 +111,19 @@ def _install(args: argparse.Namespace) -> int:
     dev = _device(args)
     progress = _Progress(args.progress)
     source = args.source
+    downloaded = None
     if source.startswith(("http://", "https://")):
         directory = args.download_dir or dev.config.state_dir
         name = os.path.basename(source.split("?", 1)[0]) or "bundle"
-        dest = os.path.join(directory, f"download-{name}")
-        download(source, dest, progress=progress)
-        source = dest
+        downloaded = os.path.join(directory, f"download-{name}")
+        download(source, downloaded, progress=progress)  # keeps a .part to resume
+        source = downloaded
     opts = inst.Options(allow_equal_security_version=args.allow_same_security_version)
-    result = inst.Installer(dev, options=opts, progress=progress).install(source)
+    try:
+        result = inst.Installer(dev, options=opts, progress=progress).install(source)
+    finally:
+        if downloaded is not None:
+            os.unlink(downloaded)  # a whole bundle on /data is not worth keeping
     print(
         f"installed {result.version} (security version {result.security_version}) "
         f"into slot {result.target}; it boots next and must pass its health check"

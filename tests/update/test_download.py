@@ -138,3 +138,16 @@ def test_26_cli_installs_from_url_resuming(serve: Serve, sim: Sim) -> None:
     assert "progress download" in proc.stdout and "into slot B" in proc.stdout
     assert [s for _r, s in b.requests] == [200, 206]
     assert sim.slot_bytes("B") == data
+
+
+def test_26_cli_removes_the_downloaded_bundle(serve: Serve, sim: Sim) -> None:
+    import subprocess
+    import sys
+
+    url = serve(Behaviour(sim.bundle().read_bytes()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware", "update", "--root", str(sim.root), "install", url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not [p for p in (sim.root / "state").iterdir() if p.name.startswith("download-")]
