@@ -286,6 +286,23 @@ def talkoff(minutes: float, cache_dir: Path | None = None, seed: int = 0) -> lis
     return dtmf.detect_dtmf(talk_corpus(minutes, cache_dir, seed=seed))
 
 
+def talkdown(
+    n: int, speech_below_db: float, cache_dir: Path | None = None, seed: int = 0
+) -> RunResult:
+    """``n`` digits at -10 dBm0 per tone over speech whose mean power is ``speech_below_db``
+    below one tone (digits dialled while someone talks; no requirement, reported as is)."""
+    from bench.corpus import speech_corpus
+    from firmware.dsp.levels import power_dbm0
+
+    digits = random_digits(n, seed)
+    clean = dtmf.generate_dtmf(digits, level_dbm0=-10.0, on_ms=60, off_ms=140)
+    minutes = clean.size / SAMPLE_RATE / 60 + 0.1
+    speech = speech_corpus(minutes, cache_dir, seed=seed)[: clean.size].astype(np.float64)
+    speech *= 10 ** ((-10.0 - speech_below_db - power_dbm0(speech)) / 20)
+    found = "".join(t.digit for t in dtmf.detect_dtmf(to_pcm(clean + speech)))
+    return RunResult(n, _matched(digits, found), len(found))
+
+
 # --- the table ---------------------------------------------------------------------------
 
 
@@ -352,6 +369,15 @@ def report() -> list[tuple[str, str, str]]:
             "all 1000/1000",
         )
     )
+    for below in (20.0, 10.0):
+        r = talkdown(1000, below, seed=21)
+        rows.append(
+            (
+                f"DTMF talk-down: 1000 digits at -10 dBm0 over speech {below:.0f} dB below",
+                f"{r.correct}/{r.sent} ({r.detected} detected)",
+                "(no requirement)",
+            )
+        )
     false = talkoff(TALKOFF_MINUTES)
     rows.append(
         (
