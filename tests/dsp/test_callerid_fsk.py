@@ -219,3 +219,9 @@ def test_long_garbage_keeps_memory_bounded():
         for result in demod.feed(line[i : i + 160]):
             assert not isinstance(result, CallSetup)
     assert demod._len <= fsk.BUFFER_CAP_SAMPLES
+
+
+def test_a_whole_recording_in_one_call():
+    line = np.concatenate([padded(fsk.modulate_message(CALL))] * 3 + [np.zeros(5 * SAMPLE_RATE)])
+    demod = FskDemodulator()
+    assert demod.feed(line) + demod.flush() == [CALL] * 3
