@@ -311,6 +311,11 @@ class FskDemodulator:
             out += self._uart()
         return out
 
+    @property
+    def busy(self) -> bool:
+        """True while a message or its mark signal is being received."""
+        return self._state is not _Uart.HUNT
+
     def flush(self) -> list[CallerIdMessage | CallerIdError]:
         """Feed enough silence to finish a byte or message in progress."""
         out: list[CallerIdMessage | CallerIdError] = []
