@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "bundle": "image.cli",
     "update": "firmware.update.cli",
     "api": "firmware.api.cli",
+    "dsp": "firmware.dsp.cli",
 }
 
 

@@ -50,6 +50,10 @@ class DeviceConfig:
     booted_from: str = "cmdline"  # or "marker" (the simulator's file in state_dir)
     attempts: int = DEFAULT_ATTEMPTS
     slot_capacity: int = 0  # bytes per image for file-backed slots; 0 = no limit
+    # [health]: what the boot health check probes (health.py)
+    health_trunks: tuple[str, ...] = ()  # "host" or "host:port", SIP over UDP
+    health_commands: tuple[tuple[str, ...], ...] = ()  # each must exit 0
+    api_socket: str = ""  # the control API's Unix socket must accept
 
     def __post_init__(self) -> None:
         if set(self.slots) != set(SLOTS):
@@ -79,6 +83,7 @@ class DeviceConfig:
         try:
             obj: dict[str, Any] = tomllib.loads(raw.decode())
             base = os.path.dirname(os.path.abspath(path))
+            health = obj.get("health", {})
 
             def rel(p: str) -> str:
                 return p if os.path.isabs(p) else os.path.join(base, p)
@@ -98,6 +103,9 @@ class DeviceConfig:
                 booted_from=str(obj.get("booted_from", "cmdline")),
                 attempts=int(obj.get("attempts", DEFAULT_ATTEMPTS)),
                 slot_capacity=int(obj.get("slot_capacity", 0)),
+                health_trunks=tuple(str(t) for t in health.get("trunks", [])),
+                health_commands=tuple(tuple(str(a) for a in c) for c in health.get("commands", [])),
+                api_socket=str(health.get("api_socket", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as exc:
             raise FormatError(f"update config {path} is invalid: {exc}") from None
@@ -114,6 +122,11 @@ class DeviceConfig:
                 "attempts": self.attempts,
                 "slot_capacity": self.slot_capacity,
                 "slots": {s: dict(m) for s, m in self.slots.items()},
+                "health": {
+                    "trunks": list(self.health_trunks),
+                    "commands": [list(c) for c in self.health_commands],
+                    "api_socket": self.api_socket,
+                },
             }
         )
 
