@@ -47,12 +47,12 @@ V23_SPACE_HZ: Final = 2100.0  # ITU-T V.23 / EN 300 659-1 §6.1.1: space 2100 Hz
 BELL_SEIZURE_BITS: Final = 300  # GR-30-CORE §5.2: 30 bytes of 0x55 = 300 alternating bits
 BELL_MARK_BITS: Final = 180  # GR-30-CORE §5.2: 180 bits of mark before the message
 BELL_CIDCW_MARK_BITS: Final = 80  # SR-TSV-002476 §3 (type II): no seizure, 80 mark bits
-ETSI_SEIZURE_BITS: Final = 300  # EN 300 659-1 §6.1.3: channel seizure, 300 alternating bits
-ETSI_SEIZURE_BITS_MIN: Final = 96  # EN 300 659-1 §6.1.3: shortest seizure a CPE must accept
-ETSI_SEIZURE_BITS_MAX: Final = 315  # EN 300 659-1 §6.1.3: longest seizure
-ETSI_MARK_BITS: Final = 80  # EN 300 659-1 §6.1.3: mark signal 80 ± 25 bits
-ETSI_MARK_BITS_MIN: Final = 55  # EN 300 659-1 §6.1.3: 80 - 25; also BT SIN 227 minimum
-ETSI_CIDCW_MARK_BITS: Final = 80  # EN 300 659-2 §6.2: off-hook burst, no seizure
+ETSI_SEIZURE_BITS: Final = 300  # EN 300 659-1 §4.1: channel seizure, 300 alternating bits
+ETSI_MARK_BITS: Final = 180  # EN 300 659-1 §4.1: mark signal 180 ± 25 bits
+ETSI_CIDCW_MARK_BITS: Final = 80  # EN 300 659-2: off-hook burst, no seizure, 80 ± 25 marks
+BT_SEIZURE_BITS_MIN: Final = 96  # BT SIN 227: channel seizure 96..315 bits
+BT_SEIZURE_BITS_MAX: Final = 315  # BT SIN 227
+BT_MARK_BITS_MIN: Final = 55  # BT SIN 227: mark signal at least 55 bits (the shortest we meet)
 TRAILING_MARK_BITS: Final = 2  # GR-30-CORE §5.3: checksum followed by at least two stop bits
 
 DEFAULT_LEVEL_DBM0: Final = -13.5  # GR-30-CORE §3.1: transmit level -13.5 dBm nominal
@@ -310,6 +310,11 @@ class FskDemodulator:
             self._discriminate(samples[start : start + MAX_CHUNK_SAMPLES])
             out += self._uart()
         return out
+
+    @property
+    def busy(self) -> bool:
+        """True while a message or its mark signal is being received."""
+        return self._state is not _Uart.HUNT
 
     def flush(self) -> list[CallerIdMessage | CallerIdError]:
         """Feed enough silence to finish a byte or message in progress."""
