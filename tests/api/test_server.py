@@ -539,3 +539,79 @@ async def test_bad_events_are_the_publishers_bug(server: ApiServer) -> None:
         server.publish("Calls", None)
     assert server.bus.seq == seq  # no gap for subscribers to puzzle over
     assert server.publish("calls.x", None) == seq + 1
+
+
+async def test_decorated_methods_and_events_from_another_thread(sock_path: Path) -> None:
+    import threading
+
+    srv = make_server(sock_path)
+
+    @dataclass(frozen=True, slots=True)
+    class PortParams:
+        port: int = field(metadata={"min": 1, "max": 8})
+
+    @srv.method("ports.get", PortParams, result="{port, hook}", summary="One port")
+    async def port_get(params: PortParams, ctx: CallContext) -> JsonValue:
+        return {"port": params.port, "hook": "on"}
+
+    with pytest.raises(RuntimeError):
+        srv.publish_threadsafe("ports.hook", None)  # not started: no loop to hand it to
+    await srv.start()
+    async with ApiClient(sock_path) as api:
+        assert await api.call("ports.get", {"port": 2}) == {"port": 2, "hook": "on"}
+        with pytest.raises(ApiError) as info:
+            await api.call("ports.get", {"port": 9})
+        assert (info.value.path, info.value.message) == ("params.port", "must be <= 8, got 9")
+        await api.subscribe("ports")
+
+        def from_sip_thread() -> None:
+            for i in range(3):
+                srv.publish_threadsafe("ports.hook", {"port": i})
+
+        thread = threading.Thread(target=from_sip_thread)
+        thread.start()
+        thread.join()
+        assert [(await api.next_event(5)).data["port"] for _ in range(3)] == [0, 1, 2]
+    await srv.stop()
+
+
+async def test_garbage_interleaved_with_requests(server: ApiServer, sock_path: Path) -> None:
+    import random
+
+    rng = random.Random(7)  # fixed: a failure must reproduce
+    raw = await Raw.open(sock_path)
+    await raw.hello()
+    lines: list[bytes] = []
+    expected_ok: set[int] = set()
+    for i in range(300):
+        kind = rng.randrange(4)
+        if kind == 0:
+            lines.append(json.dumps({"id": i, "method": "api.version"}).encode())
+            expected_ok.add(i)
+        elif kind == 1:
+            lines.append(
+                bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))).replace(b"\n", b"")
+            )
+        elif kind == 2:
+            lines.append(json.dumps({"id": i, "method": "jobs.get", "params": {"job": i}}).encode())
+        else:
+            good = json.dumps({"id": i, "method": "api.version"}).encode()
+            lines.append(good[: rng.randrange(1, len(good))])  # truncated
+    stream = b"\n".join(lines) + b"\n"
+    pos = 0
+    while pos < len(stream):  # random chunking, down to single bytes
+        step = rng.choice([1, 2, 7, 100, 4096])
+        await raw.send(stream[pos : pos + step])
+        pos += step
+    answered_ok: set[int] = set()
+    for _ in range(sum(1 for line in lines if line.strip())):
+        msg = await raw.recv()
+        assert set(msg) in ({"id", "result"}, {"id", "error"}), msg
+        if "error" in msg:
+            assert msg["error"]["code"] in {str(c) for c in ErrorCode}
+            assert msg["error"]["message"]
+        else:
+            answered_ok.add(msg["id"])
+    assert answered_ok == expected_ok
+    assert "result" in await raw.call("last", "api.version")
+    await raw.close()
