@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "bundle": "image.cli",
     "update": "firmware.update.cli",
     "api": "firmware.api.cli",
+    "dsp": "firmware.dsp.cli",
+    "sim": "drivers.sim.cli",
 }
 
 

@@ -7,11 +7,13 @@ simulator keeps the same file under a data directory (``ponte update --root DIR`
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ from firmware.update.bootloader import (
     UBootBootloader,
     booted_marker,
 )
-from firmware.update.errors import FormatError, StateError
+from firmware.update.errors import FormatError, Refused, StateError
 from firmware.update.fsio import FileOps, write_atomic
 from firmware.update.keyring import Keyring
 from firmware.update.state import DEFAULT_ATTEMPTS, MAX_ATTEMPTS, SLOTS, BootEnv, BootState
@@ -50,6 +52,10 @@ class DeviceConfig:
     booted_from: str = "cmdline"  # or "marker" (the simulator's file in state_dir)
     attempts: int = DEFAULT_ATTEMPTS
     slot_capacity: int = 0  # bytes per image for file-backed slots; 0 = no limit
+    # [health]: what the boot health check probes (health.py)
+    health_trunks: tuple[str, ...] = ()  # "host" or "host:port", SIP over UDP
+    health_commands: tuple[tuple[str, ...], ...] = ()  # each must exit 0
+    api_socket: str = ""  # the control API's Unix socket must accept
 
     def __post_init__(self) -> None:
         if set(self.slots) != set(SLOTS):
@@ -79,6 +85,7 @@ class DeviceConfig:
         try:
             obj: dict[str, Any] = tomllib.loads(raw.decode())
             base = os.path.dirname(os.path.abspath(path))
+            health = obj.get("health", {})
 
             def rel(p: str) -> str:
                 return p if os.path.isabs(p) else os.path.join(base, p)
@@ -98,6 +105,9 @@ class DeviceConfig:
                 booted_from=str(obj.get("booted_from", "cmdline")),
                 attempts=int(obj.get("attempts", DEFAULT_ATTEMPTS)),
                 slot_capacity=int(obj.get("slot_capacity", 0)),
+                health_trunks=tuple(str(t) for t in health.get("trunks", [])),
+                health_commands=tuple(tuple(str(a) for a in c) for c in health.get("commands", [])),
+                api_socket=str(health.get("api_socket", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as exc:
             raise FormatError(f"update config {path} is invalid: {exc}") from None
@@ -114,6 +124,11 @@ class DeviceConfig:
                 "attempts": self.attempts,
                 "slot_capacity": self.slot_capacity,
                 "slots": {s: dict(m) for s, m in self.slots.items()},
+                "health": {
+                    "trunks": list(self.health_trunks),
+                    "commands": [list(c) for c in self.health_commands],
+                    "api_socket": self.api_socket,
+                },
             }
         )
 
@@ -151,6 +166,20 @@ class Device:
         return GrubBootloader(
             opts.get("grubenv", "/boot/grub/grubenv"), opts.get("grub_editenv", "grub-editenv")
         )
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One updater operation at a time (the boot check, an install, a mark-good)."""
+        path = os.path.join(self.config.state_dir, "lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Refused(f"another update operation is running ({path} is locked)") from None
+            yield
+        finally:
+            os.close(fd)  # also releases the lock; a killed process releases it too
 
     # --- which slot is running --------------------------------------------------------
 

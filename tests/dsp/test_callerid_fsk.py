@@ -219,3 +219,16 @@ def test_long_garbage_keeps_memory_bounded():
         for result in demod.feed(line[i : i + 160]):
             assert not isinstance(result, CallSetup)
     assert demod._len <= fsk.BUFFER_CAP_SAMPLES
+
+
+def test_a_whole_recording_in_one_call():
+    line = np.concatenate([padded(fsk.modulate_message(CALL))] * 3 + [np.zeros(5 * SAMPLE_RATE)])
+    demod = FskDemodulator()
+    assert demod.feed(line) + demod.flush() == [CALL] * 3
+
+
+@pytest.mark.parametrize("seizure", [fsk.BT_SEIZURE_BITS_MIN, fsk.BT_SEIZURE_BITS_MAX])
+def test_bt_sin227_shortest_and_longest_preambles(seizure):
+    data = encode_message(CALL)
+    burst = fsk_modulate(data, standard="v23", seizure_bits=seizure, mark_bits=fsk.BT_MARK_BITS_MIN)
+    assert decode_callerid(padded(burst), "v23") == [CALL]
