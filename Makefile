@@ -74,7 +74,7 @@ bench: $(VENV_STAMP)
 	$(PY) -m bench
 
 conformance: $(VENV_STAMP)
-	$(BIN)/ponte dsp conformance
+	$(PY) -m bench.conformance
 
 image: $(VENV_STAMP)
 	$(MAKE) -C image

@@ -19,8 +19,12 @@ from typing import Protocol, cast
 
 # name -> module.  Keep sorted; add a line when a subsystem grows a command.
 COMMANDS: dict[str, str] = {
+    "config": "firmware.store.cli",
     "bundle": "image.cli",
     "update": "firmware.update.cli",
+    "api": "firmware.api.cli",
+    "dsp": "firmware.dsp.cli",
+    "sim": "drivers.sim.cli",
 }
 
 

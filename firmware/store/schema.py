@@ -1,0 +1,512 @@
+"""The configuration document: frozen dataclasses whose defaults make a sensible fresh box.
+
+Every field carries its documentation, an optional check and whether it is a secret in its
+``metadata``; ``firmware.store.validate`` reads those to parse and validate a document and
+``docs/configuration.md`` is generated from them, so the three cannot drift apart.
+
+The types here are plain data.  A ``Config`` obtained from ``validate.parse``,
+``ConfigStore.current()`` or ``default_config()`` has passed every check; one built by hand
+(or with ``dataclasses.replace``) has not until it goes through ``validate.check``.  The
+store never writes a document that fails it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypeVar
+
+from firmware.store import checks
+from firmware.store.countries import DEFAULT_COUNTRY, CidStandard
+from firmware.store.digitmap import check_digit_map
+
+T = TypeVar("T")
+
+# Version of the document layout.  Bump it and add an upgrade step to
+# ``validate.DOCUMENT_UPGRADES`` whenever a key is renamed, moved or changes meaning.
+CONFIG_SCHEMA = 1
+
+# pjsua2-python 2.15.1.post1 has PJSUA_MAX_ACC = 8: a 9th Account.create hits a C assertion
+# and aborts the whole process (measured, DESIGN.md "pjsua2 as shipped").
+MAX_SIP_ACCOUNTS = 8
+
+MAX_FXS_PORTS = 16  # cap: the largest line card we plan for
+MAX_FXO_PORTS = 8
+MAX_LIST_ITEMS = 256  # cap on any list in the document
+MAX_STRING_LEN = 1024  # cap on any string in the document
+
+Srtp = Literal["off", "optional", "mandatory"]
+DtmfMode = Literal["rfc4733", "info", "inband"]
+TransportName = Literal["udp", "tcp", "tls"]
+# "country": the profile's whole caller ID scheme (modulation, protocol, timing); naming a
+# standard overrides the modulation only; "none" sends or expects no caller ID.
+CallerIdStandard = Literal["country", "none", CidStandard]
+Codec = Literal["G722", "PCMA", "PCMU", "GSM", "iLBC", "speex"]
+NetworkMode = Literal["dhcp", "static"]
+
+
+def setting(default: T, doc: str, *, check: checks.Check | None = None, secret: bool = False) -> T:
+    """A leaf field: default, one-line meaning, optional check, secret flag."""
+    meta: dict[str, Any] = {"doc": doc, "check": check, "secret": secret}
+    return field(default=default, metadata=meta)
+
+
+def section(factory: Callable[[], T], doc: str, *, check: checks.Check | None = None) -> T:
+    """A nested table or a list whose default is built fresh."""
+    meta: dict[str, Any] = {"doc": doc, "check": check, "secret": False}
+    return field(default_factory=factory, metadata=meta)
+
+
+_gain = checks.in_range(-12.0, 12.0, "dB")  # SLIC/DAA programmable gain span we support
+
+# ---------------------------------------------------------------------------- system
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    username: str = setting("admin", "Login name of the console administrator.", check=checks.name)
+    password_hash: str = setting(
+        "",
+        "scrypt PHC hash of the admin password (as the console writes it); empty: not set yet.",
+        check=checks.password_hash_or_empty,
+        secret=True,
+    )
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    hostname: str = setting("ponte", "Host name of the box.", check=checks.hostname_label)
+    country: str = setting(
+        DEFAULT_COUNTRY,
+        "Default country profile (tones, ring cadence, caller ID, line timing) for lines "
+        "that do not name their own.",
+        check=checks.country,
+    )
+    timezone: str = setting("UTC", "IANA time zone for call records and time conditions.")
+    admin: AdminConfig = section(AdminConfig, "Console administrator.")
+
+
+# ---------------------------------------------------------------------------- lines
+
+
+@dataclass(frozen=True)
+class FxsLine:
+    enabled: bool = setting(True, "Whether the port is in service.")
+    country: str = setting(
+        "",
+        "Country profile of this port; empty uses system.country.",
+        check=checks.country_or_inherit,
+    )
+    gain_tx: float = setting(0.0, "Gain towards the phone, dB (-12..12).", check=_gain)
+    gain_rx: float = setting(0.0, "Gain from the phone, dB (-12..12).", check=_gain)
+    impedance: str = setting(
+        "country", "Line impedance; 'country' uses the profile's.", check=checks.impedance
+    )
+    caller_id: CallerIdStandard = setting(
+        "country", "Caller ID standard sent to the phone; 'country' uses the profile's."
+    )
+    extension: str = setting(
+        "",
+        "Extension number that rings this port (must be in extensions).",
+        check=checks.extension_or_empty,
+    )
+
+
+@dataclass(frozen=True)
+class FxoLine:
+    enabled: bool = setting(True, "Whether the port is in service.")
+    country: str = setting(
+        "",
+        "Country profile of this port; empty uses system.country.",
+        check=checks.country_or_inherit,
+    )
+    gain_tx: float = setting(0.0, "Gain towards the exchange, dB (-12..12).", check=_gain)
+    gain_rx: float = setting(0.0, "Gain from the exchange, dB (-12..12).", check=_gain)
+    impedance: str = setting(
+        "country", "Line impedance; 'country' uses the profile's.", check=checks.impedance
+    )
+    caller_id: CallerIdStandard = setting(
+        "country", "Caller ID standard expected from the exchange; 'country' uses the profile's."
+    )
+    number: str = setting(
+        "",
+        "The line's own PSTN number (for records and outgoing caller ID).",
+        check=checks.phone_number_or_empty,
+    )
+    destination: str = setting(
+        "",
+        "Extension that incoming calls on this line ring; empty rejects them.",
+        check=checks.extension_or_empty,
+    )
+
+
+def _default_fxs() -> tuple[FxsLine, ...]:
+    return (FxsLine(extension="101"), FxsLine(extension="102"))
+
+
+def _default_fxo() -> tuple[FxoLine, ...]:
+    return (FxoLine(destination="101"),)
+
+
+@dataclass(frozen=True)
+class LinesConfig:
+    fxs: tuple[FxsLine, ...] = section(
+        _default_fxs, "Analogue phone ports, index 0 is port 1 on the case."
+    )
+    fxo: tuple[FxoLine, ...] = section(
+        _default_fxo, "Analogue exchange-line ports, index 0 is FXO port 1 on the case."
+    )
+
+
+# ---------------------------------------------------------------------------- SIP
+
+
+@dataclass(frozen=True)
+class UdpTransport:
+    enabled: bool = setting(True, "Listen for SIP over UDP.")
+    port: int = setting(5060, "UDP port.", check=checks.in_range(1, 65535))
+
+
+@dataclass(frozen=True)
+class TcpTransport:
+    enabled: bool = setting(False, "Listen for SIP over TCP.")
+    port: int = setting(5060, "TCP port.", check=checks.in_range(1, 65535))
+
+
+@dataclass(frozen=True)
+class TlsTransport:
+    enabled: bool = setting(
+        False, "Listen for SIP over TLS (TLS 1.2; pjsua2 bundles OpenSSL 1.0.2)."
+    )
+    port: int = setting(5061, "TLS port.", check=checks.in_range(1, 65535))
+    cert_file: str = setting(
+        "", "PEM certificate chain (absolute path).", check=checks.absolute_path_or_empty
+    )
+    key_file: str = setting(
+        "", "PEM private key (absolute path).", check=checks.absolute_path_or_empty
+    )
+    ca_file: str = setting(
+        "",
+        "PEM CA bundle for verifying peers; empty uses the system's.",
+        check=checks.absolute_path_or_empty,
+    )
+    verify_server: bool = setting(True, "Verify the certificate of servers we connect to.")
+    require_client_cert: bool = setting(False, "Require and verify client certificates.")
+
+
+@dataclass(frozen=True)
+class TransportsConfig:
+    udp: UdpTransport = section(UdpTransport, "SIP over UDP.")
+    tcp: TcpTransport = section(TcpTransport, "SIP over TCP.")
+    tls: TlsTransport = section(TlsTransport, "SIP over TLS.")
+
+
+@dataclass(frozen=True)
+class NatConfig:
+    rport: bool = setting(True, "Ask for and use rport (RFC 3581).")
+    contact_rewrite: bool = setting(True, "Rewrite Contact with the address the registrar saw.")
+    stun_servers: tuple[str, ...] = setting(
+        (), "STUN servers, host or host:port.", check=checks.each(checks.host_port)
+    )
+    keepalive_s: int = setting(
+        15, "NAT keep-alive interval, seconds; 0 turns it off.", check=checks.in_range(0, 3600)
+    )
+
+
+_codecs_check = checks.all_of(checks.non_empty, checks.unique)
+# RFC 3261 section 10.2.1.1: default registration expiry is 3600 s; providers often want less.
+_expiry_check = checks.in_range(60, 86400, "s")
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What a trunk and a per-port account have in common: one pjsua2 Account each."""
+
+    KEY: ClassVar[str] = "name"
+
+    name: str = setting("", "Unique name, used by routes ('trunk:NAME').", check=checks.name)
+    enabled: bool = setting(True, "Whether it is created at all (counts towards the 8 accounts).")
+    registrar: str = setting(
+        "", "Registrar / proxy: host, host:port or sip:host:port.", check=checks.host_port
+    )
+    display_name: str = setting("", "Display name sent in From for calls from this account.")
+    username: str = setting("", "SIP user (the user part of our address of record).")
+    auth_username: str = setting("", "Digest authentication user if it differs from username.")
+    password: str = setting("", "Digest password.", secret=True)
+    realm: str = setting("", "Digest realm; empty accepts any realm the server names.")
+    outbound_proxy: str = setting(
+        "", "Outbound proxy, host[:port]; empty for none.", check=checks.host_port_or_empty
+    )
+    expiry_s: int = setting(
+        600, "Registration expiry requested, seconds (60..86400).", check=_expiry_check
+    )
+    retry_s: int = setting(
+        60,
+        "Wait before retrying a failed registration, seconds.",
+        check=checks.in_range(10, 3600, "s"),
+    )
+    transport: TransportName = setting("udp", "Transport used towards the registrar.")
+    srtp: Srtp = setting("off", "SRTP (SDES): off, optional or mandatory.")
+    codecs: tuple[Codec, ...] = setting(
+        ("G722", "PCMA", "PCMU"), "Codecs in order of preference.", check=_codecs_check
+    )
+    dtmf: DtmfMode = setting("rfc4733", "How DTMF is sent: rfc4733, info or inband.")
+    nat: NatConfig = section(NatConfig, "NAT traversal.")
+
+
+@dataclass(frozen=True)
+class Trunk(Registration):
+    register: bool = setting(True, "Send REGISTER; false for IP-authenticated trunks.")
+    destination: str = setting(
+        "",
+        "Extension that incoming calls ring; empty matches the called number against extensions.",
+        check=checks.extension_or_empty,
+    )
+    allowed_hosts: tuple[str, ...] = setting(
+        (),
+        "Addresses/networks allowed to send us calls on this trunk; empty means the registrar's.",
+        check=checks.each(checks.network),
+    )
+
+
+@dataclass(frozen=True)
+class Account(Registration):
+    fxs: int = setting(
+        0,
+        "FXS port (0-based) this account belongs to, as on an ATA.",
+        check=checks.in_range(0, MAX_FXS_PORTS - 1),
+    )
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    transports: TransportsConfig = section(TransportsConfig, "Listening transports.")
+    trunks: tuple[Trunk, ...] = section(tuple, "Provider trunks; the box is the PBX.")
+    accounts: tuple[Account, ...] = section(
+        tuple, "Per-FXS-port accounts; each port registers its own number."
+    )
+    user_agent: str = setting("Ponte", "User-Agent header value.")
+
+
+# ---------------------------------------------------------------------------- numbering
+
+
+@dataclass(frozen=True)
+class Extension:
+    KEY: ClassVar[str] = "number"
+
+    number: str = setting(
+        "", "Extension number, 1 to 8 digits, unique.", check=checks.extension_number
+    )
+    name: str = setting("", "Display name (caller ID name for internal calls).")
+    voicemail: bool = setting(True, "Has a voicemail box.")
+    voicemail_pin: str = setting(
+        "",
+        "Voicemail PIN, 4 to 12 digits; empty means not set yet.",
+        check=checks.pin_or_empty,
+        secret=True,
+    )
+    sip_password: str = setting(
+        "",
+        "Digest password for an IP phone using this extension; empty means no IP phone.",
+        secret=True,
+    )
+
+
+def _default_extensions() -> tuple[Extension, ...]:
+    return (Extension(number="101", name="Port 1"), Extension(number="102", name="Port 2"))
+
+
+@dataclass(frozen=True)
+class Route:
+    KEY: ClassVar[str] = "name"
+
+    name: str = setting("", "Unique name of the route.", check=checks.name)
+    pattern: str = setting("", "Digit map the dialled number must match.", check=check_digit_map)
+    to: str = setting("", "Destination: 'extensions', 'fxo:N' (0-based port) or 'trunk:NAME'.")
+    strip: int = setting(
+        0, "Digits removed from the front before sending.", check=checks.in_range(0, 32)
+    )
+    prefix: str = setting("", "Digits added in front after stripping.", check=checks.digit_string)
+
+
+def _default_routes() -> tuple[Route, ...]:
+    return (
+        Route(name="emergency", pattern="112|911|999", to="fxo:0"),
+        Route(name="internal", pattern="[1-9]xx", to="extensions"),
+        Route(name="outside", pattern="0[1-9]x.T", to="fxo:0", strip=1),
+    )
+
+
+@dataclass(frozen=True)
+class DialPlanConfig:
+    digit_map: str = setting(
+        "112|911|999|[1-9]xx|0[1-9]x.T|*xx|*xxx",
+        "Digit map deciding when a number is complete.",
+        check=check_digit_map,
+    )
+    # ITU-T Q.35 leaves it to the network; 4 s is the usual inter-digit timer (the 'T').
+    inter_digit_timeout_ms: int = setting(
+        4000,
+        "Inter-digit timeout, ms (the 'T' in digit maps).",
+        check=checks.in_range(1000, 30000, "ms"),
+    )
+    emergency_numbers: tuple[str, ...] = setting(
+        ("112", "911", "999"),
+        "Numbers always routable, whatever the toll-fraud rules say.",
+        check=checks.each(checks.extension_number),
+    )
+    routes: tuple[Route, ...] = section(
+        _default_routes, "Routes, tried in order; first match wins."
+    )
+
+
+# ---------------------------------------------------------------------------- features
+
+
+@dataclass(frozen=True)
+class FeatureCodes:
+    forward_all_on: str = setting(
+        "*72", "Forward all calls: on (then dial the number).", check=checks.feature_code
+    )
+    forward_all_off: str = setting("*73", "Forward all calls: off.", check=checks.feature_code)
+    forward_busy_on: str = setting("*90", "Forward on busy: on.", check=checks.feature_code)
+    forward_busy_off: str = setting("*91", "Forward on busy: off.", check=checks.feature_code)
+    forward_no_answer_on: str = setting(
+        "*92", "Forward on no answer: on.", check=checks.feature_code
+    )
+    forward_no_answer_off: str = setting(
+        "*93", "Forward on no answer: off.", check=checks.feature_code
+    )
+    dnd_on: str = setting("*78", "Do not disturb: on.", check=checks.feature_code)
+    dnd_off: str = setting("*79", "Do not disturb: off.", check=checks.feature_code)
+    last_call_return: str = setting("*69", "Call back the last caller.", check=checks.feature_code)
+    voicemail: str = setting("*98", "Voicemail menu.", check=checks.feature_code)
+    pickup: str = setting("*88", "Pick up a call ringing in the group.", check=checks.feature_code)
+    call_waiting_off: str = setting(
+        "*70", "Disable call waiting for the next call.", check=checks.feature_code
+    )
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    codes: FeatureCodes = section(
+        FeatureCodes, "Feature codes; unique, none a prefix of another, none matched by a route."
+    )
+    call_waiting: bool = setting(True, "Call waiting on FXS ports.")
+    three_way: bool = setting(True, "Three-way calling by hook flash.")
+    transfer: bool = setting(True, "Blind and attended transfer by hook flash.")
+    no_answer_timeout_s: int = setting(
+        20,
+        "Ring time before forward-on-no-answer or voicemail, s.",
+        check=checks.in_range(5, 300, "s"),
+    )
+
+
+# ---------------------------------------------------------------------------- security
+
+
+@dataclass(frozen=True)
+class BanConfig:
+    threshold: int = setting(
+        5,
+        "Failed authentications from one source before it is banned.",
+        check=checks.in_range(1, 1000),
+    )
+    window_s: int = setting(
+        60, "Window in which failures are counted, s.", check=checks.in_range(1, 86400, "s")
+    )
+    ban_s: int = setting(
+        3600, "How long a source stays banned, s.", check=checks.in_range(1, 30 * 86400, "s")
+    )
+
+
+@dataclass(frozen=True)
+class TollFraudConfig:
+    international_prefix: str = setting(
+        "00", "Prefix that makes a number international.", check=checks.digit_string
+    )
+    allow_international: bool = setting(False, "Allow international calls at all.")
+    max_external_calls: int = setting(
+        2, "Concurrent calls to trunks/FXO at most.", check=checks.in_range(0, 4)
+    )
+    pin: str = setting(
+        "",
+        "PIN asked before external calls; empty for none.",
+        check=checks.pin_or_empty,
+        secret=True,
+    )
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    allowed_hosts: tuple[str, ...] = setting(
+        ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"),
+        "Networks IP phones may send SIP from (trunks add their own hosts).",
+        check=checks.each(checks.network),
+    )
+    sip_rate_limit_per_s: int = setting(
+        20,
+        "SIP requests per second accepted from one source (kernel firewall).",
+        check=checks.in_range(1, 1000),
+    )
+    ban: BanConfig = section(BanConfig, "Banning sources that fail authentication.")
+    toll_fraud: TollFraudConfig = section(TollFraudConfig, "Rules against toll fraud.")
+
+
+# ---------------------------------------------------------------------------- network
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    mode: NetworkMode = setting("dhcp", "dhcp or static addressing.")
+    address: str = setting(
+        "",
+        "Static address with prefix length, e.g. 192.168.1.10/24.",
+        check=checks.interface_address_or_empty,
+    )
+    gateway: str = setting("", "Static default gateway.", check=checks.ip_or_empty)
+    dns: tuple[str, ...] = setting(
+        (),
+        "DNS servers (static mode; DHCP supplies its own).",
+        check=checks.each(checks.ip_or_empty),
+    )
+    ntp: tuple[str, ...] = setting(
+        ("pool.ntp.org",), "NTP servers.", check=checks.each(checks.host)
+    )
+
+
+# ---------------------------------------------------------------------------- root
+
+
+@dataclass(frozen=True)
+class Config:
+    system: SystemConfig = section(SystemConfig, "The box itself.")
+    lines: LinesConfig = section(LinesConfig, "Analogue ports.")
+    sip: SipConfig = section(SipConfig, "SIP transports, trunks and accounts.")
+    extensions: tuple[Extension, ...] = section(_default_extensions, "Internal numbers.")
+    dialplan: DialPlanConfig = section(DialPlanConfig, "Digit collection and routing.")
+    features: FeaturesConfig = section(FeaturesConfig, "Calling features.")
+    security: SecurityConfig = section(SecurityConfig, "Inbound security.")
+    network: NetworkConfig = section(NetworkConfig, "IP addressing, DNS and time.")
+
+
+def default_config(fxs_ports: int = 2, fxo_ports: int = 1) -> Config:
+    """A fresh box for a card with this many ports: extension 101.. on the FXS ports,
+    incoming FXO calls ring the first extension, outside line by dialling 0."""
+    if not (0 <= fxs_ports <= MAX_FXS_PORTS and 0 <= fxo_ports <= MAX_FXO_PORTS):
+        raise ValueError(f"port counts out of range: {fxs_ports} FXS, {fxo_ports} FXO")
+    numbers = [str(101 + i) for i in range(fxs_ports)]
+    first = numbers[0] if numbers else ""
+    routes = [Route(name="internal", pattern="[1-9]xx", to="extensions")]
+    if fxo_ports:
+        routes.insert(0, Route(name="emergency", pattern="112|911|999", to="fxo:0"))
+        routes.append(Route(name="outside", pattern="0[1-9]x.T", to="fxo:0", strip=1))
+    return Config(
+        lines=LinesConfig(
+            fxs=tuple(FxsLine(extension=n) for n in numbers),
+            fxo=tuple(FxoLine(destination=first) for _ in range(fxo_ports)),
+        ),
+        extensions=tuple(Extension(number=n, name=f"Port {i + 1}") for i, n in enumerate(numbers)),
+        dialplan=DialPlanConfig(routes=tuple(routes)),
+    )

@@ -1,0 +1,247 @@
+"""``ponte dsp``: generate files, analyse them, read what other tools write, fail clearly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from firmware import cli
+from firmware.dsp import wavio
+from firmware.dsp.profiles import COUNTRY_CODES
+from firmware.dsp.tones import ToneSpec, render
+
+SOX = shutil.which("sox")
+needs_sox = pytest.mark.skipif(SOX is None, reason="sox (Debian package) not installed")
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    status = cli.main(["dsp", *argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_registered_and_helpful():
+    assert cli.COMMANDS["dsp"] == "firmware.dsp.cli"
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware", "dsp", "--help"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0
+    for action in ("profiles", "tone", "dtmf", "callerid", "analyse"):
+        assert action in proc.stdout
+
+
+def test_tone_then_analyse_text_and_json(capsys, tmp_path):
+    wav = tmp_path / "busy.wav"
+    status, out, _ = run(capsys, "tone", "GB", "busy", "--seconds", "6", "-o", str(wav))
+    assert status == 0 and "GB busy" in out and "6.000 s at 8000 Hz" in out
+    audio = wavio.read_wav(wav.read_bytes())
+    assert audio.rate == 8000 and audio.seconds == pytest.approx(6.0)
+
+    status, out, _ = run(capsys, "analyse", str(wav), "--country", "GB")
+    assert status == 0
+    assert "busy (400 Hz, -18.0 dBm0, cadence 375/375 ms)" in out
+
+    status, out, _ = run(capsys, "analyse", str(wav), "--country", "GB", "--json")
+    doc = json.loads(out)
+    assert doc["country"] == "GB" and doc["rate"] == 8000 and doc["encoding"] == "pcm16"
+    busy = [e for e in doc["progress"] if e["type"] == "ToneDetected"]
+    assert busy[0]["tone"] == "busy" and busy[0]["on_off_ms"] == [375.0, 375.0]
+
+
+def test_wideband_tone_file(capsys, tmp_path):
+    wav = tmp_path / "dial16.wav"
+    assert run(capsys, "tone", "US", "dial", "--rate", "16000", "-o", str(wav))[0] == 0
+    assert wavio.read_wav(wav.read_bytes()).rate == 16000
+    status, out, _ = run(capsys, "analyse", str(wav), "--country", "US", "--json")
+    assert status == 0
+    assert any(e.get("tone") == "dial" for e in json.loads(out)["progress"])
+
+
+def test_profiles_listing_and_detail(capsys):
+    status, out, _ = run(capsys, "profiles")
+    assert status == 0
+    assert [line.split()[0] for line in out.splitlines()] == sorted(COUNTRY_CODES)
+    status, out, _ = run(capsys, "profiles", "se")
+    assert "mapping sweden" in out and "sources:" in out and "dtmf A...C" in out
+    status, out, _ = run(capsys, "profiles", "US", "--json")
+    doc = json.loads(out)
+    assert doc["tones"]["busy"]["plan"] == "480+620/500,0/500"
+    assert doc["callerid"]["standard"] == "bell202"
+
+
+def test_errors_are_one_clear_line(capsys, tmp_path):
+    status, _, err = run(capsys, "tone", "XX", "busy", "-o", str(tmp_path / "x.wav"))
+    assert status == 1 and "no profile for country 'XX'" in err
+    status, _, err = run(capsys, "tone", "GB", "howler", "-o", str(tmp_path / "x.wav"))
+    assert status == 1 and "GB has no tone 'howler'; it has busy" in err
+    status, _, err = run(capsys, "tone", "GB", "busy", "--rate", "11025", "-o", str(tmp_path / "x"))
+    assert status == 1 and "rate 11025 Hz" in err
+    status, _, err = run(capsys, "analyse", str(tmp_path / "missing.wav"))
+    assert status == 1 and "cannot read" in err
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"\x00garbage" * 10)
+    status, _, err = run(capsys, "analyse", str(junk))
+    assert status == 1 and "not a RIFF/WAVE file" in err
+    status, _, err = run(capsys, "tone", "GB", "busy", "-o", str(tmp_path / "no" / "dir.wav"))
+    assert status == 1 and "cannot write" in err
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@needs_sox
+@pytest.mark.parametrize(
+    "sox_args",
+    [
+        ["-e", "a-law"],
+        ["-e", "u-law"],
+        ["-b", "24"],
+        ["-b", "32"],
+        ["-e", "floating-point", "-b", "32"],
+        ["-b", "8"],
+        ["-c", "2"],
+        ["-r", "16000"],
+        ["-r", "44100"],
+    ],
+)
+def test_reads_what_sox_writes(capsys, tmp_path, sox_args):
+    """Recordings come from other tools: every common WAV encoding analyses the same."""
+    src = tmp_path / "src.wav"
+    assert run(capsys, "tone", "DE", "congestion", "--seconds", "5", "-o", str(src))[0] == 0
+    dst = tmp_path / "dst.wav"
+    assert SOX is not None
+    subprocess.run([SOX, str(src), *sox_args, str(dst)], check=True, timeout=60)
+    status, out, _ = run(capsys, "analyse", str(dst), "--country", "DE", "--json")
+    assert status == 0
+    doc = json.loads(out)
+    tones = [e["tone"] for e in doc["progress"] if e["type"] == "ToneDetected"]
+    assert tones[:1] == ["congestion"], (sox_args, doc)
+
+
+def test_wav_reader_hostile_input():
+    good = wavio.write_wav(render(ToneSpec.parse("425", -10.0), 100), 8000)
+    assert wavio.read_wav(good).pcm.size == 800
+    for bad, why in [
+        (b"", "not a RIFF/WAVE"),
+        (good[:20], "no 'data' chunk"),
+        (good[:36], "no 'data' chunk"),
+        (good.replace(b"fmt ", b"fmx "), "no 'fmt ' chunk"),
+    ]:
+        with pytest.raises(wavio.WavError, match=why):
+            wavio.read_wav(bad)
+    # A data chunk that claims more bytes than the file has: read what is there.
+    lying = bytearray(good)
+    idx = lying.index(b"data")
+    struct.pack_into("<I", lying, idx + 4, 10**9)
+    assert wavio.read_wav(bytes(lying)).pcm.size == 800
+    # Wrong block alignment, an exotic encoding, an absurd rate.
+    fmt_at = good.index(b"fmt ") + 8
+    for offset, fmt, value, why in [
+        (12, "<H", 3, "block align"),
+        (0, "<H", 0x55, "unsupported WAV encoding"),
+        (4, "<I", 5, "channels at 5 Hz"),
+    ]:
+        broken = bytearray(good)
+        struct.pack_into(fmt, broken, fmt_at + offset, value)
+        with pytest.raises(wavio.WavError, match=why):
+            wavio.read_wav(bytes(broken))
+
+
+def test_resample_keeps_tone_frequency_and_level():
+    from firmware.dsp import levels
+
+    x = render(ToneSpec.parse("1004", -10.0), 1000, rate=44100)
+    y = wavio.resample(x, 44100, 8000)
+    assert y.size == 8000
+    spectrum = np.abs(np.fft.rfft(y[1000:7000] * np.hanning(6000)))
+    assert np.argmax(spectrum) * 8000 / 6000 == pytest.approx(1004, abs=2)
+    assert levels.power_dbm0(y[800:-800]) == pytest.approx(-10.0, abs=0.1)
+
+
+def test_missing_modules_are_reported_not_skipped(capsys, tmp_path):
+    wav = tmp_path / "t.wav"
+    run(capsys, "tone", "US", "ringback", "--seconds", "1", "-o", str(wav))
+    status, out, _ = run(capsys, "analyse", str(wav), "--country", "US", "--json")
+    assert status == 0
+    doc = json.loads(out)
+    for area in ("dtmf", "callerid"):
+        try:
+            __import__(f"firmware.dsp.{area}")
+        except ModuleNotFoundError:
+            assert area in doc["missing"] and doc[area] is None
+        else:
+            assert area not in doc["missing"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "standard", "kind", "fields"),
+    [
+        (["--format", "mdmf", "--number", "5551234", "--name", "J SMITH", "--date", "12251030"],
+         "bell202", "CallSetup", {"number": "5551234", "name": "J SMITH"}),
+        (["--format", "sdmf", "--date", "01020304", "--number", "5550000"],
+         "bell202", "SdmfCallerId", {"number": "5550000"}),
+        (["--format", "sdmf", "--date", "01020304", "--absence", "private"],
+         "bell202", "SdmfCallerId", {"absence": "private"}),
+        (["--format", "etsi", "--number", "0123456789", "--redirecting", "0700"],
+         "v23", "CallSetup", {"number": "0123456789", "redirecting_number": "0700"}),
+        (["--format", "mdmf", "--country", "GB", "--absence", "unavailable"],
+         "v23", "CallSetup", {"number_absence": "unavailable", "name_absence": "unavailable"}),
+        (["--format", "vmwi-on"], "bell202", "SdmfVmwi", {"active": True}),
+        (["--format", "vmwi-off", "--country", "DE"], "v23", "MessageWaiting", {"active": False}),
+        (["--format", "mdmf", "--call-waiting", "--number", "42"],
+         "bell202", "CallSetup", {"number": "42"}),
+    ],
+)  # fmt: skip
+def test_callerid_bursts_round_trip(capsys, tmp_path, argv, standard, kind, fields):
+    wav = tmp_path / "cid.wav"
+    status, out, err = run(capsys, "callerid", *argv, "-o", str(wav))
+    assert status == 0, err
+    # A second of line silence around the burst, as a recording would have.
+    audio = wavio.read_wav(wav.read_bytes()).pcm
+    padded = np.concatenate([np.zeros(4000, np.int16), audio, np.zeros(4000, np.int16)])
+    wav.write_bytes(wavio.write_wav(padded, 8000))
+    status, out, _ = run(capsys, "analyse", str(wav), "--json")
+    records = json.loads(out)["callerid"]
+    assert len(records) == 1, records
+    rec = records[0]
+    assert rec["standard"] == standard and rec["checksum"] == "ok"
+    assert rec["message"]["type"] == kind
+    for key, value in fields.items():
+        assert rec["message"][key] == value
+    status, out, _ = run(capsys, "analyse", str(wav))
+    assert f"{standard:<7} {kind}" in out and "(checksum ok)" in out
+
+
+def test_bad_checksum_is_reported_with_the_bytes(capsys, tmp_path):
+    cid = pytest.importorskip("firmware.dsp.callerid")
+    data = bytearray(cid.encode_message(cid.CallSetup(number="5551234")))
+    data[-1] ^= 0x01
+    burst = cid.fsk_modulate(bytes(data), standard="bell202")
+    wav = tmp_path / "bad.wav"
+    wav.write_bytes(wavio.write_wav(np.concatenate([np.zeros(800, np.int16), burst]), 8000))
+    status, out, _ = run(capsys, "analyse", str(wav), "--json")
+    assert status == 0
+    (rec,) = json.loads(out)["callerid"]
+    assert rec["checksum"] == "bad" and rec["error"] == "ChecksumError"
+    assert rec["data"] == bytes(data).hex()
+    status, out, _ = run(capsys, "analyse", str(wav))
+    assert "ChecksumError" in out and "(checksum bad)" in out
+
+
+def test_callerid_usage_errors(capsys, tmp_path):
+    out_wav = str(tmp_path / "x.wav")
+    status, _, err = run(capsys, "callerid", "--format", "sdmf", "--number", "1", "-o", out_wav)
+    assert status == 1 and "SDMF needs --date" in err
+    status, _, err = run(capsys, "callerid", "--format", "mdmf", "--date", "1399", "-o", out_wav)
+    assert status == 1 and "MMDDhhmm" in err
+    status, _, err = run(capsys, "callerid", "--format", "fax", "-o", out_wav)
+    assert status == 1 and "use one of sdmf" in err
+    status, _, err = run(
+        capsys, "callerid", "--format", "mdmf", "--date", "13010000", "-o", out_wav
+    )
+    assert status == 1 and "month" in err
