@@ -303,6 +303,8 @@ class FskDemodulator:
         samples = np.asarray(frame, dtype=np.float64)
         if samples.ndim != 1:
             raise ValueError(f"frame must be one-dimensional, got shape {samples.shape}")
+        if samples.size and not np.isfinite(np.dot(samples, samples)):
+            raise ValueError("frame contains NaN or infinite samples")
         out: list[CallerIdMessage | CallerIdError] = []
         # Long inputs go through in pieces so the UART keeps up with the capped buffer.
         for start in range(0, samples.size, MAX_CHUNK_SAMPLES):
