@@ -7,11 +7,13 @@ simulator keeps the same file under a data directory (``ponte update --root DIR`
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ from firmware.update.bootloader import (
     UBootBootloader,
     booted_marker,
 )
-from firmware.update.errors import FormatError, StateError
+from firmware.update.errors import FormatError, Refused, StateError
 from firmware.update.fsio import FileOps, write_atomic
 from firmware.update.keyring import Keyring
 from firmware.update.state import DEFAULT_ATTEMPTS, MAX_ATTEMPTS, SLOTS, BootEnv, BootState
@@ -164,6 +166,20 @@ class Device:
         return GrubBootloader(
             opts.get("grubenv", "/boot/grub/grubenv"), opts.get("grub_editenv", "grub-editenv")
         )
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One updater operation at a time (the boot check, an install, a mark-good)."""
+        path = os.path.join(self.config.state_dir, "lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Refused(f"another update operation is running ({path} is locked)") from None
+            yield
+        finally:
+            os.close(fd)  # also releases the lock; a killed process releases it too
 
     # --- which slot is running --------------------------------------------------------
 

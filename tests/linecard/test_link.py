@@ -140,16 +140,15 @@ async def test_link_over_pty_and_card_reset() -> None:
         os.close(slave)
 
 
-async def test_silent_card_is_reported_within_one_second() -> None:
+async def test_silent_card_is_reported() -> None:
     async with tcp_card() as (url, peers, _), Link(url) as link:
         await link.wait_connected(timeout=2)
         peers[0].stop()
         peers[0].write = lambda data: None  # the card hangs: nothing more comes out
         peers[0].session.handle_timer = lambda now: None  # type: ignore[method-assign]
-        started = asyncio.get_running_loop().time()
+        # The bound (< 1 s) is asserted on a simulated clock in test_session.py.
         down = await next_of(link, LinkDown, timeout=3)
         assert isinstance(down, LinkDown) and down.reason is DownReason.PEER_SILENT
-        assert asyncio.get_running_loop().time() - started < 1.0 + 0.2  # scheduling slack
         with pytest.raises(NotConnectedError):
             await link.send(p.StopRing(1))
 
