@@ -620,3 +620,17 @@ async def test_garbage_interleaved_with_requests(server: ApiServer, sock_path: P
     assert answered_ok == expected_ok
     assert "result" in await raw.call("last", "api.version")
     await raw.close()
+
+
+async def test_clients_lists_connections(server: ApiServer, sock_path: Path) -> None:
+    async with (
+        ApiClient(sock_path, client_name="console") as a,
+        ApiClient(sock_path, client_name="crm-pop") as b,
+    ):
+        await b.subscribe("calls", "alarms")
+        result = await a.call("api.clients")
+        rows = {row["client"]: row for row in result["clients"]}
+        assert rows["console"]["you"] is True and rows["crm-pop"]["you"] is False
+        assert rows["crm-pop"]["subscriptions"] == ["alarms", "calls"]
+        assert rows["console"]["requests_running"] == 1  # this very call
+        assert result["refused"] == 0
