@@ -109,35 +109,37 @@ class ScryptParams:
 
 DEFAULT_SCRYPT: Final = ScryptParams()
 
-# PHC string format (github.com/P-H-C/phc-string-format): $scrypt$ln=17,r=8,p=1$salt$hash
-_PHC_RE: Final = re.compile(
-    r"\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)\Z"
+# The configuration store's format (firmware/store/passwords.py, checks.password_hash_or_empty):
+# scrypt$<log2 N>$<r>$<p>$<salt, base64>$<key, base64>.  Sharing it means a hash set from
+# the console is a valid `system.admin.password_hash` and either module can verify it.
+_HASH_RE: Final = re.compile(
+    r"scrypt\$(\d{1,2})\$(\d{1,2})\$(\d{1,2})\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})\Z"
 )
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
 
 
 def hash_password(password: str, params: ScryptParams = DEFAULT_SCRYPT) -> str:
     salt = secrets.token_bytes(SCRYPT_SALT_BYTES)
     key = params.derive(password, salt)
-    return f"$scrypt$ln={params.log2_n},r={params.r},p={params.p}${_b64(salt)}${_b64(key)}"
+    b64 = base64.b64encode
+    return (
+        f"scrypt${params.log2_n}${params.r}${params.p}"
+        f"${b64(salt).decode('ascii')}${b64(key).decode('ascii')}"
+    )
 
 
 def parse_hash(encoded: str) -> tuple[ScryptParams, bytes, bytes]:
-    m = _PHC_RE.match(encoded)
+    m = _HASH_RE.match(encoded)
     if m is None:
-        raise ValueError("not a $scrypt$ PHC hash string")
+        raise ValueError("not an scrypt$logN$r$p$salt$key hash")
     try:
         params = ScryptParams(int(m[1]), int(m[2]), int(m[3]))
-        return params, _unb64(m[4]), _unb64(m[5])
+        salt = base64.b64decode(m[4], validate=True)
+        key = base64.b64decode(m[5], validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"corrupt scrypt hash: {exc}") from exc
+    if len(key) != SCRYPT_KEY_BYTES:
+        raise ValueError(f"corrupt scrypt hash: key is {len(key)} bytes, not {SCRYPT_KEY_BYTES}")
+    return params, salt, key
 
 
 def verify_password(password: str, encoded: str) -> bool:
@@ -356,8 +358,8 @@ class Authenticator:
         self.store = store
         self.clock = clock
         self.scrypt = scrypt
-        self.lockout = lockout or LockoutPolicy()
-        self.sessions = sessions or SessionTable()
+        self.lockout = lockout if lockout is not None else LockoutPolicy()
+        self.sessions = sessions if sessions is not None else SessionTable()
         self._lock = asyncio.Lock()
 
     def first_run(self) -> bool:

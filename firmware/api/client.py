@@ -24,12 +24,16 @@ import itertools
 import json
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, TypeAlias, TypeVar
 
-JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
+# Covariant containers, so that a handler may return ``{"names": sorted(names)}`` (a
+# list[str]) or a dict[str, int] without casts; json.dumps accepts lists, tuples and dicts.
+JsonValue: TypeAlias = (
+    "bool | int | float | str | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
+)
 
 PROTOCOL_VERSION: Final = "1.0"
 DEFAULT_SOCKET_PATH: Final = "/run/ponte/api.sock"
@@ -94,7 +98,7 @@ class ApiError(Exception):
 class Event:
     topic: str
     seq: int
-    data: JsonValue
+    data: Any  # decoded JSON, shaped as the topic's documentation says
 
 
 class ApiClient:
@@ -204,8 +208,11 @@ class ApiClient:
         params: Mapping[str, JsonValue] | None = None,
         *,
         timeout: float | None = None,
-    ) -> JsonValue:
-        """Call ``method``; returns its result or raises :class:`ApiError`.
+    ) -> Any:
+        """Call ``method``; returns its decoded JSON result or raises :class:`ApiError`.
+
+        The result is typed ``Any`` on purpose: it is JSON whose shape the method's
+        documentation gives; callers index into it as they know it.
 
         With ``auto_reconnect`` a lost connection is re-established *before* sending; a
         request that was already sent is never re-sent (it may have had an effect).
@@ -225,6 +232,8 @@ class ApiClient:
         fut: asyncio.Future[JsonValue] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
+            if not self.connected:  # lost since the check above: nobody would answer
+                raise self._conn_error or ApiError(CONNECTION_LOST, "connection closed")
             writer.write(line.encode("utf-8") + b"\n")
             await writer.drain()
             async with asyncio.timeout(timeout if timeout is not None else self.timeout):
@@ -402,9 +411,8 @@ class SyncApiClient:
         params: Mapping[str, JsonValue] | None = None,
         *,
         timeout: float | None = None,
-    ) -> JsonValue:
-        result: JsonValue = self._run(self.client.call(method, params, timeout=timeout))
-        return result
+    ) -> Any:
+        return self._run(self.client.call(method, params, timeout=timeout))
 
     def subscribe(self, *topics: str) -> list[str]:
         result: list[str] = self._run(self.client.subscribe(*topics))

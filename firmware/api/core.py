@@ -8,6 +8,7 @@ Neither touches a socket, a task or the clock: ``now`` is an argument.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import enum
 import re
@@ -159,8 +160,9 @@ class Peer:
         self.session: Session | None = None
         self.inflight: set[RequestId] = set()
         self.decoder = LineDecoder(max_message)
-        self.outbound = outbound or OutboundQueue()
+        self.outbound = outbound if outbound is not None else OutboundQueue()
         self.close_reason: str | None = None
+        self.overflowed = False  # closed for not reading: its buffers are dropped, not flushed
         self.on_output: Callable[[], None] = lambda: None  # the shell's "wake the writer"
 
     def is_closed(self) -> bool:
@@ -187,6 +189,7 @@ class Peer:
         try:
             self.outbound.push_reply(data)
         except Overflow as exc:
+            self.overflowed = True
             self.close(str(exc))
         self.on_output()
 
@@ -196,9 +199,12 @@ class Peer:
         self.outbound.push_event(line, seq)
         self.on_output()
 
-    def hang_up(self) -> None:
-        """End without a notice (the client left); what is queued is still written."""
+    def hang_up(self, notice: str | None = None) -> None:
+        """End gracefully: what is queued is still written, then ``notice`` if given."""
         if self.state is not PeerState.CLOSED:
+            if notice is not None:
+                with contextlib.suppress(Overflow):
+                    self.outbound.push_reply(encode_event(CLOSING_TOPIC, {"reason": notice}, 0))
             self.transition(PeerEvent.CLOSE)
         self.on_output()
 

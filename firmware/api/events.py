@@ -103,10 +103,10 @@ class EventBus:
         """
         if not valid_topic(topic):
             raise ProtocolBug(f"invalid topic {topic!r}: dotted lower-case names only")
-        self._seq += 1
-        line = encode_event(topic, payload, self._seq)
+        line = encode_event(topic, payload, self._seq + 1)
         if len(line) > MAX_MESSAGE_BYTES:
             raise ProtocolBug(f"event on {topic!r} is {len(line)} bytes, over {MAX_MESSAGE_BYTES}")
+        self._seq += 1  # only now: a refused event must not leave a gap subscribers see
         self.published += 1
         for sink, patterns in list(self._subs.items()):
             if any(matches(p, topic) for p in patterns):

@@ -45,6 +45,7 @@ from firmware.api.core import (
     MethodRegistry,
     MethodSpec,
     Peer,
+    PeerState,
 )
 from firmware.api.events import EventBus
 from firmware.api.jobs import JobRunner
@@ -77,6 +78,7 @@ READ_CHUNK: Final = 64 * 1024
 WRITE_BATCH_BYTES: Final = 64 * 1024
 CLOSE_FLUSH_TIMEOUT_S: Final = 2.0  # time a closing client gets to read its last words
 LIVE_PROBE_TIMEOUT_S: Final = 1.0
+HELLO_TIMEOUT_S: Final = 10.0  # a client says hello first thing or loses its slot
 
 
 class ServerStartError(Exception):
@@ -87,10 +89,10 @@ def default_socket_path() -> str:
     return os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET_PATH
 
 
-def socket_group() -> tuple[int, bool]:
-    """(gid, True) for the ``ponte`` group, else (our effective gid, False)."""
+def socket_group(name: str = SOCKET_GROUP) -> tuple[int, bool]:
+    """(gid, True) for the group ``name``, else (our effective gid, False)."""
     try:
-        return grp.getgrnam(SOCKET_GROUP).gr_gid, True
+        return grp.getgrnam(name).gr_gid, True
     except KeyError:
         return os.getegid(), False
 
@@ -111,6 +113,8 @@ class ApiServer:
         max_inflight: int = MAX_INFLIGHT_PER_CLIENT,
         event_high_water_bytes: int = EVENT_HIGH_WATER_BYTES,
         outbound_max_bytes: int = OUTBOUND_MAX_BYTES,
+        hello_timeout_s: float = HELLO_TIMEOUT_S,
+        group: str = SOCKET_GROUP,
         proc: Path = Path("/proc"),
         server_version: str | None = None,
     ) -> None:
@@ -121,6 +125,8 @@ class ApiServer:
         self.max_inflight = max_inflight
         self.event_high_water_bytes = event_high_water_bytes
         self.outbound_max_bytes = outbound_max_bytes
+        self.hello_timeout_s = hello_timeout_s
+        self.group = group
         self.registry = MethodRegistry()
         self.bus = EventBus()
         self.jobs = JobRunner(self.publish, clock=clock)
@@ -134,6 +140,7 @@ class ApiServer:
             max_message=max_message,
         )
         self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._inode: int | None = None
         self._peer_ids = itertools.count(1)
         self._peers: dict[int, Peer] = {}
@@ -166,33 +173,62 @@ class ApiServer:
             MethodSpec(name, handler, params_type, result, summary, requires_login, timeout_s)
         )
 
+    def method(
+        self,
+        name: str,
+        params_type: type[P],
+        *,
+        result: str,
+        summary: str,
+        requires_login: bool = False,
+        timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    ) -> Callable[[Handler[P]], Handler[P]]:
+        """Decorator form of :meth:`register`."""
+
+        def decorate(handler: Handler[P]) -> Handler[P]:
+            self.register(
+                name,
+                handler,
+                params_type,
+                result=result,
+                summary=summary,
+                requires_login=requires_login,
+                timeout_s=timeout_s,
+            )
+            return handler
+
+        return decorate
+
     def publish(self, topic: str, payload: JsonValue = None) -> int:
-        """Send an event to every subscriber of ``topic``; never blocks.  Returns its seq."""
+        """Send an event to every subscriber of ``topic``; never blocks.  Returns its seq.
+
+        Call it on the server's event loop; other threads use :meth:`publish_threadsafe`.
+        """
         return self.bus.publish(topic, payload)
+
+    def publish_threadsafe(self, topic: str, payload: JsonValue = None) -> None:
+        """Publish from another thread (the pjsua2 thread, an executor); needs start()."""
+        if self._loop is None:
+            raise RuntimeError("publish_threadsafe needs a started server")
+        self._loop.call_soon_threadsafe(self._publish_logged, topic, payload)
+
+    def _publish_logged(self, topic: str, payload: JsonValue) -> None:
+        try:
+            self.bus.publish(topic, payload)
+        except ProtocolBug:
+            # Raised on the loop, far from the publishing thread: log it where it is seen.
+            log.exception("refused event on %r from another thread", topic)
 
     @property
     def clients(self) -> int:
         return len(self._peers)
-
-    def stats(self) -> dict[str, JsonValue]:
-        return {
-            "clients": len(self._peers),
-            "refused_clients": self.refused_clients,
-            "events_published": self.bus.published,
-            "outbound": {
-                str(pid): {
-                    "queued_bytes": p.outbound.queued_bytes,
-                    "dropped_events": p.outbound.dropped_total,
-                }
-                for pid, p in self._peers.items()
-            },
-        }
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("server already started")
         self._stopping = False
+        self._loop = asyncio.get_running_loop()
         await self._clear_stale_socket()
         sock = self._bind()
         try:
@@ -261,11 +297,11 @@ class ApiServer:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(str(tmp))
-            gid, found = socket_group()
+            gid, found = socket_group(self.group)
             if not found:
                 log.warning(
                     "group %r does not exist; %s is owned by group %d instead",
-                    SOCKET_GROUP,
+                    self.group,
                     self.path,
                     gid,
                 )
@@ -343,9 +379,14 @@ class ApiServer:
         writer_task = asyncio.create_task(self._write_loop(peer, writer, wake))
         reader_task = asyncio.create_task(self._read_loop(peer, reader, calls))
         closed_task = asyncio.create_task(closed.wait())
+        hello_task = asyncio.create_task(self._hello_deadline(peer))
         log.debug("client %d connected", peer.id)
         try:
             await asyncio.wait({reader_task, closed_task}, return_when=asyncio.FIRST_COMPLETED)
+            if reader_task.done() and not reader_task.cancelled() and reader_task.exception():
+                # A bug in the dispatch path; the client gets a closing notice, not silence.
+                log.error("client %d: reader failed", peer.id, exc_info=reader_task.exception())
+                peer.close("internal error in the server; see its log")
             if not peer.is_closed() and calls:
                 # The client half-closed: answer what it asked before hanging up.
                 await asyncio.wait(calls)
@@ -354,11 +395,11 @@ class ApiServer:
                 await asyncio.wait_for(asyncio.shield(writer_task), CLOSE_FLUSH_TIMEOUT_S)
         finally:
             # Reached on normal end and on stop() (cancelled): tidy up in both cases.
-            for task in (reader_task, closed_task, *calls):
+            for task in (reader_task, closed_task, hello_task, *calls):
                 task.cancel()
-            await asyncio.wait({reader_task, closed_task, *calls})
+            await asyncio.wait({reader_task, closed_task, hello_task, *calls})
             if self._stopping and not writer_task.done():
-                peer.hang_up()
+                peer.hang_up(notice="the server is stopping")
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(writer_task), CLOSE_FLUSH_TIMEOUT_S)
             writer_task.cancel()
@@ -367,11 +408,17 @@ class ApiServer:
             del self._peers[peer.id]
             if peer.close_reason:
                 log.warning("client %d disconnected: %s", peer.id, peer.close_reason)
-            if peer.close_reason:
+            if peer.overflowed:
                 writer.transport.abort()  # it was not reading; do not wait for it
             else:
                 writer.close()
             log.debug("client %d gone", peer.id)
+
+    async def _hello_deadline(self, peer: Peer) -> None:
+        # A connection that never says hello would hold one of the few client slots.
+        await asyncio.sleep(self.hello_timeout_s)
+        if peer.state is PeerState.AWAITING_HELLO:
+            peer.close(f"no api.hello within {self.hello_timeout_s} s")
 
     async def _read_loop(
         self, peer: Peer, reader: asyncio.StreamReader, calls: set[asyncio.Task[None]]
@@ -380,7 +427,7 @@ class ApiServer:
         while not peer.is_closed():
             try:
                 data = await reader.read(READ_CHUNK)
-            except ConnectionError:
+            except OSError:  # reset by the peer, or the socket went away under us
                 return
             if not data:
                 return

@@ -151,6 +151,9 @@ class FxoPort(TimedMachine):
             t = self._event_time(at, now)
             out = self._run_timers(t)
             out += self._dispatch(event, t)
+            # The event may have made a timer due at once (a ring burst that ended too long
+            # after the last ring, for instance): never leave one overdue.
+            out += self._run_timers(t)
         except LineError:
             self._restore(saved)
             raise

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import reprlib
 from collections.abc import Callable
 from typing import Any
 
-from firmware.store.countries import KNOWN_COUNTRIES, KNOWN_IMPEDANCES
+from firmware.store.countries import KNOWN_COUNTRIES, known_impedances
 
 Check = Callable[[Any], str | None]
 
@@ -24,9 +25,16 @@ E164_MAX_DIGITS = 15
 _PORT_MAX = 65535
 
 
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 2  # hostile input may nest deeply; repr() itself would recurse
+_REPR.maxstring = 40
+_REPR.maxother = 40
+_REPR.maxlist = _REPR.maxdict = 4
+
+
+def show(value: object) -> str:
+    """A short, bounded rendering of any value for an error message."""
+    return _REPR.repr(value)
 
 
 def in_range(lo: float, hi: float, unit: str = "") -> Check:
@@ -43,7 +51,7 @@ def one_of_text(choices: tuple[str, ...], what: str) -> Check:
     def check(value: str) -> str | None:
         if value in choices:
             return None
-        return f"unknown {what} {_show(value)} (known: {', '.join(choices)})"
+        return f"unknown {what} {show(value)} (known: {', '.join(choices)})"
 
     return check
 
@@ -51,7 +59,7 @@ def one_of_text(choices: tuple[str, ...], what: str) -> Check:
 def country(value: str) -> str | None:
     if value in KNOWN_COUNTRIES:
         return None
-    return f"unknown country {_show(value)} (known: {', '.join(KNOWN_COUNTRIES)})"
+    return f"unknown country {show(value)} (known: {', '.join(KNOWN_COUNTRIES)})"
 
 
 def country_or_inherit(value: str) -> str | None:
@@ -59,13 +67,13 @@ def country_or_inherit(value: str) -> str | None:
 
 
 def impedance(value: str) -> str | None:
-    return one_of_text(KNOWN_IMPEDANCES, "impedance")(value)
+    return one_of_text(known_impedances(), "impedance")(value)
 
 
 def hostname_label(value: str) -> str | None:
     if _LABEL.match(value):
         return None
-    return f"{_show(value)} is not a host name (letters, digits and '-', at most 63)"
+    return f"{show(value)} is not a host name (letters, digits and '-', at most 63)"
 
 
 def host(value: str) -> str | None:
@@ -79,7 +87,7 @@ def host(value: str) -> str | None:
         pass
     name = value[:-1] if value.endswith(".") else value
     if len(name) > MAX_HOSTNAME_LEN or not all(_LABEL.match(p) for p in name.split(".")):
-        return f"{_show(value)} is not a host name or IP address"
+        return f"{show(value)} is not a host name or IP address"
     return None
 
 
@@ -101,27 +109,27 @@ def split_host_port(value: str) -> tuple[str, int | None] | str:
     if rest.startswith("["):
         end = rest.find("]")
         if end < 0:
-            return f"{_show(value)}: unclosed '[' in IPv6 address"
+            return f"{show(value)}: unclosed '[' in IPv6 address"
         name, tail = rest[1:end], rest[end + 1 :]
         if tail:
             if not tail.startswith(":"):
-                return f"{_show(value)}: unexpected text after ']'"
+                return f"{show(value)}: unexpected text after ']'"
             port_text = tail[1:]
         try:
             ipaddress.IPv6Address(name)
         except ValueError:
-            return f"{_show(value)}: {_show(name)} is not an IPv6 address"
+            return f"{show(value)}: {show(name)} is not an IPv6 address"
     elif rest.count(":") == 1:
         name, port_text = rest.split(":")
     else:
         name = rest
     problem = host(name)
     if problem:
-        return f"{_show(value)}: {problem}"
+        return f"{show(value)}: {problem}"
     if port_text is None:
         return (name, None)
     if not port_text.isdigit() or not 1 <= int(port_text) <= _PORT_MAX:
-        return f"{_show(value)}: port {_show(port_text)} is not 1..{_PORT_MAX}"
+        return f"{show(value)}: port {show(port_text)} is not 1..{_PORT_MAX}"
     return (name, int(port_text))
 
 
@@ -151,7 +159,7 @@ def unique(values: tuple[Any, ...]) -> str | None:
     seen: set[Any] = set()
     for value in values:
         if value in seen:
-            return f"{_show(value)} is listed twice"
+            return f"{show(value)} is listed twice"
         seen.add(value)
     return None
 
@@ -175,7 +183,7 @@ def network(value: str) -> str | None:
     try:
         ipaddress.ip_network(value, strict=False)
     except ValueError:
-        return f"{_show(value)} is not an address or network (a.b.c.d/len or v6/len)"
+        return f"{show(value)} is not an address or network (a.b.c.d/len or v6/len)"
     return None
 
 
@@ -183,11 +191,11 @@ def interface_address_or_empty(value: str) -> str | None:
     if value == "":
         return None
     if "/" not in value:
-        return f"{_show(value)} needs a prefix length (for example 192.168.1.10/24)"
+        return f"{show(value)} needs a prefix length (for example 192.168.1.10/24)"
     try:
         ipaddress.ip_interface(value)
     except ValueError:
-        return f"{_show(value)} is not an address with prefix length"
+        return f"{show(value)} is not an address with prefix length"
     return None
 
 
@@ -197,14 +205,14 @@ def ip_or_empty(value: str) -> str | None:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        return f"{_show(value)} is not an IP address"
+        return f"{show(value)} is not an IP address"
     return None
 
 
 def absolute_path_or_empty(value: str) -> str | None:
     if value == "" or value.startswith("/"):
         return None
-    return f"{_show(value)} must be an absolute path"
+    return f"{show(value)} must be an absolute path"
 
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -213,7 +221,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 def name(value: str) -> str | None:
     if _NAME.match(value):
         return None
-    return f"{_show(value)} is not a name (1-32 of a-z, 0-9, '_', '-', starting alphanumeric)"
+    return f"{show(value)} is not a name (1-32 of a-z, 0-9, '_', '-', starting alphanumeric)"
 
 
 _EXTENSION = re.compile(r"^[0-9]{1,8}$")
@@ -222,7 +230,7 @@ _EXTENSION = re.compile(r"^[0-9]{1,8}$")
 def extension_number(value: str) -> str | None:
     if _EXTENSION.match(value):
         return None
-    return f"{_show(value)} is not an extension number (1 to 8 digits)"
+    return f"{show(value)} is not an extension number (1 to 8 digits)"
 
 
 def extension_or_empty(value: str) -> str | None:
@@ -234,7 +242,7 @@ def phone_number_or_empty(value: str) -> str | None:
         return None
     if re.fullmatch(rf"\+?[0-9]{{1,{E164_MAX_DIGITS}}}", value):
         return None
-    return f"{_show(value)} is not a phone number (optional '+', 1 to {E164_MAX_DIGITS} digits)"
+    return f"{show(value)} is not a phone number (optional '+', 1 to {E164_MAX_DIGITS} digits)"
 
 
 def pin_or_empty(value: str) -> str | None:
@@ -249,13 +257,13 @@ _FEATURE_CODE = re.compile(r"^[*#][0-9]{1,4}$")
 def feature_code(value: str) -> str | None:
     if _FEATURE_CODE.match(value):
         return None
-    return f"{_show(value)} is not a feature code ('*' or '#' then 1 to 4 digits)"
+    return f"{show(value)} is not a feature code ('*' or '#' then 1 to 4 digits)"
 
 
 def digit_string(value: str) -> str | None:
     if re.fullmatch(r"[0-9*#]{0,32}", value):
         return None
-    return f"{_show(value)} may contain only 0-9, '*' and '#' (at most 32)"
+    return f"{show(value)} may contain only 0-9, '*' and '#' (at most 32)"
 
 
 # scrypt$<log2 N>$<r>$<p>$<salt b64>$<hash b64>, written by the console's password setter.

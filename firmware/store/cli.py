@@ -45,6 +45,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
     p = sub.add_parser(
+        "unset", parents=[common], help="remove an array item, or reset a key to its default"
+    )
+    p.add_argument("path", help="e.g. sip.trunks[1] or lines.fxs[0].gain_rx")
+    p.add_argument(
+        "--expect-version", type=int, help="refuse if the current version is not this one"
+    )
+
+    p = sub.add_parser(
         "export", parents=[common], help="write the configuration as TOML ('-' for stdout)"
     )
     p.add_argument("file")
@@ -183,7 +191,7 @@ def _parse_value(path: str, text: str) -> Any:
         return text  # bare text for a text field: no quoting needed on the command line
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         if textual:
             return text
         raise ValueError(
@@ -201,13 +209,26 @@ def _set(store: Any, args: argparse.Namespace) -> int:
         return _err(str(exc))
     current = store.current()
     doc = set_path(to_document(current.config), args.path, value)
-    expected = current.version if args.expect_version is None else args.expect_version
+    return _save(store, current.version, doc, args)
+
+
+def _save(store: Any, read_version: int, doc: dict[str, Any], args: argparse.Namespace) -> int:
+    expected = read_version if args.expect_version is None else args.expect_version
     info = store.apply_document(doc, author=_author(args), expected_version=expected)
-    if info.version == current.version:
+    if info.version == read_version:
         print(f"no change (version {info.version})")
     else:
         print(f"version {info.version}: {info.summary}")
     return 0
+
+
+def _unset(store: Any, args: argparse.Namespace) -> int:
+    from firmware.store.document import delete_path
+    from firmware.store.validate import to_document
+
+    current = store.current()
+    doc = delete_path(to_document(current.config), args.path)
+    return _save(store, current.version, doc, args)
 
 
 def _export(store: Any, args: argparse.Namespace) -> int:
@@ -283,6 +304,7 @@ def _rollback(store: Any, args: argparse.Namespace) -> int:
 _HANDLERS = {
     "show": _show,
     "set": _set,
+    "unset": _unset,
     "export": _export,
     "import": _import,
     "history": _history,

@@ -99,6 +99,21 @@ def set_path(doc: Document, path: str, value: Any) -> Document:
     return new
 
 
+def delete_path(doc: Document, path: str) -> Document:
+    """A copy of ``doc`` without ``path``: an array item is removed (later items move up),
+    a key is dropped (so it takes its default when the document is parsed)."""
+    steps = parse_path(path)
+    if not steps:
+        raise PathError("an empty path names the whole document")
+    new: Document = _copy(doc)
+    node: Any = new
+    for i, step in enumerate(steps[:-1]):
+        node = _child(node, step, steps[: i + 1])
+    _child(node, steps[-1], steps)  # raises PathError naming a missing item or key
+    del node[steps[-1]]
+    return new
+
+
 def _child(node: Any, step: Step, done: list[Step]) -> Any:
     if isinstance(step, int):
         if isinstance(node, list) and step < len(node):

@@ -13,11 +13,13 @@ import dataclasses
 import difflib
 import ipaddress
 import math
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast, get_args, get_origin, get_type_hints
 
 from firmware.store import schema
+from firmware.store.checks import show
 from firmware.store.digitmap import DigitMapError, compile_digit_map
 from firmware.store.schema import (
     CONFIG_SCHEMA,
@@ -49,11 +51,6 @@ class ConfigError(ValueError):
     def __init__(self, issues: list[ConfigIssue] | tuple[ConfigIssue, ...]) -> None:
         self.issues = tuple(issues)
         super().__init__("\n".join(str(i) for i in self.issues))
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _kind(value: object) -> str:
@@ -96,35 +93,41 @@ class _Parser:
         if tp is bool:
             if isinstance(raw, bool):
                 return raw
-            return self.fail(path, f"expected true or false, got {_kind(raw)} {_show(raw)}")
+            return self.fail(path, f"expected true or false, got {_kind(raw)} {show(raw)}")
         if tp is int:
             if isinstance(raw, int) and not isinstance(raw, bool):
                 return raw
-            return self.fail(path, f"expected an integer, got {_kind(raw)} {_show(raw)}")
+            return self.fail(path, f"expected an integer, got {_kind(raw)} {show(raw)}")
         if tp is float:
             if isinstance(raw, int | float) and not isinstance(raw, bool):
-                number = float(raw)
+                try:
+                    number = float(raw)
+                except OverflowError:
+                    return self.fail(path, "number too large")
                 if math.isfinite(number):
                     return number
-                return self.fail(path, f"expected a finite number, got {raw!r}")
-            return self.fail(path, f"expected a number, got {_kind(raw)} {_show(raw)}")
+                return self.fail(path, f"expected a finite number, got {show(raw)}")
+            return self.fail(path, f"expected a number, got {_kind(raw)} {show(raw)}")
         if tp is str:
             if not isinstance(raw, str):
-                return self.fail(path, f"expected a string, got {_kind(raw)} {_show(raw)}")
+                return self.fail(path, f"expected a string, got {_kind(raw)} {show(raw)}")
             if len(raw) > MAX_STRING_LEN:
                 return self.fail(path, f"longer than {MAX_STRING_LEN} characters")
+            bad = next((c for c in raw if _is_control(c)), None)
+            if bad is not None:
+                return self.fail(path, f"contains the control character {bad!r}")
             return raw
         if origin is Literal:
             choices = get_args(tp)
             if isinstance(raw, str) and raw in choices:
                 return raw
             return self.fail(
-                path, f"must be one of {', '.join(map(repr, choices))}, got {_show(raw)}"
+                path, f"must be one of {', '.join(map(repr, choices))}, got {show(raw)}"
             )
         if origin is tuple:
             item_type = get_args(tp)[0]
             if not isinstance(raw, list | tuple):
-                return self.fail(path, f"expected an array, got {_kind(raw)} {_show(raw)}")
+                return self.fail(path, f"expected an array, got {_kind(raw)} {show(raw)}")
             if len(raw) > MAX_LIST_ITEMS:
                 return self.fail(path, f"more than {MAX_LIST_ITEMS} items")
             items = [self.value(item_type, item, f"{path}[{i}]") for i, item in enumerate(raw)]
@@ -139,7 +142,7 @@ class _Parser:
         """Always returns an instance: a field that fails keeps its default (the failure is
         recorded), so that the rules between fields can still run and be reported."""
         if not isinstance(raw, Mapping):
-            self.fail(path, f"expected a table, got {_kind(raw)} {_show(raw)}")
+            self.fail(path, f"expected a table, got {_kind(raw)} {show(raw)}")
             return cls()
         hints = schema_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -163,6 +166,12 @@ class _Parser:
                     self.fail(sub, problem)
                     kwargs.pop(name, None)
         return cls(**kwargs)
+
+
+def _is_control(char: str) -> bool:
+    # Settings are single-line text: no control characters, and no lone surrogates (they
+    # cannot be written to a UTF-8 file, so the document could not be exported).
+    return unicodedata.category(char) in ("Cc", "Cs") and char != "\t"
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
@@ -377,7 +386,7 @@ def _upgrade(doc: Mapping[str, Any]) -> Document | ConfigError:
     body = dict(doc)
     version = body.pop(SCHEMA_KEY, CONFIG_SCHEMA)
     if not isinstance(version, int) or isinstance(version, bool):
-        return ConfigError([ConfigIssue(SCHEMA_KEY, f"expected an integer, got {_show(version)}")])
+        return ConfigError([ConfigIssue(SCHEMA_KEY, f"expected an integer, got {show(version)}")])
     if version > CONFIG_SCHEMA:
         return ConfigError(
             [

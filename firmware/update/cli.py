@@ -38,6 +38,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("rollback", help="boot the other (good) slot next")
     p.add_argument("--allow-below-floor", action="store_true")
     sub.add_parser("boot", help="after boot: record a slot that failed to come up")
+    p = sub.add_parser("health-check", help="probe the service; mark the slot good if healthy")
+    p.add_argument("--deadline", type=float, default=120.0, help="seconds for all probes")
+    p.add_argument("--trunk", action="append", default=[], help="HOST[:PORT] (SIP, UDP)")
+    p.add_argument("--check-cmd", action="append", default=[], help="command that must exit 0")
+    p.add_argument("--api-socket", help="control API socket that must accept")
+    p.add_argument("--no-mark", action="store_true", help="only report")
     sub.add_parser("simulate-boot", help="simulator only: power-cycle the device")
     p = sub.add_parser("init", help="simulator only: create a device under --root")
     p.add_argument("--compatible", required=True)
@@ -74,7 +80,8 @@ class _Progress:
         elif now - self.last_draw > 0.2 or done == total:
             self.last_draw = now
             end = "\n" if done == total else ""
-            print(f"\r{snap.render(phase)}", end=end, file=sys.stderr, flush=True)
+            # \x1b[K clears what a longer previous line left behind.
+            print(f"\r{snap.render(phase)}\x1b[K", end=end, file=sys.stderr, flush=True)
 
 
 def _device(args: argparse.Namespace) -> Any:
@@ -104,14 +111,19 @@ def _install(args: argparse.Namespace) -> int:
     dev = _device(args)
     progress = _Progress(args.progress)
     source = args.source
+    downloaded = None
     if source.startswith(("http://", "https://")):
         directory = args.download_dir or dev.config.state_dir
         name = os.path.basename(source.split("?", 1)[0]) or "bundle"
-        dest = os.path.join(directory, f"download-{name}")
-        download(source, dest, progress=progress)
-        source = dest
+        downloaded = os.path.join(directory, f"download-{name}")
+        download(source, downloaded, progress=progress)  # keeps a .part to resume
+        source = downloaded
     opts = inst.Options(allow_equal_security_version=args.allow_same_security_version)
-    result = inst.Installer(dev, options=opts, progress=progress).install(source)
+    try:
+        result = inst.Installer(dev, options=opts, progress=progress).install(source)
+    finally:
+        if downloaded is not None:
+            os.unlink(downloaded)  # a whole bundle on /data is not worth keeping
     print(
         f"installed {result.version} (security version {result.security_version}) "
         f"into slot {result.target}; it boots next and must pass its health check"
@@ -179,6 +191,36 @@ def _boot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _health_check(args: argparse.Namespace) -> int:
+    import asyncio
+    import shlex
+
+    from firmware.update import health
+    from firmware.update import install as inst
+
+    dev = _device(args)
+    cfg = dev.config
+    probes: list[tuple[str, health.Probe]] = []
+    for spec in [*cfg.health_trunks, *args.trunk]:
+        host, _, port = spec.rpartition(":") if ":" in spec else (spec, "", "")
+        probes.append((f"trunk {spec}", health.sip_trunk_probe(host, int(port or health.SIP_PORT))))
+    commands = [*cfg.health_commands, *(tuple(shlex.split(c)) for c in args.check_cmd)]
+    for argv in commands:
+        probes.append((f"command {' '.join(argv)}", health.command_probe(argv)))
+    socket = args.api_socket or cfg.api_socket
+    if socket:
+        probes.append((f"control API {socket}", health.socket_probe(socket)))
+    report = asyncio.run(health.run(probes, args.deadline))
+    print(report.render() or "no probes configured: the service reported ready")
+    if not report.ok:
+        print("health check failed: slot not marked good", file=sys.stderr)
+        return 1
+    if not args.no_mark:
+        s = inst.mark_good(dev)
+        print(f"slot {s.last_good} marked good; rollback floor is now {s.floor}")
+    return 0
+
+
 def _simulate_boot(args: argparse.Namespace) -> int:
     from firmware.update import install as inst
     from firmware.update.bootloader import FileBootloader
@@ -221,6 +263,7 @@ _ACTIONS = {
     "mark-good": _mark_good,
     "rollback": _rollback,
     "boot": _boot,
+    "health-check": _health_check,
     "simulate-boot": _simulate_boot,
     "init": _init,
 }

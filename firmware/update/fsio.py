@@ -115,10 +115,15 @@ class FaultyOps(FileOps):
         self,
         faults: list[Fault] | None = None,
         corrupt: Callable[[str], bool] | None = None,
+        power_loss: bool = False,
     ) -> None:
         super().__init__()
         self.faults = list(faults or [])
         self.corrupt = corrupt
+        # With power_loss, a crash also loses every write not yet fsynced (the worst a
+        # page cache can do): such files are cut to zero length.
+        self.power_loss = power_loss
+        self.dirty: set[str] = set()
         self.counts: dict[OpKind, int] = dict.fromkeys(KINDS, 0)
         self.fired = False
 
@@ -139,6 +144,10 @@ class FaultyOps(FileOps):
     def _raise(self, fault: Fault, path: str) -> None:
         if fault.error is not None:
             raise OSError(fault.error, os.strerror(fault.error), path)
+        if self.power_loss:
+            for lost in sorted(self.dirty):
+                if os.path.isfile(lost):
+                    os.truncate(lost, 0)
         raise SimulatedCrash(f"crash at {fault.kind} #{fault.index} ({path})")
 
     def write(self, fd: int, data: bytes | memoryview) -> None:
@@ -153,6 +162,7 @@ class FaultyOps(FileOps):
             buf = bytearray(data)
             buf[len(buf) // 2] ^= 0x10
             data = bytes(buf)
+        self.dirty.add(path)
         super().write(fd, data)
 
     def fsync(self, fd: int) -> None:
@@ -161,9 +171,13 @@ class FaultyOps(FileOps):
         if fault is not None:
             self._raise(fault, path)
         super().fsync(fd)
+        self.dirty.discard(path)
 
     def rename(self, src: str, dst: str) -> None:
         fault = self._check("rename", dst)
         if fault is not None:
             self._raise(fault, dst)
         super().rename(src, dst)
+        if src in self.dirty:
+            self.dirty.discard(src)
+            self.dirty.add(dst)

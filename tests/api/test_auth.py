@@ -34,7 +34,7 @@ from .conftest import FAST_SCRYPT, FakeClock
 
 def test_hash_round_trip_and_phc_format() -> None:
     encoded = hash_password("correct horse", FAST_SCRYPT)
-    assert encoded.startswith("$scrypt$ln=4,r=8,p=1$")
+    assert encoded.startswith("scrypt$4$8$1$")
     assert verify_password("correct horse", encoded)
     assert not verify_password("correct hors", encoded)
     assert hash_password("correct horse", FAST_SCRYPT) != encoded  # salted
@@ -49,7 +49,14 @@ def test_production_parameters_are_owasp() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "$scrypt$ln=4,r=8,p=1$", "$scrypt$ln=99,r=8,p=1$AAAA$AAAA", "$argon2id$v=19$x$y"],
+    [
+        "",
+        "scrypt$4$8$1$",
+        "scrypt$99$8$1$AAAA$" + "A" * 43 + "=",
+        "scrypt$4$8$1$AAAA$AAAA",  # a key of the wrong length
+        "scrypt$4$8$1$A$" + "A" * 43 + "=",  # bad base64
+        "$argon2id$v=19$x$y",
+    ],
 )
 def test_corrupt_hashes_are_refused(bad: str) -> None:
     with pytest.raises(ValueError):
@@ -144,3 +151,32 @@ async def test_lockout_with_injected_time() -> None:
     assert info.value.reason == "locked_out" and info.value.retry_after == LOCKOUT_BASE_S
     clock.advance(LOCKOUT_BASE_S)
     await auth.login(FACTORY_PASSWORD)
+
+
+def test_hashes_interoperate_with_the_configuration_store() -> None:
+    from firmware.store import checks, passwords
+
+    ours = hash_password("shared secret", FAST_SCRYPT)
+    assert checks.password_hash_or_empty(ours) is None
+    assert passwords.verify_password("shared secret", ours)
+    theirs = passwords.hash_password("shared secret")
+    assert verify_password("shared secret", theirs)
+    assert not verify_password("other secret", theirs)
+
+
+async def test_credentials_in_the_versioned_configuration(tmp_path: Path) -> None:
+    from firmware.api.credentials import PASSWORD_CHANGE_ACTION, ConfigCredentialStore
+    from firmware.store import ConfigStore
+
+    with ConfigStore.open(tmp_path) as config:
+        store = ConfigCredentialStore(config)
+        auth = Authenticator(store, clock=FakeClock(), scrypt=FAST_SCRYPT)
+        assert auth.first_run()
+        await auth.change_password(FACTORY_PASSWORD, "configured secret")
+        assert not auth.first_run()
+        stored = config.current().config.system.admin.password_hash
+        assert verify_password("configured secret", stored)
+        assert config.history(1)[0].action == PASSWORD_CHANGE_ACTION
+        await auth.login("configured secret")
+        with pytest.raises(ValueError, match="must be changed"):
+            store.save_admin(AdminCredential(stored, must_change=True))

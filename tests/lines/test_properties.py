@@ -49,10 +49,13 @@ from firmware.lines import (
     RecallDialTone,
     Release,
     RemoteRinging,
+    RingingStopped,
     RingVoltage,
     Seize,
+    SendCallerId,
     StartRinging,
     StartTone,
+    StopCallerId,
     StopRinging,
     StopTone,
     timing_for,
@@ -106,6 +109,7 @@ def test_fxs_random_sequences(country: str, steps: list[tuple[int, Any]]) -> Non
     now = 0
     tone = None
     ringing = False
+    cid_sending = False
     for gap, what in steps:
         now += gap
         before = _state_of(port)
@@ -137,18 +141,27 @@ def test_fxs_random_sequences(country: str, steps: list[tuple[int, Any]]) -> Non
             elif isinstance(o, StopRinging):
                 assert ringing
                 ringing = False
+            elif isinstance(o, SendCallerId):
+                cid_sending = True
+            elif isinstance(o, StopCallerId):
+                assert cid_sending
+                cid_sending = False
             elif isinstance(o, OffHook):
                 assert prev_state is FxsState.IDLE or HungUp() in out
             elif isinstance(o, HungUp):
                 assert prev_state not in ON_HOOK_STATES or OffHook() in out
         assert tone is port.tone is STATE_TONE.get(port.state)
         assert ringing == port.ringing == (port.state is FxsState.RINGING)
+        if isinstance(what, CallerIdSent):  # after the outputs of timers that fired first
+            cid_sending = False
+        assert cid_sending == port.caller_id_sending
+        if cid_sending:  # only the states that send it may leave it running
+            assert port.state in (FxsState.CALLER_ID, FxsState.RINGING, FxsState.CALL_WAITING)
         if port.state in ON_HOOK_STATES:
             assert port.hook_on
         assert 0 <= port.pulses <= PULSE_MAX + 1
         deadline = port.next_deadline()
-        if what == "timer":
-            assert deadline is None or deadline > now
+        assert deadline is None or deadline > port._clock  # nothing left overdue
 
 
 @SETTINGS
@@ -212,10 +225,10 @@ def test_fxo_random_sequences(country: str, steps: list[tuple[int, Any]]) -> Non
     port = FxoPort(timing_for(country))
     now = 0
     off_hook = False
+    ringing = False
     for gap, what in steps:
         now += gap
         before = _state_of(port)
-        prev_state = port.state
         try:
             if what == "timer":
                 out = port.handle_timer(now)
@@ -241,13 +254,18 @@ def test_fxo_random_sequences(country: str, steps: list[tuple[int, Any]]) -> Non
             if isinstance(o, Seize):
                 assert not off_hook
                 off_hook = True
+                ringing = False  # answered (or glare)
             elif isinstance(o, Release):
                 assert off_hook
                 off_hook = False
+                ringing = False
             elif isinstance(o, IncomingCall):
-                assert prev_state in (FxoState.IDLE, FxoState.GUARD)
-                assert port.state is FxoState.RINGING
+                assert not ringing
+                ringing = True
+            elif isinstance(o, RingingStopped):
+                assert ringing
+                ringing = False
         assert off_hook == port.off_hook
+        assert ringing == (port.state is FxoState.RINGING)
         deadline = port.next_deadline()
-        if what == "timer":
-            assert deadline is None or deadline > now
+        assert deadline is None or deadline > port._clock  # nothing left overdue

@@ -134,3 +134,23 @@ def test_data_dir_from_environment_in_a_real_process(tmp_path: Path) -> None:
     assert (tmp_path / "ponte.db").exists()
     with ConfigStore.open(tmp_path) as store:
         assert store.current().config.system.country == "DE"
+
+
+def test_unset_removes_items_and_resets_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ConfigStore.open(tmp_path) as store:
+        store.apply(rich_config(), author="t")
+    code, _, err = run(capsys, tmp_path, "unset", "sip.trunks[0]")
+    # Route 'mobile' still sends calls to the removed trunk: refused, and named.
+    assert code == 1
+    assert "dialplan.routes[3].to: 'trunk:provider': no trunk named 'provider'" in err
+    assert run(capsys, tmp_path, "unset", "dialplan.routes[3]")[0] == 0
+    code, _, err = run(capsys, tmp_path, "unset", "sip.trunks[0]")
+    assert code == 0, err
+    assert run(capsys, tmp_path, "show", "sip.trunks[0].name")[1] == '"backup"\n'
+    assert run(capsys, tmp_path, "set", "lines.fxs[0].gain_rx", "3")[0] == 0
+    assert run(capsys, tmp_path, "unset", "lines.fxs[0].gain_rx")[0] == 0
+    assert run(capsys, tmp_path, "show", "lines.fxs[0].gain_rx")[1] == "0.0\n"
+    code, _, err = run(capsys, tmp_path, "unset", "sip.trunks[5]")
+    assert code == 1 and "sip.trunks[5]: no such item (1 present)" in err

@@ -9,7 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firmware.store import REDACTED, ConfigError, default_config, dumps_toml, parse, to_document
-from firmware.store.document import flatten, loads_toml, set_path
+from firmware.store.document import (
+    PathError,
+    delete_path,
+    flatten,
+    get_path,
+    loads_toml,
+    schema_field_at,
+    set_path,
+)
 
 from .helpers import rich_config
 
@@ -76,8 +84,10 @@ def test_mutated_real_documents_raise_only_config_error(edits: list[tuple[str, A
     except ConfigError as exc:
         assert exc.issues
         return
-    # Anything accepted survives a round trip unchanged.
+    # Anything accepted survives a round trip unchanged, also through TOML text.
     assert parse(to_document(config)) == config
+    assert loads_toml(dumps_toml(config)) == config
+    assert loads_toml(dumps_toml(config, redact=True), config) == config
 
 
 @settings(max_examples=300, deadline=None)
@@ -110,3 +120,55 @@ def test_replace_keeps_frozen_dataclasses_frozen() -> None:
     except dataclasses.FrozenInstanceError:
         return
     raise AssertionError("configuration objects must be immutable")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abcfxs_.[]0123456789 -*", max_size=40))
+def test_random_paths_raise_only_path_error(path: str) -> None:
+    doc = to_document(rich_config())
+    for operation in (
+        lambda: get_path(doc, path),
+        lambda: set_path(doc, path, 1),
+        lambda: delete_path(doc, path),
+        lambda: schema_field_at(path),
+    ):
+        try:
+            operation()
+        except PathError:
+            pass
+
+
+def test_hostile_values_are_refused_with_a_message() -> None:
+    deep: Any = "x"
+    for _ in range(5000):
+        deep = [deep]
+    cases = {
+        "lines.fxs[0].gain_rx": 10**400,
+        "system.timezone": "Europe/\x00Rome",
+        "sip.user_agent": "ponte\ud800",
+        "extensions[0].name": "line\nbreak",
+    }
+    doc = to_document(rich_config())
+    for path, value in cases.items():
+        doc = set_path(doc, path, value)
+    doc["system"]["hostname"] = deep  # set last: set_path copies the document it is given
+    cases["system.hostname"] = deep
+    try:
+        parse(doc)
+    except ConfigError as exc:
+        messages = {i.path: i.message for i in exc.issues}
+    else:
+        raise AssertionError("hostile values accepted")
+    assert set(messages) == set(cases)
+    assert messages["lines.fxs[0].gain_rx"] == "number too large"
+    assert "control character" in messages["extensions[0].name"]
+    assert len(messages["system.hostname"]) < 200
+
+
+def test_deeply_nested_toml_is_refused() -> None:
+    try:
+        loads_toml("a = " + "[" * 100_000 + "]" * 100_000)
+    except ConfigError as exc:
+        assert "not valid TOML" in str(exc)
+    else:
+        raise AssertionError("accepted")

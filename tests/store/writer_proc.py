@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from firmware.store import ConfigStore, Extension
+from firmware.store import ConfigStore, Extension, VersionConflict
 from firmware.store.schema import Config
 
 
@@ -41,5 +41,31 @@ def main(data_dir: str) -> None:
             print(info.version, flush=True)
 
 
+def race(data_dir: str, port: int, count: int) -> None:
+    """Set FXS port ``port``'s gain to 1, 2, .. ``count``, each a read-modify-write with
+    the version read as ``expected_version``, retrying when another writer got in first."""
+    conflicts = 0
+    with ConfigStore.open(data_dir) as store:
+        for k in range(1, count + 1):
+            while True:
+                current = store.current()
+                fxs = list(current.config.lines.fxs)
+                fxs[port] = dataclasses.replace(fxs[port], gain_tx=float(k))
+                lines = dataclasses.replace(current.config.lines, fxs=tuple(fxs))
+                try:
+                    store.apply(
+                        dataclasses.replace(current.config, lines=lines),
+                        author=f"racer {port}",
+                        expected_version=current.version,
+                    )
+                    break
+                except VersionConflict:
+                    conflicts += 1
+    print(conflicts, flush=True)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if len(sys.argv) > 2 and sys.argv[2] == "race":
+        race(sys.argv[1], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        main(sys.argv[1])

@@ -50,14 +50,15 @@ def template(tmp_path: Path, signing_keys: list[Ed25519PrivateKey]) -> Sim:
     return sim
 
 
+@pytest.mark.parametrize("power_loss", [False, True], ids=["process-dies", "power-lost"])
 def test_21_crash_at_every_write_fsync_and_rename_during_install(
-    template: Sim, tmp_path: Path
+    template: Sim, tmp_path: Path, power_loss: bool
 ) -> None:
     points = crash_points(count_ops(clone(template, tmp_path / "count"), "install"))
     assert len(points) >= 15
     for n, (kind, index) in enumerate(points):
         sim = clone(template, tmp_path / f"c{n}")
-        ops = FaultyOps([Fault(kind, index, torn=kind == "write")])
+        ops = FaultyOps([Fault(kind, index, torn=kind == "write")], power_loss=power_loss)
         with pytest.raises(SimulatedCrash):
             sim.install(sim.root / "new.pbdl", ops)
         assert ops.fired
@@ -132,8 +133,9 @@ def test_23_crash_during_mark_good_leaves_state_consistent(template: Sim, tmp_pa
         sim = clone(base, tmp_path / f"m{n}")
         from firmware.update import install as inst
 
+        ops = FaultyOps([Fault(kind, index, torn=kind == "write")], power_loss=True)
         with pytest.raises(SimulatedCrash):
-            inst.mark_good(sim.device(FaultyOps([Fault(kind, index, torn=kind == "write")])))
+            inst.mark_good(sim.device(ops))
         s = sim.state()  # loads: one copy or the other
         assert s.floor in (1, 2)
         assert s.slots["B"].status in (st.Status.PENDING, st.Status.GOOD)

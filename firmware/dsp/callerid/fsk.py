@@ -47,12 +47,12 @@ V23_SPACE_HZ: Final = 2100.0  # ITU-T V.23 / EN 300 659-1 §6.1.1: space 2100 Hz
 BELL_SEIZURE_BITS: Final = 300  # GR-30-CORE §5.2: 30 bytes of 0x55 = 300 alternating bits
 BELL_MARK_BITS: Final = 180  # GR-30-CORE §5.2: 180 bits of mark before the message
 BELL_CIDCW_MARK_BITS: Final = 80  # SR-TSV-002476 §3 (type II): no seizure, 80 mark bits
-ETSI_SEIZURE_BITS: Final = 300  # EN 300 659-1 §6.1.3: channel seizure, 300 alternating bits
-ETSI_SEIZURE_BITS_MIN: Final = 96  # EN 300 659-1 §6.1.3: shortest seizure a CPE must accept
-ETSI_SEIZURE_BITS_MAX: Final = 315  # EN 300 659-1 §6.1.3: longest seizure
-ETSI_MARK_BITS: Final = 80  # EN 300 659-1 §6.1.3: mark signal 80 ± 25 bits
-ETSI_MARK_BITS_MIN: Final = 55  # EN 300 659-1 §6.1.3: 80 - 25; also BT SIN 227 minimum
-ETSI_CIDCW_MARK_BITS: Final = 80  # EN 300 659-2 §6.2: off-hook burst, no seizure
+ETSI_SEIZURE_BITS: Final = 300  # EN 300 659-1 §4.1: channel seizure, 300 alternating bits
+ETSI_MARK_BITS: Final = 180  # EN 300 659-1 §4.1: mark signal 180 ± 25 bits
+ETSI_CIDCW_MARK_BITS: Final = 80  # EN 300 659-2: off-hook burst, no seizure, 80 ± 25 marks
+BT_SEIZURE_BITS_MIN: Final = 96  # BT SIN 227: channel seizure 96..315 bits
+BT_SEIZURE_BITS_MAX: Final = 315  # BT SIN 227
+BT_MARK_BITS_MIN: Final = 55  # BT SIN 227: mark signal at least 55 bits (the shortest we meet)
 TRAILING_MARK_BITS: Final = 2  # GR-30-CORE §5.3: checksum followed by at least two stop bits
 
 DEFAULT_LEVEL_DBM0: Final = -13.5  # GR-30-CORE §3.1: transmit level -13.5 dBm nominal
@@ -66,6 +66,9 @@ MAX_GAP_BITS: Final = 20  # marks tolerated between two bytes of one message (EN
 BAND_TAPS: Final = 31  # band filter length (odd: integer group delay)
 BAND_MARGIN_HZ: Final = 500.0  # band filter edges this far outside the two tones
 BUFFER_CAP_SAMPLES: Final = 4 * SAMPLE_RATE  # hard cap on discriminator history
+MAX_CHUNK_SAMPLES: Final = 8 * FRAME_SAMPLES  # larger inputs are processed in pieces
+BAUD_TRACK_MAX: Final = 0.05  # follow the bit rate of a transmitter up to 5 % off
+BAUD_PRIOR_WEIGHT: Final = 4.0  # the running bit length counts as a transition 4 bits out
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +229,7 @@ class FskDemodulator:
         self._span = self._filters.shape[0]
         amp = peak_for_dbm0(CARRIER_MIN_DBM0)
         self._e_min = (self._win * amp / 2) ** 2  # e of a tone at the carrier floor
+        self._gain = float(np.sum(self._filters**2))  # e <= gain * |input window|^2
         self._run = round(MARK_RUN_BITS * self._bit)
         self.reset()
 
@@ -236,6 +240,7 @@ class FskDemodulator:
             self._x, shape=(FRAME_SAMPLES, self._span), strides=(self._x.strides[0],) * 2
         )
         self._de = np.zeros((2, BUFFER_CAP_SAMPLES))  # discriminator d and energy e
+        self._zeros = np.zeros(BUFFER_CAP_SAMPLES)
         self._len = 0
         self._d = self._de[0, :0]
         self._e = self._de[1, :0]
@@ -245,6 +250,8 @@ class FskDemodulator:
         self._run_len = 0  # clear marks seen so far at the end of the hunted region
         self._msg = bytearray()
         self._gap_start = 0
+        self._bit_estimate = self._bit
+        self._quiet = False
 
     # --- signal path ---------------------------------------------------------------------
 
@@ -261,6 +268,13 @@ class FskDemodulator:
             x = np.concatenate((self._x[len(self._x) - tail :], frame))
             self._x[len(self._x) - tail :] = x[n:]
             windows = as_strided(x, shape=(n, self._span), strides=(x.strides[0],) * 2)
+        if self._gain * float(np.dot(x, x)) < self._e_min:
+            # Cauchy-Schwarz: no output sample can reach the carrier floor, so the UART would
+            # see "no carrier" whatever we computed.  Quiet lines cost a dot product.
+            self._append(self._zeros[:n], self._zeros[:n])
+            self._quiet = True
+            return
+        self._quiet = False
         r = windows @ self._filters
         r *= r
         mark = r[:, 0] + r[:, 1]
@@ -289,10 +303,19 @@ class FskDemodulator:
         samples = np.asarray(frame, dtype=np.float64)
         if samples.ndim != 1:
             raise ValueError(f"frame must be one-dimensional, got shape {samples.shape}")
-        if samples.size == 0:
-            return []
-        self._discriminate(samples)
-        return self._uart()
+        if samples.size and not np.isfinite(np.dot(samples, samples)):
+            raise ValueError("frame contains NaN or infinite samples")
+        out: list[CallerIdMessage | CallerIdError] = []
+        # Long inputs go through in pieces so the UART keeps up with the capped buffer.
+        for start in range(0, samples.size, MAX_CHUNK_SAMPLES):
+            self._discriminate(samples[start : start + MAX_CHUNK_SAMPLES])
+            out += self._uart()
+        return out
+
+    @property
+    def busy(self) -> bool:
+        """True while a message or its mark signal is being received."""
+        return self._state is not _Uart.HUNT
 
     def flush(self) -> list[CallerIdMessage | CallerIdError]:
         """Feed enough silence to finish a byte or message in progress."""
@@ -308,6 +331,10 @@ class FskDemodulator:
         end = self._base + len(self._d)
         while True:
             if self._state is _Uart.HUNT:
+                if self._quiet:  # nothing above the carrier floor in this frame
+                    self._run_len = 0
+                    self._pos = end
+                    return out
                 if not self._hunt(end):
                     return out
                 continue
@@ -326,21 +353,26 @@ class FskDemodulator:
                     )
                     self._restart(end)
                 return out
-            centres = np.rint(edge + (np.arange(10) + 0.5) * self._bit).astype(np.int64)
-            if centres[-1] >= end:
+            if edge + 10.5 * self._bit + 1 >= end:
                 return out  # the character is not complete yet
-            i = centres - self._base
-            levels = self._d[i]
+            # One character is ~70 samples: plain Python on a list beats a dozen numpy calls.
+            first = math.floor(edge)  # absolute index of seg[0]
+            stop = math.floor(edge + 10.5 * self._bit) + 1
+            seg = self._d[first - self._base : stop - self._base].tolist()
+            bit = self._bit_length(edge, first, seg)
+            centres = [round(edge + (b + 0.5) * bit) - first for b in range(10)]
+            levels = [seg[c] for c in centres]
             if levels[0] >= 0:  # a glitch, not a start bit: look again just after it
-                self._pos = math.floor(edge) + 2
+                self._pos = first + 2
                 continue
-            carrier = self._e[i] >= self._e_min
+            energy = self._e[first - self._base : stop - self._base]
+            carrier = [energy[c] >= self._e_min for c in centres]
             # Transmitters (minimodem among them) may cut the carrier inside the last stop
             # bit of a message; the checksum still vouches for that byte.
             last = self._state is _Uart.BETWEEN and len(self._msg) >= 2
             last = last and len(self._msg) + 1 == self._msg[1] + 3
-            stop_ok = last or (levels[9] > 0 and bool(carrier[9]))
-            if not stop_ok or not np.all(carrier[:9]):
+            stop_ok = last or (levels[9] > 0 and carrier[9])
+            if not stop_ok or not all(carrier[:9]):
                 if self._msg:
                     out.append(
                         FramingError(
@@ -348,16 +380,47 @@ class FskDemodulator:
                             bytes(self._msg),
                         )
                     )
-                self._restart(int(centres[9]))
+                self._restart(first + centres[9])
                 continue
-            byte = int(np.dot(levels[1:9] > 0, 1 << np.arange(8)))
-            self._pos = int(centres[9])
+            byte = sum(1 << i for i in range(8) if levels[i + 1] > 0)
+            self._pos = first + centres[9]
             self._gap_start = self._pos
             result = self._take(byte)
             if result is not None:
                 out.append(result)
 
+    def _bit_length(self, edge: float, first: int, seg: list[float]) -> float:
+        """Bit length fitted to the transitions inside this character.
+
+        Every transition k bits after the start edge lies near ``edge + k * bit``: a least
+        squares slope through them, pulled towards the running estimate (worth a transition
+        ``BAUD_PRIOR_WEIGHT`` bits out), follows a transmitter a few per cent off 1200 baud,
+        where sampling at nominal centres would slide into the neighbouring bit by the stop bit.
+        ``seg`` holds the discriminator from absolute sample ``first`` on.
+        """
+        estimate = self._bit_estimate
+        limit = min(len(seg), math.floor(edge + 9.5 * self._bit) - first + 1)
+        tolerance = 0.4 * self._bit
+        kx = kk = 0.0
+        prev = seg[1] if len(seg) > 1 else 0.0
+        for j in range(2, limit):
+            cur = seg[j]
+            if (prev < 0) != (cur < 0):
+                offset = first + j - 1 + prev / (prev - cur) - edge
+                k = round(offset / estimate)
+                if k >= 1 and abs(offset - k * estimate) < tolerance:
+                    kx += k * offset
+                    kk += k * k
+            prev = cur
+        if kk:
+            prior = BAUD_PRIOR_WEIGHT**2
+            bit = (kx + prior * estimate) / (kk + prior)
+            lo_bit, hi_bit = self._bit / (1 + BAUD_TRACK_MAX), self._bit / (1 - BAUD_TRACK_MAX)
+            self._bit_estimate = min(max(bit, lo_bit), hi_bit)
+        return self._bit_estimate
+
     def _restart(self, pos: int) -> None:
+        self._bit_estimate = self._bit
         self._msg.clear()
         self._state = _Uart.HUNT
         self._run_len = 0
