@@ -51,7 +51,8 @@ VOICE_OVER_FLOOR_DB: Final = 9.0  # voice must stand this far above the line noi
 VOICE_FRAMES: Final = 5  # voice frames within the last VOICE_WINDOW to declare voice
 VOICE_WINDOW: Final = 8
 SILENCE_MS: Final = 1000.0  # default quiet time before "silence" is reported
-FLOOR_FRAMES: Final = 75  # noise floor = quietest frame of the last 1.5 s
+FLOOR_BLOCK: Final = 10  # frames per block of the noise-floor minimum
+FLOOR_BLOCKS: Final = 8  # noise floor = quietest frame of the last 1.4..1.6 s
 DEBOUNCE_MS: Final = 50.0  # a tone must appear (or vanish) this long to count: bridges
 #                            G.711/noise dropouts, far below the 167 ms shortest off time
 MAX_FRAME: Final = 8000  # samples per feed (one second at 8 kHz): a cap, not a typical size
@@ -286,7 +287,9 @@ class CallProgressDetector:
         self._active: dict[int, _Target] = {}  # family -> recognised tone
         self._prev_frame: npt.NDArray[np.float64] | None = None
         self._samples = 0
-        self._levels: deque[float] = deque(maxlen=FLOOR_FRAMES)
+        self._floor_blocks: deque[float] = deque(maxlen=FLOOR_BLOCKS)  # minima of past blocks
+        self._block_min = math.inf
+        self._block_frames = 0
         self._quiet_hold_ms = 0.0
         self._voice_hist: deque[bool] = deque(maxlen=VOICE_WINDOW)
         self._voice = False
@@ -314,11 +317,15 @@ class CallProgressDetector:
         if arr.dtype.kind not in "iuf":
             raise ProgressError(f"frame dtype {arr.dtype} is not numeric PCM")
         x = arr.astype(np.float64)
+        return self.feed_samples(x, float(np.dot(x, x)) / x.size)
+
+    def feed_samples(self, x: npt.NDArray[np.float64], total: float) -> list[ProgressEvent]:
+        """:meth:`feed` for a caller that already has the frame as float64 (1-D, at most
+        :data:`MAX_FRAME`, not empty) and its mean power ``total``: a line receiver
+        running several detectors computes those once."""
         n = x.size
         start_ms = self.now_ms
         events: list[ProgressEvent] = []
-
-        total = float(np.dot(x, x)) / n
         level_db = 10 * math.log10(total / RMS_0DBM0**2) if total > 0 else SILENCE_DBM0
         on_family = -1
         if total >= self._tone_min_ms and self._freqs.size:
@@ -467,8 +474,13 @@ class CallProgressDetector:
         self, tonal: bool, level_db: float, start_ms: float, n: int, events: list[ProgressEvent]
     ) -> None:
         # Noise floor by minimum statistics: speech pauses within a second and a half.
-        self._levels.append(level_db)
-        floor = min(self._levels)
+        # (block minima keep this O(1) per frame instead of a min over 75 values)
+        self._block_min = min(self._block_min, level_db)
+        self._block_frames += 1
+        floor = min(self._block_min, min(self._floor_blocks, default=math.inf))
+        if self._block_frames == FLOOR_BLOCK:
+            self._floor_blocks.append(self._block_min)
+            self._block_min, self._block_frames = math.inf, 0
         loud = level_db >= max(VOICE_MIN_DBM0, floor + VOICE_OVER_FLOOR_DB)
         voice_frame = loud and not tonal
         self._voice_hist.append(voice_frame)
