@@ -61,7 +61,7 @@ def test_clipping_is_counted_and_bad_frames_refused():
     assert rx.feed(loud).level.clipped == 160
     with pytest.raises(ProgressError, match="int16"):
         rx.feed(np.zeros(160, np.float32))
-    with pytest.raises(ProgressError, match="1..8000"):
+    with pytest.raises(ProgressError, match=r"1\.\.8000"):
         rx.feed(np.zeros(0, np.int16))
     rx.reset()
     assert rx.progress.now_ms == 0
