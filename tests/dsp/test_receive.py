@@ -15,7 +15,7 @@ from firmware.dsp.receive import LineReceiver
 from firmware.dsp.tones import TonePlayer
 
 
-def frames(pcm):
+def frames(pcm: np.ndarray) -> list[np.ndarray]:
     return [pcm[i : i + FRAME_SAMPLES] for i in range(0, pcm.size, FRAME_SAMPLES)]
 
 
