@@ -304,3 +304,14 @@ def test_conformance_aggregator_finds_sections_and_prints_one_table(capsys):
     assert [c.strip() for c in lines[0].split("|")] == ["area", "measure", "result", "target"]
     assert "progress | false busy" in text and "ERROR RuntimeError: espeak-ng missing" in text
     assert sum(line.startswith("progress") for line in lines) == 1  # area named once
+
+
+@pytest.mark.parametrize(("samples", "rate"), [(0, 8000), (1, 8000), (333, 11025), (7, 48000)])
+def test_tiny_and_odd_recordings_analyse_cleanly(capsys, tmp_path, samples, rate):
+    wav = tmp_path / "tiny.wav"
+    wav.write_bytes(wavio.write_wav(np.full(samples, 1000, np.int16), rate))
+    status, out, err = run(capsys, "analyse", str(wav), "--json")
+    assert status == 0, err
+    doc = json.loads(out)
+    assert doc["rate"] == rate and doc["dtmf"] == [] and doc["callerid"] == []
+    assert doc["seconds"] == pytest.approx(samples / rate, abs=1e-3)
