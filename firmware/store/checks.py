@@ -266,14 +266,13 @@ def digit_string(value: str) -> str | None:
     return f"{show(value)} may contain only 0-9, '*' and '#' (at most 32)"
 
 
-# PHC string format (github.com/P-H-C/phc-string-format) for scrypt, as the console's
-# login code (firmware/api/auth.py) writes it: $scrypt$ln=17,r=8,p=1$<salt b64>$<hash b64>.
+# scrypt$<log2 N>$<r>$<p>$<salt b64>$<hash b64>, written by the console's password setter.
 _PASSWORD_HASH = re.compile(
-    r"\$scrypt\$ln=[0-9]{1,2},r=[0-9]{1,2},p=[0-9]{1,2}\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+\Z"
+    r"^scrypt\$[0-9]{1,2}\$[0-9]{1,2}\$[0-9]{1,2}\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$"
 )
 
 
 def password_hash_or_empty(value: str) -> str | None:
     if value == "" or _PASSWORD_HASH.match(value):
         return None
-    return "must be an scrypt PHC hash ($scrypt$ln=..,r=..,p=..$salt$hash), never a password"
+    return "must be an scrypt hash (scrypt$logN$r$p$salt$hash), never a plain password"

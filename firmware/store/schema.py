@@ -67,7 +67,7 @@ class AdminConfig:
     username: str = setting("admin", "Login name of the console administrator.", check=checks.name)
     password_hash: str = setting(
         "",
-        "scrypt PHC hash of the admin password (as the console writes it); empty: not set yet.",
+        "scrypt hash of the admin password; empty forces the first-run wizard to set one.",
         check=checks.password_hash_or_empty,
         secret=True,
     )
