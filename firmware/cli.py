@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "api": "firmware.api.cli",
     "dsp": "firmware.dsp.cli",
     "sim": "drivers.sim.cli",
+    "run": "firmware.service.cli",
 }
 
 

@@ -341,7 +341,7 @@ class SimCard:
             if isinstance(port, FxsPort):
                 handset = port.handset
                 if handset.is_off_hook or port.on_hook_tx:
-                    handset.hear_frame(heard)
+                    handset.hear_frame(heard, now)
                 talk = handset.talk_frame() if handset.is_off_hook else silence
                 if self.card_dtmf and handset.is_off_hook:
                     for digit, duration in port.detector.feed(talk):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from drivers.linecard.protocol import Polarity
 from drivers.sim.country import CountryTones
-from drivers.sim.endpoint import AudioEndpoint, Scheduler, SimError, Timer
+from drivers.sim.endpoint import MAX_LOG, AudioEndpoint, Scheduler, SimError, Timer
 from drivers.sim.tones import FRAME_SAMPLES, DtmfDetector, Pcm, ToneSource
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class CoLine(AudioEndpoint):
         self.country = country
         self.state = CoState.IDLE
         self.digits = ""  # dialled in the current call
-        self.dialled: list[str] = []  # every completed number, oldest first
+        self.dialled: deque[str] = deque(maxlen=MAX_LOG)  # completed numbers, oldest first
         self.caller_id: str | None = None  # of the current incoming call
         self.flashes = 0
         self.polarity = Polarity.FORWARD
@@ -257,7 +258,7 @@ class CoLine(AudioEndpoint):
         """20 ms the appliance put on the line."""
         if not self.seized:
             return
-        self.hear_frame(pcm)  # the exchange hears the whole call, dialling included
+        self.hear_frame(pcm, when)  # the exchange hears the whole call, dialling included
         for digit, _duration in self._detector.feed(pcm):
             self._digit(digit, when)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from drivers.sim.tones import (
+    DBM0_PEAK,
     FRAME_MS,
     FRAME_SAMPLES,
     SAMPLE_RATE,
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 RECENT_SECONDS = 10  # what an endpoint heard lately, kept for tests and `status`
 MAX_RECORD_SECONDS = 600  # a recording stops by itself after ten minutes
+DBM0_RMS = DBM0_PEAK / math.sqrt(2)  # RMS of a 0 dBm0 sine
+MAX_LOG = 1000  # hook and ring history kept per handset, dialled numbers per line
 
 
 class SimError(ValueError):
@@ -95,6 +99,7 @@ class AudioEndpoint:
         self._source: ToneSource | BufferSource | None = None
         self._digits: deque[BufferSource] = deque()
         self._recent: deque[Pcm] = deque(maxlen=RECENT_SECONDS * 1000 // FRAME_MS)
+        self._levels: deque[tuple[float, float]] = deque(maxlen=RECENT_SECONDS * 1000 // FRAME_MS)
         self._recording: list[Pcm] | None = None
         self._record_path: Path | None = None
         self._record_frames = 0
@@ -194,8 +199,21 @@ class AudioEndpoint:
         frames = list(self._recent)[-max(1, ms // FRAME_MS) :]
         return np.concatenate(frames) if frames else np.zeros(0, dtype=np.int16)
 
-    def hear_frame(self, pcm: Pcm) -> None:
+    def first_sound_after(self, when: float, threshold_dbm0: float = -40.0) -> float | None:
+        """Time of the first frame heard after ``when`` louder than ``threshold_dbm0``
+        (within the last RECENT_SECONDS): e.g. how long after off-hook dial tone came."""
+        for at, level in self._levels:
+            if at > when and level >= threshold_dbm0:
+                return at
+        return None
+
+    def hear_frame(self, pcm: Pcm, when: float | None = None) -> None:
+        """20 ms arriving at this endpoint; ``when`` (the card's clock) dates it."""
         self._recent.append(pcm)
+        if when is not None:
+            rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
+            level = 20 * math.log10(rms / DBM0_RMS) if rms > 0 else -math.inf
+            self._levels.append((when, level))
         if self._recording is not None:
             self._recording.append(pcm)
             self._record_frames += 1

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from drivers.linecard.protocol import Polarity
-from drivers.sim.endpoint import AudioEndpoint, Scheduler, SimError, Timer
+from drivers.sim.endpoint import MAX_LOG, AudioEndpoint, Scheduler, SimError, Timer
 from drivers.sim.tones import DTMF_KEYS
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,8 @@ class Handset(AudioEndpoint):
         self._port: HookSwitch | None = None
         self.is_off_hook = False
         self.ringing = False  # ringing voltage present right now
-        self.ring_log: list[RingBurst] = []
-        self.hook_log: list[tuple[float, bool]] = []
+        self.ring_log: deque[RingBurst] = deque(maxlen=MAX_LOG)
+        self.hook_log: deque[tuple[float, bool]] = deque(maxlen=MAX_LOG)
         self.polarity = Polarity.FORWARD
         self._pending: list[Timer] = []
 

@@ -268,7 +268,7 @@ class Simulator:
                     "port": len(card.handsets) + line.number,
                     "state": line.state.value,
                     "digits": line.digits,
-                    "dialled": line.dialled,
+                    "dialled": list(line.dialled),
                     "caller_id": line.caller_id,
                     "loop_current": line.loop_current,
                     "polarity": line.polarity.name.lower(),

@@ -223,20 +223,6 @@ class ApiServer:
     def clients(self) -> int:
         return len(self._peers)
 
-    def stats(self) -> dict[str, JsonValue]:
-        return {
-            "clients": len(self._peers),
-            "refused_clients": self.refused_clients,
-            "events_published": self.bus.published,
-            "outbound": {
-                str(pid): {
-                    "queued_bytes": p.outbound.queued_bytes,
-                    "dropped_events": p.outbound.dropped_total,
-                }
-                for pid, p in self._peers.items()
-            },
-        }
-
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         if self._server is not None:

@@ -216,7 +216,7 @@ class Installer:
         self._step(6, "read-back", "slot contents match the manifest")
 
         if plan.new_keyring is not None:
-            dev.save_keyring(plan.new_keyring)
+            dev.append_trust(verified.envelope)
             detail = f"keyring v{plan.new_keyring.version} adopted"
         else:
             detail = "keyring unchanged"

@@ -217,10 +217,10 @@ def choose_boot(env: BootEnv, attempts: int = DEFAULT_ATTEMPTS) -> BootChoice:
     for slot in env.order:
         if env.left[slot] > 0:
             return BootChoice(slot, env.with_left(slot, env.left[slot] - 1), False)
+    # Exactly what image/boot/boot.cmd and grub.cfg do: no reordering, the fallback
+    # slot gets attempts - 1 (this boot is one of them).
     slot = env.last_good
-    order = (slot, *(s for s in env.order if s != slot))
-    fresh = replace(env.with_left(slot, attempts - 1), order=order)
-    return BootChoice(slot, fresh, True)
+    return BootChoice(slot, env.with_left(slot, attempts - 1), True)
 
 
 # --- the updater's transitions ------------------------------------------------------

@@ -225,3 +225,52 @@ def test_receiver_ignores_fsk_without_cas_and_refuses_bad_ack():
     assert _receive(rx, around(fsk.modulate_message(CALL, call_waiting=True))) == []
     with pytest.raises(ValueError, match="ACK digit"):
         type2.CallWaitingReceiver(ack_digit="B")
+
+
+ACK_MS = 60.0  # SR-TSV-002476: the ACK digit lasts 55..65 ms
+
+
+@pytest.mark.parametrize(
+    ("standard", "cas", "digit"), [("bell202", "bell", "A"), ("v23", "etsi", "D")]
+)
+def test_exchange_and_telephone_complete_the_handshake_over_real_dtmf(standard, cas, digit):
+    """Both ends in lock step, 20 ms at a time: the FXS sender, the line, the FXO receiver.
+
+    The telephone's ACK goes back as real DTMF and the exchange hears it with the DTMF
+    detector; the burst only follows if that worked within the window.
+    """
+    from firmware.dsp import dtmf
+
+    burst = fsk.modulate_message(CALL, standard=standard, call_waiting=True)
+    sender = CallWaitingSender(burst, cas_standard=cas)
+    phone = type2.CallWaitingReceiver(standard, ack_digit=digit)
+    ear = dtmf.DtmfDetector()
+    down = np.zeros(3 * SAMPLE_RATE, dtype=np.int16)  # exchange -> telephone
+    up = np.zeros(3 * SAMPLE_RATE, dtype=np.int16)  # telephone -> exchange
+
+    def play(line: np.ndarray, at: int, pcm: np.ndarray) -> None:
+        line[at : at + len(pcm)] = pcm[: len(line) - at]
+
+    for action in sender.start(0.0):
+        assert isinstance(action, PlayAudio)
+        play(down, 0, action.pcm)
+    heard: list[object] = []
+    finished: list[HandshakeFinished] = []
+    for k in range(len(down) // FRAME_SAMPLES):
+        lo, hi = k * FRAME_SAMPLES, (k + 1) * FRAME_SAMPLES
+        now_ms = hi / 8
+        for event in phone.feed(down[lo:hi]):
+            heard.append(event)
+            if isinstance(event, type2.SendAck):
+                play(up, hi, dtmf.generate_dtmf(event.digit, on_ms=ACK_MS, off_ms=0))
+        for tone in ear.feed(up[lo:hi]):
+            if isinstance(tone, dtmf.DtmfStart):
+                sender.on_digit(tone.digit, now_ms)
+        for action in sender.poll(now_ms):
+            if isinstance(action, PlayAudio):
+                play(down, hi, action.pcm)
+            else:
+                finished.append(action)
+    assert finished == [HandshakeFinished(sent=True, ack_digit=digit)]
+    assert [type(e) for e in heard] == [type2.SendAck, CallSetup]
+    assert heard[1] == CALL

@@ -246,7 +246,7 @@ def test_co_collects_dtmf_digits_rings_back_answers_and_disconnects_by_tone() ->
     assert line.digits == "102" and state(line) is CoState.COLLECTING
     assert tone_power(bench.heard_by_host(3, 200), 350) < 0.01  # dial tone stopped
     bench.run(co_mod.DIAL_TIMEOUT_S)
-    assert state(line) is CoState.RINGBACK and line.dialled == ["102"]
+    assert state(line) is CoState.RINGBACK and list(line.dialled) == ["102"]
     assert tone_power(bench.heard_by_host(3, 1000), 440) > 0.2
     line.answer()
     line.play_tone((1000,))
@@ -330,6 +330,9 @@ def test_co_rings_with_country_cadence_and_port_answers() -> None:
     bench.host_audio[3] = sines((1500,), 1600, level_dbm0=-10)
     bench.run(0.4)
     assert tone_power(bench.heard_by_host(3, 200), 600) > 0.9
+    # The exchange dates what it hears: the appliance's tone started within a frame.
+    started = line.first_sound_after(bench.now - 0.5)
+    assert started is not None and started <= bench.now - 0.4 + 0.021
     assert tone_power(line.heard(400), 1500) > 0.9
     with pytest.raises(SimError, match="cannot ring while connected"):
         line.ring()
@@ -347,3 +350,18 @@ def test_co_cancel_and_bad_caller_id() -> None:
     bench.run(0.1)
     assert state(line) is CoState.IDLE
     assert [m.active for m in bench.received(p.RingDetect)] == [True, False]
+
+
+def test_handset_dates_the_first_sound_it_hears() -> None:
+    # The pattern of the off-hook-to-dial-tone measurement, on the simulated clock: the
+    # host answers the HookChange with tone on the port's PCM; the handset dates it.
+    bench = Bench()
+    handset = bench.card.handsets[0]
+    bench.at(1.0, handset.off_hook)
+    bench.pump()
+    assert bench.received(p.HookChange)  # delivered at once on this instant wire
+    bench.host_audio[1] = sines((350, 440), 800, level_dbm0=-13)
+    bench.run(0.2)
+    heard = handset.first_sound_after(1.0)
+    assert heard is not None and 1.0 < heard <= 1.0 + 0.02  # the next 20 ms PCM frame
+    assert handset.first_sound_after(1.0, threshold_dbm0=0.0) is None  # -10 dBm0 total
