@@ -210,7 +210,7 @@ class _Uart(enum.Enum):
 class FskDemodulator:
     """Streaming caller ID receiver: ``feed(frame)`` returns messages and errors as they end.
 
-    Sans-IO and allocation-light: state is the filter tails, the correlator tails and a short
+    Sans-IO and allocation-light: state is the input history the filters need and a short
     window of discriminator output (capped at ``BUFFER_CAP_SAMPLES``).
     """
 
@@ -239,13 +239,14 @@ class FskDemodulator:
         self._e_min = (self._win * amp / 2) ** 2  # e of a tone at the carrier floor
         self._gain = float(np.sum(self._filters**2))  # e <= gain * |input window|^2
         self._run = round(MARK_RUN_BITS * self._bit)
+        self._frame = rate * FRAME_SAMPLES // SAMPLE_RATE  # 20 ms at this rate
         self.reset()
 
     def reset(self) -> None:
-        self._x = np.zeros(self._span - 1 + FRAME_SAMPLES)
+        self._x = np.zeros(self._span - 1 + self._frame)
         # The usual 20 ms frame reuses one strided view of the input buffer.
         self._x_windows = as_strided(
-            self._x, shape=(FRAME_SAMPLES, self._span), strides=(self._x.strides[0],) * 2
+            self._x, shape=(self._frame, self._span), strides=(self._x.strides[0],) * 2
         )
         self._de = np.zeros((2, BUFFER_CAP_SAMPLES))  # discriminator d and energy e
         self._zeros = np.zeros(BUFFER_CAP_SAMPLES)
@@ -266,9 +267,9 @@ class FskDemodulator:
     def _discriminate(self, frame: npt.NDArray[np.float64]) -> None:
         n = len(frame)
         tail = self._span - 1
-        if n == FRAME_SAMPLES:
+        if n == self._frame:
             x = self._x
-            x[:tail] = x[FRAME_SAMPLES:]
+            x[:tail] = x[n:]
             x[tail:] = frame
             windows = self._x_windows
         else:
@@ -328,8 +329,8 @@ class FskDemodulator:
     def flush(self) -> list[CallerIdMessage | CallerIdError]:
         """Feed enough silence to finish a byte or message in progress."""
         out: list[CallerIdMessage | CallerIdError] = []
-        for _ in range(math.ceil((MAX_GAP_BITS + 12) * self._bit / FRAME_SAMPLES) + 1):
-            out += self.feed(np.zeros(FRAME_SAMPLES))
+        for _ in range(math.ceil((MAX_GAP_BITS + 12) * self._bit / self._frame) + 1):
+            out += self.feed(np.zeros(self._frame))
         return out
 
     # --- UART ----------------------------------------------------------------------------
