@@ -47,7 +47,7 @@ def signals() -> dict[str, Pcm]:
     digits = generate_dtmf("0123456789*#ABCD" * 20, level_dbm0=-20, on_ms=50, off_ms=50)
     noisy = digits.astype(np.float64)
     noisy += np.random.default_rng(0).normal(0, rms_for_dbm0(-32), noisy.size)
-    noisy += dial_tone(noisy.size)
+    noisy += dial_tone(noisy.size, "US")
     return {
         "silence": np.zeros(FRAME_SAMPLES * 1500, dtype=np.int16),
         "speech and music": talk_corpus(1.0),

@@ -271,11 +271,17 @@ class _State(enum.Enum):
     ON = "on"  # a digit reported
     FALLING = "falling"  # a reported digit missing, maybe an interruption
 
+    # Members are singletons: identity hashing spares the transition lookup Enum's
+    # Python-level __hash__, a third of the per-window cost.
+    __hash__ = object.__hash__
+
 
 class _Obs(enum.Enum):
     NONE = "none"  # no digit in this window
     SAME = "same"  # the digit being tracked
     OTHER = "other"  # a different digit
+
+    __hash__ = object.__hash__  # as _State
 
 
 class DtmfDetector:
@@ -305,18 +311,12 @@ class DtmfDetector:
         self._k = k = freqs.size
         arg = 2 * np.pi * np.outer(idx, freqs) / rate
         basis = np.hstack([window[:, None] * np.cos(arg), -window[:, None] * np.sin(arg)])
-        # One product gives, per half-block, its contribution to the DFT values and to the
-        # windowed energy of the window it starts (first half) and of the one it ends
-        # (second half).  Input rows are [samples | squared samples]; output columns are
-        # [first half: re(k) im(k) energy | second half: re(k) im(k) energy].
-        cols = 2 * k + 1
-        matrix = np.zeros((2 * half, 2 * cols))
-        matrix[:half, : 2 * k] = basis[:half]
-        matrix[half:, 2 * k] = window[:half] ** 2
-        matrix[:half, cols : cols + 2 * k] = basis[half:]
-        matrix[half:, 2 * cols - 1] = window[half:] ** 2
-        self._matrix = matrix
-        self._cols = cols
+        # One product gives, per half-block, its contribution to the DFT values of the
+        # window it starts (first half) and of the one it ends (second half): columns are
+        # [first half: re(k) im(k) | second half: re(k) im(k)].  A second one does the same
+        # for the windowed energy.
+        self._basis = np.ascontiguousarray(np.hstack([basis[:half], basis[half:]]))
+        self._w2 = np.ascontiguousarray(np.stack([window[:half] ** 2, window[half:] ** 2], axis=1))
         # Squared re and im parts folded into energies: the eight tones, the four
         # harmonics, the energy below LOW_BAND_EDGE_HZ (DC counts half in a one-sided sum),
         # and the gate (see _analyse).
@@ -402,34 +402,37 @@ class DtmfDetector:
         return self._events
 
     def _analyse(self, blocks: npt.NDArray[np.float64], first_window: int) -> None:
-        cols = self._cols
-        p = np.concatenate((blocks, blocks * blocks), axis=1) @ self._matrix
-        xf = p[:-1, :cols] + p[1:, cols:]  # per window: re(k), im(k), windowed energy
-        x = xf[:, :-1]
+        k2 = 2 * self._k
+        p = blocks @ self._basis
+        x = p[:-1, :k2] + p[1:, k2:]  # per window: re(k), im(k)
+        q = (blocks * blocks) @ self._w2
+        energy = q[:-1, 0] + q[1:, 1]  # per window: sum of (window * samples)**2
         y = (x * x) @ self._fold
         self._history.append((first_window, y))
         # The gate is a necessary condition for the purity test that one comparison can
         # check on all windows: the sum of all eight tone energies stands in for the two
         # strongest.  Windows that fail it (silence, speech, noise) cost nothing more.
-        flags = (y[:, _GATE] > xf[:, -1] * self._gate_scale).tolist()
+        flags = (y[:, _GATE] > energy * self._gate_scale).tolist()
         if True not in flags:
             self._prev = None
             if self._state is _State.IDLE:
                 return
+        rows: list[list[float]] = y.tolist()
+        dfts: list[list[float]] = x.tolist()
+        energies: list[float] = energy.tolist()
         for j, flag in enumerate(flags):
             if flag:
-                digit = self._judge(y[j], xf[j])
+                digit = self._judge(rows[j], dfts[j], energies[j])
             else:
                 digit = self._prev = None
             self._step(digit, first_window + j)
 
-    def _judge(self, folded: npt.NDArray[np.float64], dft: npt.NDArray[np.float64]) -> str | None:
+    def _judge(self, row: list[float], dft: list[float], energy: float) -> str | None:
         """The digit this window confirms together with the previous one, if any."""
-        row = folded.tolist()
         low, high = row[0:4], row[4:8]
         el, eh = max(low), max(high)
         r, c = low.index(el), high.index(eh)
-        band = self._n_half * float(dft[-1]) - row[_LOWSUM]
+        band = self._n_half * energy - row[_LOWSUM]
         prev = self._prev
         if not (
             el >= self._min_energy
@@ -442,8 +445,8 @@ class DtmfDetector:
             return None
         k = self._k
         digit = KEYPAD[r][c]
-        xl = complex(float(dft[r]), float(dft[k + r]))
-        xh = complex(float(dft[4 + c]), float(dft[k + 4 + c]))
+        xl = complex(dft[r], dft[k + r])
+        xh = complex(dft[4 + c], dft[k + 4 + c])
         self._prev = (digit, xl, xh, r, c)
         if (
             prev is not None

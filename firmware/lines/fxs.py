@@ -27,7 +27,7 @@ from types import MappingProxyType
 from firmware.lines import messages as m
 from firmware.lines._clock import TimedMachine
 from firmware.lines.errors import LineError, LocalProtocolError, RemoteProtocolError
-from firmware.lines.timing import CallerIdMode, LineTiming, RingCadence
+from firmware.lines.timing import CallerIdMode, LineTiming, RingCadence, digit_for_pulses
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,7 @@ class FxsPort(TimedMachine):
         self._tone: m.Tone | None = None
         self._ringing = False
         self._pending: m.DigitDialled | None = None  # digit carried by a DIGIT trigger
+        self._cid_sending = False  # a SendCallerId not yet answered by CallerIdSent
 
     # --- read-only view ---------------------------------------------------------------------
 
@@ -190,6 +191,11 @@ class FxsPort(TimedMachine):
     @property
     def ringing(self) -> bool:
         return self._ringing
+
+    @property
+    def caller_id_sending(self) -> bool:
+        """A caller-ID transmission was asked for and has not finished (or been stopped)."""
+        return self._cid_sending
 
     @property
     def pulses(self) -> int:
@@ -271,7 +277,8 @@ class FxsPort(TimedMachine):
         pulses, self._pulses = self._pulses, 0
         if pulses > m.PULSE_MAX:
             return [m.PulseDigitRejected(pulses, f"{pulses} pulses, at most {m.PULSE_MAX}")]
-        self._pending = m.DigitDialled(str(pulses % 10), m.DialMethod.PULSE)
+        digit = digit_for_pulses(pulses, self.timing.pulse_mapping)
+        self._pending = m.DigitDialled(digit, m.DialMethod.PULSE)
         return self._apply(T.DIGIT, t)
 
     def _reject_train(self, reason: str) -> list[m.Output]:
@@ -340,6 +347,8 @@ class FxsPort(TimedMachine):
             if self._caller_id is not None and mode is CallerIdMode.BEFORE_FIRST_RING:
                 return self._apply(T.ALERT_PRE_CID, t)
             return self._apply(T.ALERT, t)
+        if isinstance(event, m.CallerIdSent):
+            self._cid_sending = False
         if isinstance(event, m.CallWaiting):
             self._caller_id = event.caller_id
             return self._apply(T.CALL_WAITING, t)
@@ -368,6 +377,11 @@ class FxsPort(TimedMachine):
     def _exit(self, old: FxsState, new: FxsState) -> list[m.Output]:
         out: list[m.Output] = []
         self._state_timer = None
+        if self._cid_sending:
+            # Leaving the state that sent it (answered, cancelled, timed out): the generator
+            # must stop, or it would talk over the call or into the next ring.
+            self._cid_sending = False
+            out.append(m.StopCallerId())
         if self._ringing:
             self._ringing = False
             out.append(m.StopRinging())
@@ -402,6 +416,7 @@ class FxsPort(TimedMachine):
         elif new is S.CALLER_ID:
             assert self._caller_id is not None
             out.append(m.SendCallerId(self._caller_id))
+            self._cid_sending = True
             timer = (t + timing.caller_id_pre_ring_timeout_ms, T.T_CID_PRE)
         elif new is S.RINGING:
             self._ringing = True
@@ -409,13 +424,14 @@ class FxsPort(TimedMachine):
             if self._caller_id is not None and self.timing.caller_id_mode is (
                 CallerIdMode.AFTER_FIRST_RING
             ):
-                when = t + self._cadence.first_on_ms + timing.caller_id_delay_ms
+                when = t + self._cadence.first_ring_ms + timing.caller_id_delay_ms
                 timer = (when, T.T_CID_AFTER)
             else:
                 self._caller_id = None
         elif new is S.CALL_WAITING and self._caller_id is not None:
             # Type 2 caller ID follows the alerting tone (GR-30-CORE, EN 300 659-2).
             out.append(m.SendCallerId(self._caller_id, off_hook=True))
+            self._cid_sending = True
             self._caller_id = None
         elif new is S.IDLE:
             self._caller_id = None
@@ -443,7 +459,10 @@ def _digit(p: FxsPort, old: FxsState, new: FxsState, t: int) -> list[m.Output]:
 
 def _cid_after(p: FxsPort, old: FxsState, new: FxsState, t: int) -> list[m.Output]:
     cid, p._caller_id = p._caller_id, None
-    return [m.SendCallerId(cid)] if cid is not None else []
+    if cid is None:
+        return []
+    p._cid_sending = True
+    return [m.SendCallerId(cid)]
 
 
 _ACTIONS: Mapping[Trigger, Action] = MappingProxyType(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,7 +83,7 @@ class AuditLog:
 
     def record_in(
         self,
-        conn: Any,
+        conn: sqlite3.Connection,
         actor: str,
         action: str,
         summary: str,
@@ -285,7 +286,7 @@ class ConfigStore:
             action="rollback",
         )
 
-    def _info(self, conn: Any, version: int) -> VersionInfo:
+    def _info(self, conn: sqlite3.Connection, version: int) -> VersionInfo:
         r = conn.execute(
             "SELECT version, created_at, author, action, summary FROM config_version "
             "WHERE version = ?",
@@ -295,7 +296,7 @@ class ConfigStore:
 
     def _insert(
         self,
-        conn: Any,
+        conn: sqlite3.Connection,
         config: Config,
         author: str,
         action: str,

@@ -212,7 +212,7 @@ def test_short_breaks_are_bridged_and_40ms_pauses_separate(offset):
 
 @pytest.mark.parametrize(("on", "off"), [(50.0, 50.0), (40.0, 40.0)])
 def test_ten_digits_a_second_none_lost_split_or_duplicated(on, off):
-    result = cf.digit_run(300, snr_db=None, with_dial_tone=False, on_ms=on, off_ms=off, seed=3)
+    result = cf.digit_run(300, snr_db=None, country=None, on_ms=on, off_ms=off, seed=3)
     assert result.perfect, result
 
 
@@ -225,6 +225,12 @@ def test_digits_in_noise_over_dial_tone_through_codecs(codec, level):
 
 def test_digits_over_dial_tone_7db_louder_than_them():
     result = cf.digit_run(100, level_dbm0=-20.0, snr_db=None, seed=9)
+    assert result.perfect, result
+
+
+@pytest.mark.parametrize("country", ["GB", "DE", "FR", "IT", "IN", "ZA", "JP", "AU"])
+def test_digits_in_noise_over_each_countrys_dial_tone(country):
+    result = cf.digit_run(100, country=country, codec="alaw", seed=len(country))
     assert result.perfect, result
 
 
@@ -244,7 +250,7 @@ def test_single_tones_dial_tones_and_chords_are_not_digits():
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     amp = peak_for_dbm0(-10)
     signals = [amp * np.sin(2 * np.pi * f * t) for f in (*dtmf.LOW_GROUP_HZ, *dtmf.HIGH_GROUP_HZ)]
-    signals.append(cf.dial_tone(SAMPLE_RATE, -6))
+    signals += [cf.dial_tone(SAMPLE_RATE, c, offset_db=6) for c in ("US", "IN", "ZA", "AU")]
     # two tones of one group, and three tones (two digits at once)
     signals.append(amp * (np.sin(2 * np.pi * 697 * t) + np.sin(2 * np.pi * 852 * t)))
     signals.append(amp * (np.sin(2 * np.pi * 1209 * t) + np.sin(2 * np.pi * 1477 * t)))

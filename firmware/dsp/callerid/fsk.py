@@ -47,12 +47,12 @@ V23_SPACE_HZ: Final = 2100.0  # ITU-T V.23 / EN 300 659-1 §6.1.1: space 2100 Hz
 BELL_SEIZURE_BITS: Final = 300  # GR-30-CORE §5.2: 30 bytes of 0x55 = 300 alternating bits
 BELL_MARK_BITS: Final = 180  # GR-30-CORE §5.2: 180 bits of mark before the message
 BELL_CIDCW_MARK_BITS: Final = 80  # SR-TSV-002476 §3 (type II): no seizure, 80 mark bits
-ETSI_SEIZURE_BITS: Final = 300  # EN 300 659-1 §6.1.3: channel seizure, 300 alternating bits
-ETSI_SEIZURE_BITS_MIN: Final = 96  # EN 300 659-1 §6.1.3: shortest seizure a CPE must accept
-ETSI_SEIZURE_BITS_MAX: Final = 315  # EN 300 659-1 §6.1.3: longest seizure
-ETSI_MARK_BITS: Final = 80  # EN 300 659-1 §6.1.3: mark signal 80 ± 25 bits
-ETSI_MARK_BITS_MIN: Final = 55  # EN 300 659-1 §6.1.3: 80 - 25; also BT SIN 227 minimum
-ETSI_CIDCW_MARK_BITS: Final = 80  # EN 300 659-2 §6.2: off-hook burst, no seizure
+ETSI_SEIZURE_BITS: Final = 300  # EN 300 659-1 §4.1: channel seizure, 300 alternating bits
+ETSI_MARK_BITS: Final = 180  # EN 300 659-1 §4.1: mark signal 180 ± 25 bits
+ETSI_CIDCW_MARK_BITS: Final = 80  # EN 300 659-2: off-hook burst, no seizure, 80 ± 25 marks
+BT_SEIZURE_BITS_MIN: Final = 96  # BT SIN 227: channel seizure 96..315 bits
+BT_SEIZURE_BITS_MAX: Final = 315  # BT SIN 227
+BT_MARK_BITS_MIN: Final = 55  # BT SIN 227: mark signal at least 55 bits (the shortest we meet)
 TRAILING_MARK_BITS: Final = 2  # GR-30-CORE §5.3: checksum followed by at least two stop bits
 
 DEFAULT_LEVEL_DBM0: Final = -13.5  # GR-30-CORE §3.1: transmit level -13.5 dBm nominal
@@ -231,7 +231,6 @@ class FskDemodulator:
         self._e_min = (self._win * amp / 2) ** 2  # e of a tone at the carrier floor
         self._gain = float(np.sum(self._filters**2))  # e <= gain * |input window|^2
         self._run = round(MARK_RUN_BITS * self._bit)
-        self._centre_bits = np.arange(10) + 0.5
         self.reset()
 
     def reset(self) -> None:
@@ -304,12 +303,19 @@ class FskDemodulator:
         samples = np.asarray(frame, dtype=np.float64)
         if samples.ndim != 1:
             raise ValueError(f"frame must be one-dimensional, got shape {samples.shape}")
+        if samples.size and not np.isfinite(np.dot(samples, samples)):
+            raise ValueError("frame contains NaN or infinite samples")
         out: list[CallerIdMessage | CallerIdError] = []
         # Long inputs go through in pieces so the UART keeps up with the capped buffer.
         for start in range(0, samples.size, MAX_CHUNK_SAMPLES):
             self._discriminate(samples[start : start + MAX_CHUNK_SAMPLES])
             out += self._uart()
         return out
+
+    @property
+    def busy(self) -> bool:
+        """True while a message or its mark signal is being received."""
+        return self._state is not _Uart.HUNT
 
     def flush(self) -> list[CallerIdMessage | CallerIdError]:
         """Feed enough silence to finish a byte or message in progress."""
@@ -349,20 +355,24 @@ class FskDemodulator:
                 return out
             if edge + 10.5 * self._bit + 1 >= end:
                 return out  # the character is not complete yet
-            bit = self._bit_length(edge)
-            centres = np.rint(edge + self._centre_bits * bit).astype(np.int64)
-            i = centres - self._base
-            levels = self._d[i]
+            # One character is ~70 samples: plain Python on a list beats a dozen numpy calls.
+            first = math.floor(edge)  # absolute index of seg[0]
+            stop = math.floor(edge + 10.5 * self._bit) + 1
+            seg = self._d[first - self._base : stop - self._base].tolist()
+            bit = self._bit_length(edge, first, seg)
+            centres = [round(edge + (b + 0.5) * bit) - first for b in range(10)]
+            levels = [seg[c] for c in centres]
             if levels[0] >= 0:  # a glitch, not a start bit: look again just after it
-                self._pos = math.floor(edge) + 2
+                self._pos = first + 2
                 continue
-            carrier = self._e[i] >= self._e_min
+            energy = self._e[first - self._base : stop - self._base]
+            carrier = [energy[c] >= self._e_min for c in centres]
             # Transmitters (minimodem among them) may cut the carrier inside the last stop
             # bit of a message; the checksum still vouches for that byte.
             last = self._state is _Uart.BETWEEN and len(self._msg) >= 2
             last = last and len(self._msg) + 1 == self._msg[1] + 3
-            stop_ok = last or (levels[9] > 0 and bool(carrier[9]))
-            if not stop_ok or not np.all(carrier[:9]):
+            stop_ok = last or (levels[9] > 0 and carrier[9])
+            if not stop_ok or not all(carrier[:9]):
                 if self._msg:
                     out.append(
                         FramingError(
@@ -370,37 +380,41 @@ class FskDemodulator:
                             bytes(self._msg),
                         )
                     )
-                self._restart(int(centres[9]))
+                self._restart(first + centres[9])
                 continue
-            byte = int(np.dot(levels[1:9] > 0, 1 << np.arange(8)))
-            self._pos = int(centres[9])
+            byte = sum(1 << i for i in range(8) if levels[i + 1] > 0)
+            self._pos = first + centres[9]
             self._gap_start = self._pos
             result = self._take(byte)
             if result is not None:
                 out.append(result)
 
-    def _bit_length(self, edge: float) -> float:
+    def _bit_length(self, edge: float, first: int, seg: list[float]) -> float:
         """Bit length fitted to the transitions inside this character.
 
         Every transition k bits after the start edge lies near ``edge + k * bit``: a least
         squares slope through them, pulled towards the running estimate (worth a transition
         ``BAUD_PRIOR_WEIGHT`` bits out), follows a transmitter a few per cent off 1200 baud,
         where sampling at nominal centres would slide into the neighbouring bit by the stop bit.
+        ``seg`` holds the discriminator from absolute sample ``first`` on.
         """
-        lo = math.floor(edge) + 1 - self._base
-        hi = math.floor(edge + 9.5 * self._bit) - self._base
-        seg = self._d[lo - 1 : hi + 1]
-        flips = np.flatnonzero(np.signbit(seg[:-1]) != np.signbit(seg[1:]))
-        if flips.size:
-            a, b = seg[flips], seg[flips + 1]
-            offsets = (lo - 1 + self._base - edge) + flips + a / (a - b)
-            k = np.rint(offsets / self._bit_estimate)
-            fit = (k >= 1) & (np.abs(offsets - k * self._bit_estimate) < 0.4 * self._bit)
-            k, offsets = k[fit], offsets[fit]
+        estimate = self._bit_estimate
+        limit = min(len(seg), math.floor(edge + 9.5 * self._bit) - first + 1)
+        tolerance = 0.4 * self._bit
+        kx = kk = 0.0
+        prev = seg[1] if len(seg) > 1 else 0.0
+        for j in range(2, limit):
+            cur = seg[j]
+            if (prev < 0) != (cur < 0):
+                offset = first + j - 1 + prev / (prev - cur) - edge
+                k = round(offset / estimate)
+                if k >= 1 and abs(offset - k * estimate) < tolerance:
+                    kx += k * offset
+                    kk += k * k
+            prev = cur
+        if kk:
             prior = BAUD_PRIOR_WEIGHT**2
-            bit = (float(np.dot(k, offsets)) + prior * self._bit_estimate) / (
-                float(np.dot(k, k)) + prior
-            )
+            bit = (kx + prior * estimate) / (kk + prior)
             lo_bit, hi_bit = self._bit / (1 + BAUD_TRACK_MAX), self._bit / (1 - BAUD_TRACK_MAX)
             self._bit_estimate = min(max(bit, lo_bit), hi_bit)
         return self._bit_estimate
