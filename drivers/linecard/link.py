@@ -200,6 +200,12 @@ class Link:
         self._after()
         return seq
 
+    async def send_noise(self, data: bytes) -> None:
+        """Put raw, unframed bytes on the wire towards the card (line tests: noise)."""
+        if self._loop is None or self._closed:
+            raise LocalProtocolError("link is not open")
+        await self._writes.put(bytes(data))
+
     async def next_event(self, timeout: float | None = None) -> LinkEvent:
         """The next event; raises TimeoutError, or EOFError once the link is closed."""
         async with asyncio.timeout(timeout):

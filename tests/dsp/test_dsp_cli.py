@@ -245,3 +245,28 @@ def test_callerid_usage_errors(capsys, tmp_path):
         capsys, "callerid", "--format", "mdmf", "--date", "13010000", "-o", out_wav
     )
     assert status == 1 and "month" in err
+
+
+def test_conformance_aggregator_finds_sections_and_prints_one_table(capsys):
+    from bench import conformance
+
+    names = conformance.modules([])
+    assert "conformance_progress" in names
+    assert all(n.startswith("conformance_") for n in names)
+    assert conformance.modules(["progress"]) == ["conformance_progress"]
+    assert conformance.main(["no-such-area"]) == 2
+    text = conformance.table(
+        [
+            (
+                "conformance_progress",
+                [("false busy", "0", "<= 1"), ("cadence", "100/100", "")],
+                1.0,
+                None,
+            ),
+            ("conformance_dtmf", [], 0.1, "RuntimeError: espeak-ng missing"),
+        ]
+    )
+    lines = text.splitlines()
+    assert [c.strip() for c in lines[0].split("|")] == ["area", "measure", "result", "target"]
+    assert "progress | false busy" in text and "ERROR RuntimeError: espeak-ng missing" in text
+    assert sum(line.startswith("progress") for line in lines) == 1  # area named once
