@@ -243,12 +243,20 @@ class SdmfCallerId:
             raise InvalidMessage("SDMF carries exactly one of number and absence reason")
         _check_number("number", self.number)
 
+    def to_bytes(self) -> bytes:
+        """Type, length, body and checksum (same as :func:`encode_message`)."""
+        return encode_message(self)
+
 
 @dataclass(frozen=True, slots=True)
 class SdmfVmwi:
     """Bell SDMF visual message waiting indicator (type 0x06)."""
 
     active: bool
+
+    def to_bytes(self) -> bytes:
+        """Type, length, body and checksum (same as :func:`encode_message`)."""
+        return encode_message(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +293,10 @@ class CallSetup:
         if not _call_setup_params(self):
             raise InvalidMessage("a call set-up message needs at least one parameter")
 
+    def to_bytes(self) -> bytes:
+        """Type, length, body and checksum (same as :func:`encode_message`)."""
+        return encode_message(self)
+
 
 @dataclass(frozen=True, slots=True)
 class MessageWaiting:
@@ -306,6 +318,10 @@ class MessageWaiting:
             raise InvalidMessage(f"message count must be 0..255, got {self.message_count!r}")
         _check_extra(self.extra, _MESSAGE_WAITING_FIELDS)
 
+    def to_bytes(self) -> bytes:
+        """Type, length, body and checksum (same as :func:`encode_message`)."""
+        return encode_message(self)
+
 
 @dataclass(frozen=True, slots=True)
 class UnknownMessage:
@@ -321,6 +337,10 @@ class UnknownMessage:
             raise InvalidMessage(f"message type 0x{self.message_type:02X} has its own class")
         if len(self.body) > BODY_MAX:
             raise InvalidMessage(f"message body is {len(self.body)} bytes (max 255)")
+
+    def to_bytes(self) -> bytes:
+        """Type, length, body and checksum (same as :func:`encode_message`)."""
+        return encode_message(self)
 
 
 CallerIdMessage = SdmfCallerId | SdmfVmwi | CallSetup | MessageWaiting | UnknownMessage
