@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "dsp": "firmware.dsp.cli",
     "sim": "drivers.sim.cli",
     "run": "firmware.service.cli",
+    "hwtest": "hwtests.cli",
 }
 
 

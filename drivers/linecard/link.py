@@ -53,8 +53,11 @@ READ_CHUNK = 4096
 MAX_EVENTS = 4096
 
 
-class LinkOpenError(LinecardError):
-    """The URL could not be opened (no such device, nothing listening, bad URL)."""
+class LinkOpenError(LinecardError, OSError):
+    """The URL could not be opened (no such device, nothing listening, bad URL).
+
+    An OSError too, as pyserial's own SerialException is, so callers catching OSError
+    around open() keep working."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,12 @@ class Link:
         seq = self.session.send(message, self._loop.time())
         self._after()
         return seq
+
+    async def send_noise(self, data: bytes) -> None:
+        """Put raw, unframed bytes on the wire towards the card (line tests: noise)."""
+        if self._loop is None or self._closed:
+            raise LocalProtocolError("link is not open")
+        await self._writes.put(bytes(data))
 
     async def next_event(self, timeout: float | None = None) -> LinkEvent:
         """The next event; raises TimeoutError, or EOFError once the link is closed."""

@@ -164,6 +164,7 @@ class FxsPort(TimedMachine):
         self._break_start = 0  # when the current break began (hook on in an off-hook state)
         self._last_make = 0  # when the current make began
         self._pulses = 0  # breaks counted in the current pulse train
+        self._poisoned = False  # the current train was rejected: swallow it to its end
         self._digits = 0  # digits dialled since the last dial tone
         self._cadence: RingCadence = timing.ring_cadence
         self._caller_id: m.CallerId | None = None
@@ -251,7 +252,7 @@ class FxsPort(TimedMachine):
         if self._hook_on:
             # Longer than the flash window is a hang-up.
             return self._break_start + self.timing.flash_max_ms + 1
-        if self._pulses:
+        if self._pulses or self._poisoned:
             return self._last_make + self.timing.interdigit_pause_min_ms
         return None
 
@@ -275,14 +276,20 @@ class FxsPort(TimedMachine):
 
     def _end_pulse_train(self, t: int) -> list[m.Output]:
         pulses, self._pulses = self._pulses, 0
+        if self._poisoned:
+            self._poisoned = False  # already reported when it went wrong
+            return []
         if pulses > m.PULSE_MAX:
             return [m.PulseDigitRejected(pulses, f"{pulses} pulses, at most {m.PULSE_MAX}")]
         digit = digit_for_pulses(pulses, self.timing.pulse_mapping)
         self._pending = m.DigitDialled(digit, m.DialMethod.PULSE)
         return self._apply(T.DIGIT, t)
 
-    def _reject_train(self, reason: str) -> list[m.Output]:
+    def _reject_train(self, reason: str, *, poison: bool) -> list[m.Output]:
+        """Report a mutilated train.  ``poison``: the rest of it is still to come (a bounce,
+        an over-long break) and must not be decoded as a digit of its own."""
         pulses, self._pulses = self._pulses, 0
+        self._poisoned = poison
         log.info("pulse train of %d rejected: %s", pulses, reason)
         return [m.PulseDigitRejected(pulses, reason)]
 
@@ -298,12 +305,18 @@ class FxsPort(TimedMachine):
             self._last_make = t
             return self._apply(T.OFF_HOOK, t)
         if on:
-            if self._pulses:
+            if self._pulses and not self._poisoned:
                 make = t - self._last_make
                 if make < timing.pulse_make_min_ms:
-                    out += self._reject_train(f"make of {make} ms < {timing.pulse_make_min_ms}")
+                    out += self._reject_train(
+                        f"make of {make} ms < {timing.pulse_make_min_ms}", poison=True
+                    )
                 elif make > timing.pulse_make_max_ms:
-                    out += self._reject_train(f"make of {make} ms > {timing.pulse_make_max_ms}")
+                    # The previous digit ended too early for a digit pause: drop it, and
+                    # take this break as the start of the next one.
+                    out += self._reject_train(
+                        f"make of {make} ms > {timing.pulse_make_max_ms}", poison=False
+                    )
             self._hook_on = True
             self._break_start = t
             return out
@@ -318,12 +331,18 @@ class FxsPort(TimedMachine):
             self._last_make = t
             return out
         if timing.flash_min_ms <= brk <= timing.flash_max_ms:
-            if self._pulses:
-                out += self._reject_train(f"hook flash ({brk} ms) inside a pulse train")
+            if self._pulses and not self._poisoned:
+                out += self._reject_train(
+                    f"hook flash ({brk} ms) inside a pulse train", poison=False
+                )
+            self._pulses, self._poisoned = 0, False
             self._last_make = t
             return out + self._apply(T.FLASH, t)
-        if self._pulses and brk > timing.pulse_break_max_ms:
-            out += self._reject_train(f"break of {brk} ms > {timing.pulse_break_max_ms}")
+        if (self._pulses or self._poisoned) and brk > timing.pulse_break_max_ms:
+            if not self._poisoned:
+                out += self._reject_train(
+                    f"break of {brk} ms > {timing.pulse_break_max_ms}", poison=True
+                )
             self._last_make = t
         # Otherwise a hit (too short for anything): ignored, the make goes on.
         return out
@@ -389,7 +408,7 @@ class FxsPort(TimedMachine):
             self._tone = None
             out.append(m.StopTone())
         if new in ON_HOOK_STATES:
-            self._pulses = 0
+            self._pulses, self._poisoned = 0, False
         return out
 
     def _act(self, old: FxsState, trigger: Trigger, new: FxsState, t: int) -> list[m.Output]:

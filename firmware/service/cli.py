@@ -79,6 +79,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _serve(options: Options) -> int:
+    from drivers.linecard.link import LinkOpenError
     from firmware.service.appliance import Appliance
     from firmware.service.simulator import SimulatorError
     from firmware.store import StoreError
@@ -90,7 +91,7 @@ async def _serve(options: Options) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         await appliance.start()
-    except (SimulatorError, StoreError, OSError, TimeoutError) as e:
+    except (SimulatorError, StoreError, LinkOpenError, OSError, TimeoutError) as e:
         log.error("cannot start: %s", e)
         return 1
     if appliance.sim is not None:

@@ -187,3 +187,11 @@ def test_frame_size_does_not_matter_for_dtmf_clip():
 def test_decoder_refuses_unknown_format():
     with pytest.raises(ValueError, match="unknown DTMF caller ID format"):
         DtmfClipDecoder("B...C")
+
+
+def test_generate_dtmf_clip_shortcut_matches_the_model():
+    from firmware.dsp.callerid.dtmf_clip import generate_dtmf_clip
+
+    pcm = generate_dtmf_clip("33123456", variant=FORMAT_A_HASH)
+    assert np.array_equal(pcm, dtmf_clip_signal(DtmfClip(FORMAT_A_HASH, number="33123456")))
+    assert receive(FORMAT_A_HASH, pcm) == [DtmfClip(FORMAT_A_HASH, number="33123456")]

@@ -292,3 +292,21 @@ def test_lost_frames_never_yield_a_wrong_message(seed):
         assert r == CALL or isinstance(r, (ChecksumError, FramingError, LengthError, FormatError))
     if len(kept) == len(frames):
         assert results == [CALL]
+
+
+@pytest.mark.parametrize("standard", STANDARDS)
+@pytest.mark.parametrize("gap", [1, fsk.ETSI_MAX_GAP_BITS, fsk.MAX_GAP_BITS])
+def test_marks_between_bytes_are_tolerated(standard, gap):
+    burst = fsk_modulate(encode_message(CALL), standard=standard, gap_bits=gap)
+    assert decode_callerid(padded(burst), standard) == [CALL]
+
+
+def test_stalled_message_is_a_framing_error():
+    data = encode_message(CALL)
+    head = fsk_modulate(data[:10], mark_bits=180)
+    tail = fsk_modulate(data[10:], seizure_bits=0, mark_bits=0)
+    stall = fsk_modulate(b"", seizure_bits=0, mark_bits=fsk.MAX_GAP_BITS + 20)
+    results = decode_callerid(padded(np.concatenate([head, stall, tail])), "bell202")
+    assert isinstance(results[0], FramingError)
+    assert results[0].data == data[:10]
+    assert "no start bit within" in results[0].reason

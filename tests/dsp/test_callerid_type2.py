@@ -274,3 +274,20 @@ def test_exchange_and_telephone_complete_the_handshake_over_real_dtmf(standard, 
     assert finished == [HandshakeFinished(sent=True, ack_digit=digit)]
     assert [type(e) for e in heard] == [type2.SendAck, CallSetup]
     assert heard[1] == CALL
+
+
+def test_cas_at_16khz_and_with_half_a_percent_offset():
+    wide = cas_tone(rate=16000)
+    det = CasDetector(16000)
+    x = np.concatenate([np.zeros(3000), wide, np.zeros(3200)])
+    events = []
+    for i in range(0, len(x), 320):
+        events += det.feed(x[i : i + 320])
+    assert len(events) == 1
+    t = np.arange(640) / SAMPLE_RATE
+    for factor in (0.995, 1.005):  # SR-TSV-002476: each tone within ±0.5 %
+        tone = to_pcm(
+            4000 * np.sin(2 * np.pi * 2130 * factor * t)
+            + 4000 * np.sin(2 * np.pi * 2750 * factor * t)
+        )
+        assert len(detect(around(tone))) == 1

@@ -507,7 +507,31 @@ def test_pulse_make_window_edges(driver, make, ok):
         assert got == [DigitDialled("2", DialMethod.PULSE)]
     else:
         assert isinstance(got[0], PulseDigitRejected) and got[0].pulses == 1
-        assert got[1:] == [DigitDialled("1", DialMethod.PULSE)]
+        if make < US.pulse_make_min_ms:
+            # A bounce: the rest of the train is swallowed, not dialled as a digit of its own.
+            assert got[1:] == []
+        else:
+            # A digit pause too short: the next break starts the next digit.
+            assert got[1:] == [DigitDialled("1", DialMethod.PULSE)]
+
+
+def test_a_bounce_inside_a_digit_rejects_the_whole_digit_once(driver):
+    d = new(driver)
+    d.send(HookOff(0), 0)
+    d.take()
+    t = 1000
+    for i in range(5):  # a 5 whose third make is a 10 ms bounce
+        d.send(HookOn(t), t)
+        d.send(HookOff(t + 60), t + 60)
+        t += 60 + (10 if i == 2 else 40)
+    d.until(t + 500)
+    got = [o for o in d.take() if not isinstance(o, StopTone)]
+    assert len(got) == 1 and isinstance(got[0], PulseDigitRejected) and got[0].pulses == 3
+    last = dial_pulses(d, 7, t + 600.0, 10.0, 0.6)  # the next digit is unaffected
+    d.until(round(last) + 500)
+    assert [o for o in d.take() if not isinstance(o, StopTone)] == [
+        DigitDialled("7", DialMethod.PULSE)
+    ]
 
 
 def test_eleven_pulses_are_rejected(driver):

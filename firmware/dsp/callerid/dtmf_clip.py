@@ -221,6 +221,17 @@ def dtmf_clip_signal(
     )
 
 
+def generate_dtmf_clip(
+    number: str,
+    *,
+    variant: str = FORMAT_A_C,
+    level_dbm0: float = dtmf.DEFAULT_LEVEL_DBM0,
+    rate: int = SAMPLE_RATE,
+) -> Pcm:
+    """The DTMF caller ID of ``number`` in ``variant`` (the form ``ponte dsp`` asks for)."""
+    return dtmf_clip_signal(DtmfClip(variant, number=number), level_dbm0=level_dbm0, rate=rate)
+
+
 class DtmfClipDecoder:
     """Streaming DTMF caller ID receiver for one national ``format``.
 

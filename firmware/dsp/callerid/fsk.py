@@ -1,6 +1,6 @@
 """Caller ID FSK: Bell 202 and V.23 modulation, and a per-frame demodulator with a UART.
 
-Physical layer (Telcordia GR-30-CORE §3, ETSI EN 300 659-1 §6.1, BT SIN 227): binary FSK at
+Physical layer (Telcordia GR-30-CORE, ETSI EN 300 659-1, BT SIN 227): binary FSK at
 1200 baud, asynchronous 8N1 characters sent least significant bit first.  An on-hook burst
 starts with a *channel seizure* of alternating bits, then a *mark signal* of continuous ones,
 then the message bytes.  Caller ID on call waiting (type II, SR-TSV-002476, EN 300 659-2) has no
@@ -37,32 +37,33 @@ from firmware.dsp.pcm import FRAME_SAMPLES, SAMPLE_RATE, Pcm, to_pcm
 
 FskStandard = Literal["bell202", "v23"]
 
-BAUD: Final = 1200.0  # GR-30-CORE §3.1 and ITU-T V.23 mode 2 (EN 300 659-1 §6.1.1): 1200 baud ±1 %
+BAUD: Final = 1200.0  # GR-30-CORE and ITU-T V.23 mode 2 (EN 300 659-1): 1200 baud ±1 %
 
-BELL202_MARK_HZ: Final = 1200.0  # GR-30-CORE §3.1 (Bell 202): mark (1) 1200 Hz ±12 Hz
-BELL202_SPACE_HZ: Final = 2200.0  # GR-30-CORE §3.1: space (0) 2200 Hz ±22 Hz
-V23_MARK_HZ: Final = 1300.0  # ITU-T V.23 / EN 300 659-1 §6.1.1: mark 1300 Hz ±1.5 %
-V23_SPACE_HZ: Final = 2100.0  # ITU-T V.23 / EN 300 659-1 §6.1.1: space 2100 Hz ±1.5 %
+BELL202_MARK_HZ: Final = 1200.0  # GR-30-CORE (Bell 202): mark (1) 1200 Hz ±12 Hz
+BELL202_SPACE_HZ: Final = 2200.0  # GR-30-CORE: space (0) 2200 Hz ±22 Hz
+V23_MARK_HZ: Final = 1300.0  # ITU-T V.23 / EN 300 659-1: mark 1300 Hz ±1.5 %
+V23_SPACE_HZ: Final = 2100.0  # ITU-T V.23 / EN 300 659-1: space 2100 Hz ±1.5 %
 
-BELL_SEIZURE_BITS: Final = 300  # GR-30-CORE §5.2: 30 bytes of 0x55 = 300 alternating bits
-BELL_MARK_BITS: Final = 180  # GR-30-CORE §5.2: 180 bits of mark before the message
-BELL_CIDCW_MARK_BITS: Final = 80  # SR-TSV-002476 §3 (type II): no seizure, 80 mark bits
-ETSI_SEIZURE_BITS: Final = 300  # EN 300 659-1 §4.1: channel seizure, 300 alternating bits
-ETSI_MARK_BITS: Final = 180  # EN 300 659-1 §4.1: mark signal 180 ± 25 bits
+BELL_SEIZURE_BITS: Final = 300  # GR-30-CORE: 30 bytes of 0x55 = 300 alternating bits
+BELL_MARK_BITS: Final = 180  # GR-30-CORE: 180 bits of mark before the message
+BELL_CIDCW_MARK_BITS: Final = 80  # SR-TSV-002476 (type II): no seizure, 80 mark bits
+ETSI_SEIZURE_BITS: Final = 300  # EN 300 659-1: channel seizure, 300 alternating bits
+ETSI_MARK_BITS: Final = 180  # EN 300 659-1: mark signal 180 ± 25 bits
 ETSI_CIDCW_MARK_BITS: Final = 80  # EN 300 659-2: off-hook burst, no seizure, 80 ± 25 marks
 BT_SEIZURE_BITS_MIN: Final = 96  # BT SIN 227: channel seizure 96..315 bits
 BT_SEIZURE_BITS_MAX: Final = 315  # BT SIN 227
 BT_MARK_BITS_MIN: Final = 55  # BT SIN 227: mark signal at least 55 bits (the shortest we meet)
-TRAILING_MARK_BITS: Final = 2  # GR-30-CORE §5.3: checksum followed by at least two stop bits
+TRAILING_MARK_BITS: Final = 2  # GR-30-CORE: checksum followed by at least two stop bits
 
-DEFAULT_LEVEL_DBM0: Final = -13.5  # GR-30-CORE §3.1: transmit level -13.5 dBm nominal
+DEFAULT_LEVEL_DBM0: Final = -13.5  # GR-30-CORE: transmit level -13.5 dBm nominal
 EDGE_RAMP_MS: Final = 1.0  # raised-cosine on/off so the burst does not click
 
 # Receiver design figures (ours, chosen against the robustness targets of issue 3).
 CARRIER_MIN_DBM0: Final = -50.0  # 10 dB under the -40 dBm0 floor the decoder must meet
 MARK_RUN_BITS: Final = 12  # a run this long can only be the mark signal (bytes give <= 9 + gap)
 MARK_RATIO: Final = 0.3  # |d| / e above which a sample counts as a clear mark in the hunt
-MAX_GAP_BITS: Final = 20  # marks tolerated between two bytes of one message (EN 300 659-1: 10)
+ETSI_MAX_GAP_BITS: Final = 10  # EN 300 659-1: marks allowed between the bytes of a message
+MAX_GAP_BITS: Final = 20  # marks we tolerate there (twice the allowance)
 BAND_TAPS: Final = 31  # band filter length (odd: integer group delay)
 BAND_MARGIN_HZ: Final = 500.0  # band filter edges this far outside the two tones
 BUFFER_CAP_SAMPLES: Final = 4 * SAMPLE_RATE  # hard cap on discriminator history
@@ -108,7 +109,7 @@ def params_for(standard: str) -> FskParams:
 
 
 def frame_bits(data: bytes) -> list[int]:
-    """8N1 asynchronous framing, least significant bit first (GR-30-CORE §5.3)."""
+    """8N1 asynchronous framing, least significant bit first (GR-30-CORE)."""
     bits: list[int] = []
     for byte in data:
         bits.append(0)
@@ -127,25 +128,32 @@ def fsk_modulate(
     rate: int = SAMPLE_RATE,
     freq_offset: float = 0.0,
     baud_offset: float = 0.0,
+    gap_bits: int = 0,
 ) -> Pcm:
     """Phase-continuous FSK burst: seizure, mark signal, 8N1 ``data``, trailing marks.
 
     ``seizure_bits``/``mark_bits`` default to the on-hook lengths of the standard; pass
     ``seizure_bits=0`` and ``mark_bits=params_for(standard).cidcw_mark_bits`` for a type II
     burst.  ``freq_offset`` and ``baud_offset`` (fractions, e.g. 0.01) detune the transmitter
-    for robustness tests.
+    for robustness tests; ``gap_bits`` puts marks between characters, as EN 300 659-1 allows
+    (up to ``ETSI_MAX_GAP_BITS``).
     """
     p = params_for(standard)
     seizure = p.seizure_bits if seizure_bits is None else seizure_bits
     marks = p.mark_bits if mark_bits is None else mark_bits
-    if seizure < 0 or marks < 0:
-        raise ValueError(f"seizure_bits and mark_bits must be >= 0, got {seizure}, {marks}")
+    if seizure < 0 or marks < 0 or not 0 <= gap_bits <= MAX_GAP_BITS:
+        raise ValueError(
+            f"seizure_bits and mark_bits must be >= 0 and gap_bits 0..{MAX_GAP_BITS}, "
+            f"got {seizure}, {marks}, {gap_bits}"
+        )
     if not -0.1 < freq_offset < 0.1 or not -0.1 < baud_offset < 0.1:
         raise ValueError("frequency and baud offsets beyond 10 % are not FSK caller ID")
     if rate <= 2 * p.space_hz * (1 + freq_offset):
         raise ValueError(f"rate {rate} Hz cannot carry a {p.space_hz:.0f} Hz space tone")
+    chars = [frame_bits(bytes((b,))) + [1] * gap_bits for b in data]
+    body = [bit for char in chars for bit in char]
     bits = np.array(
-        [i % 2 for i in range(seizure)] + [1] * marks + frame_bits(data) + [1] * TRAILING_MARK_BITS,
+        [i % 2 for i in range(seizure)] + [1] * marks + body + [1] * TRAILING_MARK_BITS,
         dtype=np.int8,
     )
     samples_per_bit = rate / (BAUD * (1 + baud_offset))
@@ -202,7 +210,7 @@ class _Uart(enum.Enum):
 class FskDemodulator:
     """Streaming caller ID receiver: ``feed(frame)`` returns messages and errors as they end.
 
-    Sans-IO and allocation-light: state is the filter tails, the correlator tails and a short
+    Sans-IO and allocation-light: state is the input history the filters need and a short
     window of discriminator output (capped at ``BUFFER_CAP_SAMPLES``).
     """
 
@@ -231,13 +239,14 @@ class FskDemodulator:
         self._e_min = (self._win * amp / 2) ** 2  # e of a tone at the carrier floor
         self._gain = float(np.sum(self._filters**2))  # e <= gain * |input window|^2
         self._run = round(MARK_RUN_BITS * self._bit)
+        self._frame = rate * FRAME_SAMPLES // SAMPLE_RATE  # 20 ms at this rate
         self.reset()
 
     def reset(self) -> None:
-        self._x = np.zeros(self._span - 1 + FRAME_SAMPLES)
+        self._x = np.zeros(self._span - 1 + self._frame)
         # The usual 20 ms frame reuses one strided view of the input buffer.
         self._x_windows = as_strided(
-            self._x, shape=(FRAME_SAMPLES, self._span), strides=(self._x.strides[0],) * 2
+            self._x, shape=(self._frame, self._span), strides=(self._x.strides[0],) * 2
         )
         self._de = np.zeros((2, BUFFER_CAP_SAMPLES))  # discriminator d and energy e
         self._zeros = np.zeros(BUFFER_CAP_SAMPLES)
@@ -258,9 +267,9 @@ class FskDemodulator:
     def _discriminate(self, frame: npt.NDArray[np.float64]) -> None:
         n = len(frame)
         tail = self._span - 1
-        if n == FRAME_SAMPLES:
+        if n == self._frame:
             x = self._x
-            x[:tail] = x[FRAME_SAMPLES:]
+            x[:tail] = x[n:]
             x[tail:] = frame
             windows = self._x_windows
         else:
@@ -320,8 +329,8 @@ class FskDemodulator:
     def flush(self) -> list[CallerIdMessage | CallerIdError]:
         """Feed enough silence to finish a byte or message in progress."""
         out: list[CallerIdMessage | CallerIdError] = []
-        for _ in range(math.ceil((MAX_GAP_BITS + 12) * self._bit / FRAME_SAMPLES) + 1):
-            out += self.feed(np.zeros(FRAME_SAMPLES))
+        for _ in range(math.ceil((MAX_GAP_BITS + 12) * self._bit / self._frame) + 1):
+            out += self.feed(np.zeros(self._frame))
         return out
 
     # --- UART ----------------------------------------------------------------------------
