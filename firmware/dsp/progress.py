@@ -24,6 +24,7 @@ How it works, per frame:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -58,6 +59,11 @@ DEBOUNCE_MS: Final = 50.0  # a tone must appear (or vanish) this long to count: 
 MAX_FRAME: Final = 8000  # samples per feed (one second at 8 kHz): a cap, not a typical size
 HISTORY: Final = 32  # on/off durations kept per family (covers 3 cycles of 4-part cadences)
 EDGE_PROBE_BLOCKS: Final = 4  # 1 ms blocks used to estimate on/off power around an edge
+SIT_TONES: Final = 3  # ITU-T Q.35 / E.180: three tones, rising
+SIT_MIN_HZ: Final = 850.0  # the first SIT tone is 900..1000 Hz (Q.35), 913.8 in North America
+SIT_TOLERANCE: Final = 0.25  # each tone's length (274..380 ms variants) within 25 %
+SIT_SLACK_MS: Final = 40.0  # plus two 20 ms frames of edge uncertainty
+SIT_GAP_FRAMES: Final = 2  # frames of nothing tolerated between two SIT tones
 SAME_FAMILY_HZ: Final = 45.0  # within the ~50 Hz resolution of a 20 ms frame
 EDGE_FLOOR_DB: Final = 20.0  # an edge is where the power crosses the on level minus this
 
@@ -133,6 +139,26 @@ def cadence_matches(
         if ok:
             return True
     return False
+
+
+def _sit_elements(spec: ToneSpec | None, rate: int) -> list[tuple[float, float]]:
+    """(frequency, ms) of a three-tone rising SIT, or [] if the country's SIT is not one."""
+    if spec is None:
+        return []
+    parts = [s for s in spec.segments if not s.silent]
+    if len(parts) < SIT_TONES:
+        return []
+    out = []
+    for seg in parts[:SIT_TONES]:
+        if len(seg.components) != 1 or seg.components[0].modulation_hz or seg.duration_ms is None:
+            return []
+        out.append((seg.components[0].freq_hz, seg.duration_ms))
+    freqs = [f for f, _ in out]
+    if freqs != sorted(freqs) or freqs[0] < SIT_MIN_HZ or freqs[-1] >= rate / 2:
+        return []
+    if min(b - a for a, b in itertools.pairwise(freqs)) < 2 * SAME_FAMILY_HZ:
+        return []
+    return out
 
 
 def _lines(spec: ToneSpec) -> tuple[float, ...]:
@@ -238,6 +264,14 @@ class CallProgressDetector:
                 continue  # once-only or oddly shaped: not detectable by cadence
             cycles = ringback_cycles if name == "ringback" else 1 if name == "dial" else busy_cycles
             targets.append(_Target(name, spec, index, cadence, cycles))
+        # Special information tone: three single tones rising (950/1400/1800 Hz, or the
+        # North American 913.8/1370.6/1776.7), told by their order and lengths.
+        self._sit = _sit_elements(profile.tones.get("sit"), rate)
+        self._sit_bins = []
+        for f, _ in self._sit:
+            if f not in freqs:
+                freqs.append(f)
+            self._sit_bins.append(freqs.index(f))
         self._freqs = np.array(freqs, dtype=np.float64)
         self._families = [
             _Family(
@@ -291,6 +325,10 @@ class CallProgressDetector:
         self._block_min = math.inf
         self._block_frames = 0
         self._quiet_hold_ms = 0.0
+        self._sit_index = -1  # element of the SIT being heard (-1: none)
+        self._sit_start = 0.0
+        self._sit_gap = 0  # non-SIT frames inside the sequence
+        self._sit_parts: list[float] = []
         self._voice_hist: deque[bool] = deque(maxlen=VOICE_WINDOW)
         self._voice = False
         self._quiet_since: float | None = 0.0
@@ -328,6 +366,7 @@ class CallProgressDetector:
         events: list[ProgressEvent] = []
         level_db = 10 * math.log10(total / RMS_0DBM0**2) if total > 0 else SILENCE_DBM0
         on_family = -1
+        sit_bin = -1
         if total >= self._tone_min_ms and self._freqs.size:
             proj = self._bank_for(n) @ x
             half = self._freqs.size
@@ -342,6 +381,9 @@ class CallProgressDetector:
                     ratio = sum(p) / total
                     if ratio >= TONE_RATIO_MIN and min(p) >= floor and ratio > best:
                         best, on_family = ratio, i
+            for k, j in enumerate(self._sit_bins):
+                if power[j] >= TONE_RATIO_MIN * total:
+                    sit_bin = k
         changed: set[int] = set()
         end_ms = start_ms + n * 1000.0 / self.rate
         for i, fam in enumerate(self._families):
@@ -363,6 +405,8 @@ class CallProgressDetector:
                 fam.power_frames += 1
                 self._quiet_hold_ms = self._hold_ms[i]
         self._check_targets(end_ms, changed, events)
+        if self._sit:
+            self._track_sit(sit_bin, start_ms, end_ms, level_db, events)
         self._activity(on_family >= 0, level_db, start_ms, n, events)
         self._prev_frame = x
         self._samples += n
@@ -464,6 +508,48 @@ class CallProgressDetector:
             ):
                 return (*durs[-count + 1 :], current)
         return None
+
+    def _track_sit(
+        self, k: int, start_ms: float, end_ms: float, level_db: float, events: list[ProgressEvent]
+    ) -> None:
+        """Follow the three rising SIT tones: element 0, then 1, then 2, each of its length."""
+        i = self._sit_index
+
+        def fits(index: int, duration: float) -> bool:
+            want = self._sit[index][1]
+            return (
+                want * (1 - SIT_TOLERANCE) - SIT_SLACK_MS
+                <= duration
+                <= (want * (1 + SIT_TOLERANCE) + SIT_SLACK_MS)
+            )
+
+        if k == i and i >= 0:
+            self._sit_gap = 0
+            return
+        if i >= 0 and k == i + 1 and fits(i, start_ms - self._sit_start):
+            self._sit_parts.append(start_ms - self._sit_start)
+            self._sit_index, self._sit_start, self._sit_gap = k, start_ms, 0
+            return
+        if i >= 0 and k == -1 and self._sit_gap < SIT_GAP_FRAMES:
+            self._sit_gap += 1  # a short gap (BT puts 15 ms between the tones)
+            return
+        if i == len(self._sit) - 1:
+            last = start_ms - self._sit_start - self._sit_gap * (end_ms - start_ms)
+            if fits(i, last):
+                parts = (*self._sit_parts, last)
+                events.append(
+                    ToneDetected(
+                        "sit",
+                        end_ms,
+                        tuple(round(d, 1) for d in parts),
+                        round(level_db, 1),
+                        tuple(f for f, _ in self._sit),
+                    )
+                )
+        self._sit_parts = []
+        self._sit_index, self._sit_start, self._sit_gap = (
+            (0, start_ms, 0) if k == 0 else (-1, 0.0, 0)
+        )
 
     def _stop_after_ms(self, target: _Target) -> float:
         if target.cadence is None:
