@@ -282,6 +282,7 @@ class CallProgressDetector:
             for fam in families
         ]
         self._targets = targets
+        self._family_targets = [[t for t in targets if t.family == i] for i in range(len(families))]
         # Steady-tone threshold per family: longer than any cadenced burst in that family.
         self._steady_ms = []
         for i in range(len(families)):
@@ -323,6 +324,7 @@ class CallProgressDetector:
         self._samples = 0
         self._floor_blocks: deque[float] = deque(maxlen=FLOOR_BLOCKS)  # minima of past blocks
         self._block_min = math.inf
+        self._blocks_floor = math.inf
         self._block_frames = 0
         self._quiet_hold_ms = 0.0
         self._sit_index = -1  # element of the SIT being heard (-1: none)
@@ -369,20 +371,20 @@ class CallProgressDetector:
         sit_bin = -1
         if total >= self._tone_min_ms and self._freqs.size:
             proj = self._bank_for(n) @ x
-            half = self._freqs.size
-            sq = proj * proj
-            # Python floats from here: for a handful of bins this beats numpy calls.
-            power = ((sq[:half] + sq[half:]) * (2.0 / (n * n))).tolist()
+            # |X|^2 per bin, unscaled; the thresholds are scaled instead.  Python floats
+            # from here: for a handful of bins this beats further numpy calls.
+            power = np.square(proj).reshape(2, -1).sum(axis=0).tolist()
+            scaled = total * n * n / 2.0  # a bin holding all of the power reaches this
             best = 0.0
-            floor = COMPONENT_SHARE_MIN * total
+            floor = COMPONENT_SHARE_MIN * scaled
             for i, fam in enumerate(self._families):
                 for bins in fam.bins:
                     p = [power[j] for j in bins]
-                    ratio = sum(p) / total
+                    ratio = sum(p) / scaled
                     if ratio >= TONE_RATIO_MIN and min(p) >= floor and ratio > best:
                         best, on_family = ratio, i
             for k, j in enumerate(self._sit_bins):
-                if power[j] >= TONE_RATIO_MIN * total:
+                if power[j] >= TONE_RATIO_MIN * scaled:
                     sit_bin = k
         changed: set[int] = set()
         end_ms = start_ms + n * 1000.0 / self.rate
@@ -464,9 +466,9 @@ class CallProgressDetector:
                     fam.heard_ms = None
                     fam.durations.clear()  # a new on part starts a fresh history
                 continue
-            for target in self._targets:
-                if target.family != i:
-                    continue
+            if not (i in changed or fam.on or fam.durations):
+                continue  # silent and no cadence under way: nothing can match
+            for target in self._family_targets[i]:
                 measured = self._match(target, fam, current, i in changed)
                 if measured is not None:
                     self._active[i] = target
@@ -514,18 +516,10 @@ class CallProgressDetector:
     ) -> None:
         """Follow the three rising SIT tones: element 0, then 1, then 2, each of its length."""
         i = self._sit_index
-
-        def fits(index: int, duration: float) -> bool:
-            want = self._sit[index][1]
-            return (
-                want * (1 - SIT_TOLERANCE) - SIT_SLACK_MS
-                <= duration
-                <= (want * (1 + SIT_TOLERANCE) + SIT_SLACK_MS)
-            )
-
-        if k == i and i >= 0:
+        if k == i:  # nothing heard and nothing pending (most frames), or the same tone
             self._sit_gap = 0
             return
+        fits = self._sit_fits
         if i >= 0 and k == i + 1 and fits(i, start_ms - self._sit_start):
             self._sit_parts.append(start_ms - self._sit_start)
             self._sit_index, self._sit_start, self._sit_gap = k, start_ms, 0
@@ -551,6 +545,11 @@ class CallProgressDetector:
             (0, start_ms, 0) if k == 0 else (-1, 0.0, 0)
         )
 
+    def _sit_fits(self, index: int, duration: float) -> bool:
+        want = self._sit[index][1]
+        low = want * (1 - SIT_TOLERANCE) - SIT_SLACK_MS
+        return low <= duration <= want * (1 + SIT_TOLERANCE) + SIT_SLACK_MS
+
     def _stop_after_ms(self, target: _Target) -> float:
         if target.cadence is None:
             return 2 * EDGE_SLACK_MS + 60.0  # a steady tone that drops for 60 ms has ended
@@ -563,9 +562,10 @@ class CallProgressDetector:
         # (block minima keep this O(1) per frame instead of a min over 75 values)
         self._block_min = min(self._block_min, level_db)
         self._block_frames += 1
-        floor = min(self._block_min, min(self._floor_blocks, default=math.inf))
+        floor = min(self._block_min, self._blocks_floor)
         if self._block_frames == FLOOR_BLOCK:
             self._floor_blocks.append(self._block_min)
+            self._blocks_floor = min(self._floor_blocks)
             self._block_min, self._block_frames = math.inf, 0
         loud = level_db >= max(VOICE_MIN_DBM0, floor + VOICE_OVER_FLOOR_DB)
         voice_frame = loud and not tonal
