@@ -141,7 +141,7 @@ def cadence_matches(
     return False
 
 
-def _sit_elements(spec: ToneSpec | None, rate: int) -> list[tuple[float, float]]:
+def sit_elements(spec: ToneSpec | None, rate: int) -> list[tuple[float, float]]:
     """(frequency, ms) of a three-tone rising SIT, or [] if the country's SIT is not one."""
     if spec is None:
         return []
@@ -266,7 +266,7 @@ class CallProgressDetector:
             targets.append(_Target(name, spec, index, cadence, cycles))
         # Special information tone: three single tones rising (950/1400/1800 Hz, or the
         # North American 913.8/1370.6/1776.7), told by their order and lengths.
-        self._sit = _sit_elements(profile.tones.get("sit"), rate)
+        self._sit = sit_elements(profile.tones.get("sit"), rate)
         self._sit_bins = []
         for f, _ in self._sit:
             if f not in freqs:
