@@ -51,7 +51,13 @@ venv: $(VENV_STAMP)
 # --- running --------------------------------------------------------------------
 
 run: $(VENV_STAMP)
-	$(BIN)/ponte run --simulate
+	@echo "Ponte in simulation: 4 phones (FXS ports 1-4), 2 exchange lines (FXO 5-6). Ctrl-C stops."
+	@echo "In another terminal, pick up phone 1 and listen to its dial tone:"
+	@echo "  .venv/bin/ponte sim --control var/sim.sock handset 1 off-hook"
+	@echo "  .venv/bin/ponte sim --control var/sim.sock handset 1 record dial.wav --seconds 3"
+	@echo "  .venv/bin/ponte sim --control var/sim.sock handset 1 dial 123"
+	@echo "  .venv/bin/ponte sim --control var/sim.sock handset 1 on-hook"
+	$(BIN)/ponte run --simulate --data-dir var --stderr
 
 # --- checks ---------------------------------------------------------------------
 

@@ -13,12 +13,13 @@ import numpy as np
 
 from bench.corpus import talk_corpus
 from firmware.dsp import g711
-from firmware.dsp.callerid import fsk, type2
+from firmware.dsp.callerid import dtmf_clip, fsk, type2
 from firmware.dsp.callerid.messages import CallSetup, DateTime, encode_message
 from firmware.dsp.levels import rms_for_dbm0
 from firmware.dsp.pcm import FRAME_SAMPLES, Pcm, to_pcm
 
 BURSTS = 50  # per cell
+DTMF_BURSTS = 10  # per cell of DTMF caller ID (its detector is measured by the DTMF section)
 LEVELS_DBM0 = (-40.0, -30.0, -20.0, -10.0, -5.0)
 OFFSETS = (-0.01, 0.01)
 SNR_DB = 20.0
@@ -74,6 +75,21 @@ def fsk_decode_rate(
     return good
 
 
+def dtmf_clip_rate(fmt: str, level: float, law: str, bursts: int, seed: int) -> int:
+    rng = np.random.default_rng(seed)
+    good = 0
+    for _ in range(bursts):
+        number = "".join(rng.choice(list("0123456789"), int(rng.integers(4, 16))))
+        clip = dtmf_clip.DtmfClip(fmt, number=number)
+        line = _line(dtmf_clip.dtmf_clip_signal(clip, level_dbm0=level), level, law, rng)
+        decoder = dtmf_clip.DtmfClipDecoder(fmt)
+        found = []
+        for i in range(0, len(line), FRAME_SAMPLES):
+            found += decoder.feed(line[i : i + FRAME_SAMPLES])
+        good += found + decoder.flush() == [clip]
+    return good
+
+
 def cas_detect_rate(level: float, bursts: int, seed: int) -> int:
     rng = np.random.default_rng(seed)
     good = 0
@@ -123,6 +139,20 @@ def report() -> list[tuple[str, str, str]]:
                     f"{total}/{total}",
                 )
             )
+    for fmt in dtmf_clip.FORMATS:
+        good = total = 0
+        for level in (-30.0, -6.0):
+            for law in LAWS:
+                seed += 1
+                good += dtmf_clip_rate(fmt, level, law, DTMF_BURSTS, seed)
+                total += DTMF_BURSTS
+        rows.append(
+            (
+                f"DTMF caller ID {fmt} decode at -30 and -6 dBm0, {SNR_DB:.0f} dB SNR, G.711 µ/A",
+                f"{good}/{total}",
+                f"{total}/{total}",
+            )
+        )
     # Headroom (informative): the weakest level with less and less SNR, and larger offsets.
     for snr, offset in ((12.0, 0.01), (8.0, 0.01), (20.0, 0.03)):
         for standard in FSK_STANDARDS:

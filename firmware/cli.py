@@ -24,6 +24,9 @@ COMMANDS: dict[str, str] = {
     "update": "firmware.update.cli",
     "api": "firmware.api.cli",
     "dsp": "firmware.dsp.cli",
+    "sim": "drivers.sim.cli",
+    "run": "firmware.service.cli",
+    "hwtest": "hwtests.cli",
 }
 
 

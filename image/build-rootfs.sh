@@ -41,7 +41,13 @@ packages=(
 )
 [ "$KERNEL" = 1 ] && packages+=(linux-image-"$ARCH")
 
+# Documentation, manual pages and translations are dead weight on an appliance.
 mmdebstrap --variant=minbase --architectures="$ARCH" \
+  --dpkgopt='path-exclude=/usr/share/doc/*' \
+  --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+  --dpkgopt='path-exclude=/usr/share/man/*' \
+  --dpkgopt='path-exclude=/usr/share/locale/*' \
+  --dpkgopt='path-exclude=/usr/share/info/*' \
   --include="$(IFS=,; echo "${packages[*]}")" \
   --essential-hook='mkdir -p "$1/etc/ponte"' \
   --customize-hook="copy-in rootfs/etc /" \
@@ -49,6 +55,7 @@ mmdebstrap --variant=minbase --architectures="$ARCH" \
   --customize-hook="copy-in $OUT/wheels/. /tmp/wheels" \
   --customize-hook='chroot "$1" python3 -m venv /opt/ponte' \
   --customize-hook='chroot "$1" /opt/ponte/bin/pip install -q --no-index --find-links /tmp/wheels ponte' \
+  --customize-hook='chroot "$1" /opt/ponte/bin/pip uninstall -q -y pip' \
   --customize-hook='rm -rf "$1/tmp/wheels"; ln -sf /opt/ponte/bin/ponte "$1/usr/local/bin/ponte"' \
   --customize-hook="echo 'ponte $VERSION' > \"\$1/etc/ponte/release\"" \
   --customize-hook="sed -i 's/@COMPATIBLE@/$COMPATIBLE/' \"\$1/etc/ponte/update.toml\"" \

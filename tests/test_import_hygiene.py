@@ -14,6 +14,8 @@ HEADLESS = {
     "firmware.lines": ("pjsua2", "textual", "serial", "alsaaudio"),
     "drivers": ("pjsua2", "textual", "firmware"),
     "tui": ("pjsua2", "firmware.sip", "drivers"),
+    "firmware.update": ("pjsua2", "textual", "serial", "alsaaudio", "numpy"),
+    "image": ("pjsua2", "textual", "serial", "alsaaudio", "numpy"),
 }
 
 

@@ -30,7 +30,7 @@ from typing import Self
 
 import serial
 
-from drivers.linecard.protocol import HelloAck, LocalProtocolError, Message
+from drivers.linecard.protocol import HelloAck, LinecardError, LocalProtocolError, Message
 from drivers.linecard.session import (
     LinkDown,
     LinkUp,
@@ -51,6 +51,10 @@ READ_POLL_S = 0.05
 READ_CHUNK = 4096
 # Events the application has not taken yet; beyond this they are dropped and counted.
 MAX_EVENTS = 4096
+
+
+class LinkOpenError(LinecardError):
+    """The URL could not be opened (no such device, nothing listening, bad URL)."""
 
 
 @dataclass(frozen=True)
@@ -100,13 +104,20 @@ class Link:
     # --- lifecycle ------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the port and start the handshake (returns without waiting for the card)."""
+        """Open the port and start the handshake (returns without waiting for the card).
+
+        Raises :class:`LinkOpenError` naming the URL when the port cannot be opened.
+        """
         if self._port is not None or self._closed:
             raise LocalProtocolError("a Link is opened once")
         self._loop = asyncio.get_running_loop()
-        self._port = await asyncio.to_thread(
-            serial.serial_for_url, self.url, baudrate=self.baudrate, timeout=READ_POLL_S
-        )
+        try:
+            self._port = await asyncio.to_thread(
+                serial.serial_for_url, self.url, baudrate=self.baudrate, timeout=READ_POLL_S
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            self._closed = True
+            raise LinkOpenError(f"cannot open line card at {self.url}: {exc}") from exc
         log.info("line-card link opened on %s", self.url)
         self._writer = asyncio.create_task(self._write_loop(), name=f"linecard-write {self.url}")
         self._reader = threading.Thread(
@@ -185,6 +196,12 @@ class Link:
         seq = self.session.send(message, self._loop.time())
         self._after()
         return seq
+
+    async def send_noise(self, data: bytes) -> None:
+        """Put raw, unframed bytes on the wire towards the card (line tests: noise)."""
+        if self._loop is None or self._closed:
+            raise LocalProtocolError("link is not open")
+        await self._writes.put(bytes(data))
 
     async def next_event(self, timeout: float | None = None) -> LinkEvent:
         """The next event; raises TimeoutError, or EOFError once the link is closed."""

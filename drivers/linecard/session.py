@@ -234,7 +234,8 @@ class Session:
     @property
     def boot_id(self) -> int:
         """Card role: this card's boot id."""
-        assert self._card_template is not None, "card role only"
+        if self._card_template is None:
+            raise LocalProtocolError("boot_id: a host session has none (see .card)")
         return self._card_template.boot_id
 
     def start(self, now: float) -> None:
@@ -530,6 +531,9 @@ class Session:
         self._emit(PeerFault(description))
         if self.role is Role.CARD and frame is not None and self.connected:
             # Tell the host we could not act on its command rather than ignoring it.
+            if len(self._queue) >= MAX_QUEUED_MESSAGES:
+                log.warning("not rejecting seq %d: send queue full", frame.seq)
+                return
             port = frame.payload[0] if frame.payload else 0
             self._queue.append(CommandRejected(frame.seq, frame.type, port, RejectReason.MALFORMED))
             self._pump(now)

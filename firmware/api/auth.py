@@ -361,6 +361,7 @@ class Authenticator:
         self.lockout = lockout if lockout is not None else LockoutPolicy()
         self.sessions = sessions if sessions is not None else SessionTable()
         self._lock = asyncio.Lock()
+        self._factory_hash: str | None = None
 
     def first_run(self) -> bool:
         """True until an admin password has been set (the factory password works once)."""
@@ -374,9 +375,11 @@ class Authenticator:
         if len(password) > PASSWORD_MAX_CHARS:
             return False
         if cred is None:
-            # Hash anyway so that a first-run login costs the same time as any other.
-            verify_password(password, hash_password("", self.scrypt))
-            return hmac.compare_digest(password.encode(), FACTORY_PASSWORD.encode())
+            # First run: check against a hash of the factory password, so this path costs
+            # one scrypt like any other login and compares in constant time the same way.
+            if self._factory_hash is None:
+                self._factory_hash = hash_password(FACTORY_PASSWORD, self.scrypt)
+            return verify_password(password, self._factory_hash)
         return verify_password(password, cred.password_hash)
 
     async def _verify(self, password: str, what: str) -> None:

@@ -115,6 +115,34 @@ def register_builtins(server: ApiServer) -> None:
         summary="Every method with its parameter schema (introspection)",
     )
 
+    async def clients(params: NoParams, ctx: CallContext) -> JsonValue:
+        return {
+            "clients": [
+                {
+                    "client_id": peer.id,
+                    "client": peer.client_name,
+                    "you": peer is ctx.peer,
+                    "logged_in": peer.session is not None,
+                    "subscriptions": sorted(server.bus.subscriptions(peer)),
+                    "requests_running": len(peer.inflight),
+                    "queued_bytes": peer.outbound.queued_bytes,
+                    "events_dropped": peer.outbound.dropped_total,
+                }
+                for peer in server.peers().values()
+            ],
+            "refused": server.refused_clients,
+            "events_published": server.bus.published,
+        }
+
+    reg(
+        "api.clients",
+        clients,
+        NoParams,
+        result="{clients: [{client_id, client, you, logged_in, subscriptions, "
+        "requests_running, queued_bytes, events_dropped}], refused, events_published}",
+        summary="Who is connected and how their queues are doing (diagnostics)",
+    )
+
     async def subscribe(params: SubscribeParams, ctx: CallContext) -> JsonValue:
         try:
             current = server.bus.subscribe(ctx.peer, params.topics)

@@ -24,12 +24,16 @@ import itertools
 import json
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, TypeAlias, TypeVar
 
-JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
+# Covariant containers, so that a handler may return ``{"names": sorted(names)}`` (a
+# list[str]) or a dict[str, int] without casts; json.dumps accepts lists, tuples and dicts.
+JsonValue: TypeAlias = (
+    "bool | int | float | str | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
+)
 
 PROTOCOL_VERSION: Final = "1.0"
 DEFAULT_SOCKET_PATH: Final = "/run/ponte/api.sock"

@@ -147,9 +147,21 @@ class JobRunner:
         job = Job(f"job-{next(self._ids)}", kind, title or kind, JobState.RUNNING, self.clock())
         self._jobs[job.id] = job
         self._trim()
-        self._tasks[job.id] = asyncio.create_task(self._run(job, func), name=job.id)
+        task = asyncio.create_task(self._run(job, func), name=job.id)
+        task.add_done_callback(lambda _: self._reap(job))
+        self._tasks[job.id] = task
         self.publish("jobs.started", job.to_json())
         return job.id
+
+    def _reap(self, job: Job) -> None:
+        # A task cancelled before its first step never runs _run's cleanup: do it here,
+        # or the job would count as running forever and subscribers never see its end.
+        if self._tasks.pop(job.id, None) is None:
+            return
+        job.transition(JobState.CANCELLED)
+        job.message = "cancelled"
+        job.finished = self.clock()
+        self.publish("jobs.finished", job.to_json())
 
     async def _run(self, job: Job, func: JobFunc) -> None:
         try:

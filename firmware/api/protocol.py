@@ -19,11 +19,15 @@ from __future__ import annotations
 import enum
 import json
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
-JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
+# Covariant containers, so that a handler may return ``{"names": sorted(names)}`` (a
+# list[str]) or a dict[str, int] without casts; json.dumps accepts lists, tuples and dicts.
+JsonValue: TypeAlias = (
+    "bool | int | float | str | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
+)
 RequestId: TypeAlias = int | str
 
 PROTOCOL_VERSION: Final = "1.0"  # major.minor; a client with another major is refused

@@ -140,6 +140,7 @@ class ApiServer:
             max_message=max_message,
         )
         self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._inode: int | None = None
         self._peer_ids = itertools.count(1)
         self._peers: dict[int, Peer] = {}
@@ -172,33 +173,62 @@ class ApiServer:
             MethodSpec(name, handler, params_type, result, summary, requires_login, timeout_s)
         )
 
+    def method(
+        self,
+        name: str,
+        params_type: type[P],
+        *,
+        result: str,
+        summary: str,
+        requires_login: bool = False,
+        timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    ) -> Callable[[Handler[P]], Handler[P]]:
+        """Decorator form of :meth:`register`."""
+
+        def decorate(handler: Handler[P]) -> Handler[P]:
+            self.register(
+                name,
+                handler,
+                params_type,
+                result=result,
+                summary=summary,
+                requires_login=requires_login,
+                timeout_s=timeout_s,
+            )
+            return handler
+
+        return decorate
+
     def publish(self, topic: str, payload: JsonValue = None) -> int:
-        """Send an event to every subscriber of ``topic``; never blocks.  Returns its seq."""
+        """Send an event to every subscriber of ``topic``; never blocks.  Returns its seq.
+
+        Call it on the server's event loop; other threads use :meth:`publish_threadsafe`.
+        """
         return self.bus.publish(topic, payload)
+
+    def publish_threadsafe(self, topic: str, payload: JsonValue = None) -> None:
+        """Publish from another thread (the pjsua2 thread, an executor); needs start()."""
+        if self._loop is None:
+            raise RuntimeError("publish_threadsafe needs a started server")
+        self._loop.call_soon_threadsafe(self._publish_logged, topic, payload)
+
+    def _publish_logged(self, topic: str, payload: JsonValue) -> None:
+        try:
+            self.bus.publish(topic, payload)
+        except ProtocolBug:
+            # Raised on the loop, far from the publishing thread: log it where it is seen.
+            log.exception("refused event on %r from another thread", topic)
 
     @property
     def clients(self) -> int:
         return len(self._peers)
-
-    def stats(self) -> dict[str, JsonValue]:
-        return {
-            "clients": len(self._peers),
-            "refused_clients": self.refused_clients,
-            "events_published": self.bus.published,
-            "outbound": {
-                str(pid): {
-                    "queued_bytes": p.outbound.queued_bytes,
-                    "dropped_events": p.outbound.dropped_total,
-                }
-                for pid, p in self._peers.items()
-            },
-        }
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("server already started")
         self._stopping = False
+        self._loop = asyncio.get_running_loop()
         await self._clear_stale_socket()
         sock = self._bind()
         try:

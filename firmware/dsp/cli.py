@@ -13,6 +13,7 @@ build lacks are reported as missing, never silently skipped.
 from __future__ import annotations
 
 import argparse
+import enum
 import importlib
 import json
 import sys
@@ -69,6 +70,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--redirecting", default=None, help="redirecting number (MDMF/ETSI)")
     p.add_argument("--standard", choices=["bell202", "v23"], default=None)
     p.add_argument("--country", default=None, help="use the country's caller ID settings")
+    p.add_argument(
+        "--call-waiting", action="store_true",
+        help="type II burst (no seizure), after the CPE alerting signal when available",
+    )  # fmt: skip
     p.add_argument("--level", type=float, default=-13.0, help="dBm0")
     p.add_argument("--rate", type=int, default=8000)
     p.add_argument("-o", "--output", required=True, type=Path)
@@ -144,6 +149,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
     if isinstance(value, float):
         return round(value, 3)
     if value is None or isinstance(value, str | int | bool):
@@ -249,11 +256,91 @@ def _dtmf(args: argparse.Namespace) -> int:
     return _write(args.output, pcm, args.rate, f"DTMF {args.digits!r}")
 
 
+CID_FORMATS = ("sdmf", "mdmf", "etsi", "vmwi-on", "vmwi-off", "dtmf")
+
+
+def _callerid_message(cid: Any, args: argparse.Namespace, standard: str) -> Any:
+    """The message object for ``--format`` from the agreed firmware.dsp.callerid model."""
+    date = None
+    if args.date is not None:
+        text = args.date
+        if len(text) != 8 or not text.isdigit():
+            raise CliError(f"--date {text!r} must be MMDDhhmm (8 digits)")
+        date = cid.DateTime(int(text[:2]), int(text[2:4]), int(text[4:6]), int(text[6:]))
+    absence = None if args.absence is None else cid.Absence[args.absence.upper()]
+    fmt = args.format
+    if fmt == "sdmf":
+        if date is None:
+            raise CliError("SDMF needs --date MMDDhhmm")
+        if absence is None and not args.number:
+            raise CliError("SDMF needs --number or --absence")
+        return cid.SdmfCallerId(date, args.number or None, absence)
+    if fmt in ("mdmf", "etsi"):
+        return cid.CallSetup(
+            date_time=date,
+            number=args.number or None,
+            number_absence=absence if not args.number else None,
+            name=args.name or None,
+            name_absence=absence if not args.name and absence is not None else None,
+            redirecting_number=args.redirecting,
+        )
+    active = fmt == "vmwi-on"
+    if standard == "bell202" and args.date is None and not args.number:
+        return cid.SdmfVmwi(active)
+    return cid.MessageWaiting(active, date_time=date, number=args.number or None)
+
+
 def _callerid(args: argparse.Namespace) -> int:
     cid = _optional("firmware.dsp.callerid")
     if cid is None:
         raise CliError("caller ID generation is not in this build (firmware.dsp.callerid missing)")
-    raise CliError("caller ID generation is not wired to firmware.dsp.callerid yet")
+    _check_rate(args.rate)
+    if args.format not in CID_FORMATS:
+        raise CliError(f"--format {args.format!r}: use one of {', '.join(CID_FORMATS)}")
+    country = None
+    if args.country is not None:
+        from firmware.dsp.profiles import get_profile
+
+        country = get_profile(args.country).callerid
+    if args.format == "dtmf":
+        return _dtmf_callerid(args, country)
+    standard = (
+        args.standard
+        or (country.standard if country is not None and country.fsk else None)
+        or ("v23" if args.format == "etsi" else "bell202")
+    )
+    msg = _callerid_message(cid, args, standard)
+    pcm = cid.modulate_message(
+        msg,
+        standard=standard,
+        level_dbm0=args.level,
+        call_waiting=args.call_waiting,
+        rate=args.rate,
+    )
+    what = f"caller ID {args.format} ({standard}{', type II' if args.call_waiting else ''})"
+    if args.call_waiting:
+        type2 = _optional("firmware.dsp.callerid.type2")
+        if type2 is not None and hasattr(type2, "cas_tone"):
+            import numpy as np
+
+            gap = np.zeros(round(args.rate * CAS_TO_FSK_MS / 1000), dtype=np.int16)
+            pcm = np.concatenate([type2.cas_tone(rate=args.rate), gap, pcm])
+            what += " after the CPE alerting signal"
+    return _write(args.output, pcm, args.rate, what)
+
+
+CAS_TO_FSK_MS = 160  # GR-30-CORE: ACK 55..160 ms after CAS, FSK 50..500 ms after the ACK
+
+
+def _dtmf_callerid(args: argparse.Namespace, country: Any) -> int:
+    clip = _optional("firmware.dsp.callerid.dtmf_clip")
+    if clip is None:
+        raise CliError(
+            "DTMF caller ID is not in this build (firmware.dsp.callerid.dtmf_clip missing)"
+        )
+    variant = country.dtmf_format if country is not None and country.dtmf_format else "A...C"
+    pcm = clip.generate_dtmf_clip(args.number, variant=variant, rate=args.rate)
+    return _write(args.output, pcm, args.rate, f"DTMF caller ID {variant} {args.number!r}")
 
 
 # --- analysis ---------------------------------------------------------------------------
@@ -329,7 +416,7 @@ def _analyse(args: argparse.Namespace) -> int:
     elif not report["callerid"]:
         print("  none")
     for m in report["callerid"] or []:
-        print(f"  {m}")
+        print(f"  {_describe_cid(m)}")
     print("Call progress:")
     if not events:
         print("  none")
@@ -338,8 +425,93 @@ def _analyse(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _decode_callerid(cid: Any, pcm: Any, choice: str, profile: Any) -> list[Any]:
-    raise CliError("caller ID decoding is not wired to firmware.dsp.callerid yet")
+def _decode_callerid(cid: Any, pcm: Any, choice: str, profile: Any) -> list[dict[str, Any]]:
+    """Every FSK caller ID message with its time, fields and checksum verdict."""
+    from firmware.dsp.pcm import FRAME_SAMPLES, SAMPLE_RATE
+
+    if choice != "auto":
+        standards = [choice]
+    elif profile.callerid.fsk:
+        other = "v23" if profile.callerid.standard == "bell202" else "bell202"
+        standards = [profile.callerid.standard, other]
+    else:
+        standards = ["bell202", "v23"]
+    found: list[dict[str, Any]] = []
+    for standard in standards:
+        demod = cid.FskDemodulator(standard, SAMPLE_RATE)
+        for start in range(0, len(pcm), FRAME_SAMPLES):
+            out = demod.feed(pcm[start : start + FRAME_SAMPLES])
+            at_ms = (start + FRAME_SAMPLES) * 1000 / SAMPLE_RATE
+            found += [_cid_record(cid, standard, at_ms, m) for m in out]
+        found += [
+            _cid_record(cid, standard, len(pcm) * 1000 / SAMPLE_RATE, m) for m in demod.flush()
+        ]
+    # Either demodulator reads the other standard's bursts (1200/2200 vs 1300/2100 Hz):
+    # keep one record per burst and name the standard by the tones actually present.
+    unique: list[dict[str, Any]] = []
+    for record in sorted(found, key=lambda r: r["at_ms"]):
+        if any(
+            r["data"] == record["data"] and abs(r["at_ms"] - record["at_ms"]) < 200 for r in unique
+        ):
+            continue
+        record["standard"] = _fsk_standard(pcm, record["at_ms"]) or record["standard"]
+        unique.append(record)
+    return unique
+
+
+def _fsk_standard(pcm: Any, at_ms: float) -> str | None:
+    """bell202 or v23, by the mark/space tones in the 300 ms before ``at_ms``."""
+    import numpy as np
+
+    from firmware.dsp.pcm import SAMPLE_RATE
+
+    end = min(round(at_ms * SAMPLE_RATE / 1000), len(pcm))
+    x = np.asarray(pcm[max(end - 3 * SAMPLE_RATE // 10, 0) : end], dtype=np.float64)
+    if x.size < SAMPLE_RATE // 50:
+        return None
+    t = np.arange(x.size) / SAMPLE_RATE
+
+    def power(f: float) -> float:
+        return float(abs(np.dot(x, np.exp(-2j * np.pi * f * t))) ** 2)
+
+    bell = power(1200.0) + power(2200.0)
+    v23 = power(1300.0) + power(2100.0)
+    return "bell202" if bell > v23 else "v23"
+
+
+def _cid_record(cid: Any, standard: str, at_ms: float, item: Any) -> dict[str, Any]:
+    if isinstance(item, cid.CallerIdError):
+        return {
+            "at_ms": at_ms,
+            "standard": standard,
+            "checksum": "bad" if isinstance(item, cid.ChecksumError) else "n/a",
+            "error": type(item).__name__,
+            "reason": item.reason,
+            "data": item.data.hex(),
+        }
+    return {
+        "at_ms": at_ms,
+        "standard": standard,
+        "checksum": "ok",
+        "message": _jsonable(item),
+        "data": cid.encode_message(item).hex(),
+    }
+
+
+def _describe_cid(record: dict[str, Any]) -> str:
+    head = f"{record['at_ms'] / 1000:8.3f} s  {record['standard']:<7}"
+    if "error" in record:
+        return f"{head} {record['error']}: {record['reason']} (checksum {record['checksum']})"
+    msg = dict(record["message"])
+    kind = msg.pop("type")
+    parts = [f"{k}={_short(v)}" for k, v in msg.items() if v not in (None, [], ()) and k != "extra"]
+    return f"{head} {kind} {' '.join(parts)} (checksum ok)"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict) and value.get("type") == "DateTime":
+        return f"{value['month']:02d}-{value['day']:02d}T{value['hour']:02d}:{value['minute']:02d}"
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _describe(e: Any) -> str:

@@ -51,7 +51,7 @@ PulseMapping = Literal["standard", "sweden", "new_zealand"]
 CID_STANDARDS: Final = frozenset({"bell202", "v23", "dtmf"})
 CID_PROTOCOLS: Final = frozenset({"telcordia", "etsi", "bt", "ntt", "dtmf"})
 CID_ALERTINGS: Final = frozenset({"ring", "pr_dtas", "dtas", "rpas", "pr", "ntt_car"})
-DTMF_CID_FORMATS: Final = frozenset({"A...C", "D...C", "A...#", "D...#"})
+DTMF_CID_FORMATS: Final = frozenset({"A...C", "D...C", "A...#", "D...#", "...#"})
 PULSE_MAPPINGS: Final = frozenset({"standard", "sweden", "new_zealand"})
 
 

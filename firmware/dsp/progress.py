@@ -152,7 +152,7 @@ class _Family:
     """One set of frequencies that some of the country's tones use."""
 
     freqs: tuple[float, ...]
-    bins: tuple[npt.NDArray[np.intp], ...]  # one index array per alternative frequency set
+    bins: tuple[tuple[int, ...], ...]  # bank rows of each alternative frequency set
     on: bool = False
     start_ms: float = 0.0  # of the current on or off part
     durations: deque[float] | None = None  # closed parts, starting with an on
@@ -241,7 +241,7 @@ class CallProgressDetector:
         self._families = [
             _Family(
                 tuple(sorted({f for alt in fam for f in alt})),
-                tuple(np.array([freqs.index(f) for f in alt], dtype=np.intp) for alt in fam),
+                tuple(tuple(freqs.index(f) for f in alt) for alt in fam),
                 durations=deque(maxlen=HISTORY),
             )
             for fam in families
@@ -311,7 +311,7 @@ class CallProgressDetector:
             return []
         if arr.size > MAX_FRAME:
             raise ProgressError(f"frame of {arr.size} samples exceeds the {MAX_FRAME} cap")
-        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        if arr.dtype.kind not in "iuf":
             raise ProgressError(f"frame dtype {arr.dtype} is not numeric PCM")
         x = arr.astype(np.float64)
         n = x.size
@@ -324,17 +324,16 @@ class CallProgressDetector:
         if total >= self._tone_min_ms and self._freqs.size:
             proj = self._bank_for(n) @ x
             half = self._freqs.size
-            power = 2 * (proj[:half] ** 2 + proj[half:] ** 2) / (n * n)
+            sq = proj * proj
+            # Python floats from here: for a handful of bins this beats numpy calls.
+            power = ((sq[:half] + sq[half:]) * (2.0 / (n * n))).tolist()
             best = 0.0
+            floor = COMPONENT_SHARE_MIN * total
             for i, fam in enumerate(self._families):
                 for bins in fam.bins:
-                    p = power[bins]
-                    ratio = float(p.sum()) / total
-                    if (
-                        ratio >= TONE_RATIO_MIN
-                        and float(p.min()) >= COMPONENT_SHARE_MIN * total
-                        and ratio > best
-                    ):
+                    p = [power[j] for j in bins]
+                    ratio = sum(p) / total
+                    if ratio >= TONE_RATIO_MIN and min(p) >= floor and ratio > best:
                         best, on_family = ratio, i
         changed: set[int] = set()
         end_ms = start_ms + n * 1000.0 / self.rate
@@ -501,10 +500,24 @@ class CallProgressDetector:
 
 
 def analyse(
-    pcm: npt.ArrayLike, profile: CountryProfile, rate: int = SAMPLE_RATE, **kwargs: float
+    pcm: npt.ArrayLike,
+    profile: CountryProfile,
+    rate: int = SAMPLE_RATE,
+    *,
+    busy_cycles: int = BUSY_CYCLES,
+    ringback_cycles: int = RINGBACK_CYCLES,
+    tolerance: float = CADENCE_TOLERANCE,
+    silence_ms: float = SILENCE_MS,
 ) -> list[ProgressEvent]:
     """Run a whole recording through a detector in 20 ms frames (for tools and tests)."""
-    detector = CallProgressDetector(profile, rate, **kwargs)  # type: ignore[arg-type]
+    detector = CallProgressDetector(
+        profile,
+        rate,
+        busy_cycles=busy_cycles,
+        ringback_cycles=ringback_cycles,
+        tolerance=tolerance,
+        silence_ms=silence_ms,
+    )
     samples = np.asarray(pcm)
     step = rate // 50
     events: list[ProgressEvent] = []

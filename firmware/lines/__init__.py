@@ -7,6 +7,7 @@ Public API (see docs/lines.md)::
     deadline = port.next_deadline()            # call port.handle_timer(now) when it passes
 """
 
+from firmware.lines.cardclock import CardClock
 from firmware.lines.errors import InvalidValue, LineError, LocalProtocolError, RemoteProtocolError
 from firmware.lines.fxo import FxoPort, FxoState
 from firmware.lines.fxs import FxsPort, FxsState
@@ -62,6 +63,7 @@ from firmware.lines.messages import (
     SendCallerId,
     StartRinging,
     StartTone,
+    StopCallerId,
     StopRinging,
     StopTone,
     Tone,
@@ -91,6 +93,7 @@ __all__ = [
     "CallerIdReceived",
     "CallerIdSent",
     "CancelAlert",
+    "CardClock",
     "Command",
     "Congestion",
     "Connect",
@@ -138,6 +141,7 @@ __all__ = [
     "SendCallerId",
     "StartRinging",
     "StartTone",
+    "StopCallerId",
     "StopRinging",
     "StopTone",
     "Tone",

@@ -27,7 +27,7 @@ from types import MappingProxyType
 from firmware.lines import messages as m
 from firmware.lines._clock import TimedMachine
 from firmware.lines.errors import LineError, LocalProtocolError, RemoteProtocolError
-from firmware.lines.timing import CallerIdMode, LineTiming, RingCadence
+from firmware.lines.timing import CallerIdMode, LineTiming, RingCadence, digit_for_pulses
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +164,14 @@ class FxsPort(TimedMachine):
         self._break_start = 0  # when the current break began (hook on in an off-hook state)
         self._last_make = 0  # when the current make began
         self._pulses = 0  # breaks counted in the current pulse train
+        self._poisoned = False  # the current train was rejected: swallow it to its end
         self._digits = 0  # digits dialled since the last dial tone
         self._cadence: RingCadence = timing.ring_cadence
         self._caller_id: m.CallerId | None = None
         self._tone: m.Tone | None = None
         self._ringing = False
         self._pending: m.DigitDialled | None = None  # digit carried by a DIGIT trigger
+        self._cid_sending = False  # a SendCallerId not yet answered by CallerIdSent
 
     # --- read-only view ---------------------------------------------------------------------
 
@@ -190,6 +192,11 @@ class FxsPort(TimedMachine):
     @property
     def ringing(self) -> bool:
         return self._ringing
+
+    @property
+    def caller_id_sending(self) -> bool:
+        """A caller-ID transmission was asked for and has not finished (or been stopped)."""
+        return self._cid_sending
 
     @property
     def pulses(self) -> int:
@@ -245,7 +252,7 @@ class FxsPort(TimedMachine):
         if self._hook_on:
             # Longer than the flash window is a hang-up.
             return self._break_start + self.timing.flash_max_ms + 1
-        if self._pulses:
+        if self._pulses or self._poisoned:
             return self._last_make + self.timing.interdigit_pause_min_ms
         return None
 
@@ -269,13 +276,20 @@ class FxsPort(TimedMachine):
 
     def _end_pulse_train(self, t: int) -> list[m.Output]:
         pulses, self._pulses = self._pulses, 0
+        if self._poisoned:
+            self._poisoned = False  # already reported when it went wrong
+            return []
         if pulses > m.PULSE_MAX:
             return [m.PulseDigitRejected(pulses, f"{pulses} pulses, at most {m.PULSE_MAX}")]
-        self._pending = m.DigitDialled(str(pulses % 10), m.DialMethod.PULSE)
+        digit = digit_for_pulses(pulses, self.timing.pulse_mapping)
+        self._pending = m.DigitDialled(digit, m.DialMethod.PULSE)
         return self._apply(T.DIGIT, t)
 
-    def _reject_train(self, reason: str) -> list[m.Output]:
+    def _reject_train(self, reason: str, *, poison: bool) -> list[m.Output]:
+        """Report a mutilated train.  ``poison``: the rest of it is still to come (a bounce,
+        an over-long break) and must not be decoded as a digit of its own."""
         pulses, self._pulses = self._pulses, 0
+        self._poisoned = poison
         log.info("pulse train of %d rejected: %s", pulses, reason)
         return [m.PulseDigitRejected(pulses, reason)]
 
@@ -291,12 +305,18 @@ class FxsPort(TimedMachine):
             self._last_make = t
             return self._apply(T.OFF_HOOK, t)
         if on:
-            if self._pulses:
+            if self._pulses and not self._poisoned:
                 make = t - self._last_make
                 if make < timing.pulse_make_min_ms:
-                    out += self._reject_train(f"make of {make} ms < {timing.pulse_make_min_ms}")
+                    out += self._reject_train(
+                        f"make of {make} ms < {timing.pulse_make_min_ms}", poison=True
+                    )
                 elif make > timing.pulse_make_max_ms:
-                    out += self._reject_train(f"make of {make} ms > {timing.pulse_make_max_ms}")
+                    # The previous digit ended too early for a digit pause: drop it, and
+                    # take this break as the start of the next one.
+                    out += self._reject_train(
+                        f"make of {make} ms > {timing.pulse_make_max_ms}", poison=False
+                    )
             self._hook_on = True
             self._break_start = t
             return out
@@ -311,12 +331,18 @@ class FxsPort(TimedMachine):
             self._last_make = t
             return out
         if timing.flash_min_ms <= brk <= timing.flash_max_ms:
-            if self._pulses:
-                out += self._reject_train(f"hook flash ({brk} ms) inside a pulse train")
+            if self._pulses and not self._poisoned:
+                out += self._reject_train(
+                    f"hook flash ({brk} ms) inside a pulse train", poison=False
+                )
+            self._pulses, self._poisoned = 0, False
             self._last_make = t
             return out + self._apply(T.FLASH, t)
-        if self._pulses and brk > timing.pulse_break_max_ms:
-            out += self._reject_train(f"break of {brk} ms > {timing.pulse_break_max_ms}")
+        if (self._pulses or self._poisoned) and brk > timing.pulse_break_max_ms:
+            if not self._poisoned:
+                out += self._reject_train(
+                    f"break of {brk} ms > {timing.pulse_break_max_ms}", poison=True
+                )
             self._last_make = t
         # Otherwise a hit (too short for anything): ignored, the make goes on.
         return out
@@ -340,6 +366,8 @@ class FxsPort(TimedMachine):
             if self._caller_id is not None and mode is CallerIdMode.BEFORE_FIRST_RING:
                 return self._apply(T.ALERT_PRE_CID, t)
             return self._apply(T.ALERT, t)
+        if isinstance(event, m.CallerIdSent):
+            self._cid_sending = False
         if isinstance(event, m.CallWaiting):
             self._caller_id = event.caller_id
             return self._apply(T.CALL_WAITING, t)
@@ -368,6 +396,11 @@ class FxsPort(TimedMachine):
     def _exit(self, old: FxsState, new: FxsState) -> list[m.Output]:
         out: list[m.Output] = []
         self._state_timer = None
+        if self._cid_sending:
+            # Leaving the state that sent it (answered, cancelled, timed out): the generator
+            # must stop, or it would talk over the call or into the next ring.
+            self._cid_sending = False
+            out.append(m.StopCallerId())
         if self._ringing:
             self._ringing = False
             out.append(m.StopRinging())
@@ -375,7 +408,7 @@ class FxsPort(TimedMachine):
             self._tone = None
             out.append(m.StopTone())
         if new in ON_HOOK_STATES:
-            self._pulses = 0
+            self._pulses, self._poisoned = 0, False
         return out
 
     def _act(self, old: FxsState, trigger: Trigger, new: FxsState, t: int) -> list[m.Output]:
@@ -402,6 +435,7 @@ class FxsPort(TimedMachine):
         elif new is S.CALLER_ID:
             assert self._caller_id is not None
             out.append(m.SendCallerId(self._caller_id))
+            self._cid_sending = True
             timer = (t + timing.caller_id_pre_ring_timeout_ms, T.T_CID_PRE)
         elif new is S.RINGING:
             self._ringing = True
@@ -409,13 +443,14 @@ class FxsPort(TimedMachine):
             if self._caller_id is not None and self.timing.caller_id_mode is (
                 CallerIdMode.AFTER_FIRST_RING
             ):
-                when = t + self._cadence.first_on_ms + timing.caller_id_delay_ms
+                when = t + self._cadence.first_ring_ms + timing.caller_id_delay_ms
                 timer = (when, T.T_CID_AFTER)
             else:
                 self._caller_id = None
         elif new is S.CALL_WAITING and self._caller_id is not None:
             # Type 2 caller ID follows the alerting tone (GR-30-CORE, EN 300 659-2).
             out.append(m.SendCallerId(self._caller_id, off_hook=True))
+            self._cid_sending = True
             self._caller_id = None
         elif new is S.IDLE:
             self._caller_id = None
@@ -443,7 +478,10 @@ def _digit(p: FxsPort, old: FxsState, new: FxsState, t: int) -> list[m.Output]:
 
 def _cid_after(p: FxsPort, old: FxsState, new: FxsState, t: int) -> list[m.Output]:
     cid, p._caller_id = p._caller_id, None
-    return [m.SendCallerId(cid)] if cid is not None else []
+    if cid is None:
+        return []
+    p._cid_sending = True
+    return [m.SendCallerId(cid)]
 
 
 _ACTIONS: Mapping[Trigger, Action] = MappingProxyType(

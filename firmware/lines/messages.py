@@ -313,6 +313,11 @@ class SendCallerId:
 
 
 @dataclass(frozen=True, slots=True)
+class StopCallerId:
+    """Abort a caller-ID transmission in progress (the phone was answered, the call left)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Seize:
     """FXO: go off-hook."""
 
@@ -434,7 +439,16 @@ FxoEvent = (
     | AnswerCall
     | Hangup
 )
-Command = StartTone | StopTone | StartRinging | StopRinging | SendCallerId | Seize | Release
+Command = (
+    StartTone
+    | StopTone
+    | StartRinging
+    | StopRinging
+    | SendCallerId
+    | StopCallerId
+    | Seize
+    | Release
+)
 Report = (
     OffHook
     | Answered

@@ -28,13 +28,18 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware.lines.errors import InvalidValue
 
+if TYPE_CHECKING:
+    # Only for the annotation: lines must not need the DSP loaded to run.
+    from firmware.dsp.profiles import CountryProfile
+
 # --- limits that keep every profile sane ----------------------------------------------------
 
-MAX_CADENCE_STEPS = 8  # on/off pairs beyond four have no use in any national plan (E.180 Suppl. 2)
+MAX_CADENCE_STEPS = 4  # on/off pairs: the line-card protocol carries four, no national plan
+#                        needs more (ITU-T E.180 Suppl. 2)
 CADENCE_STEP_MIN_MS = 50  # shorter bursts are not ringing a bell can follow (engineering choice)
 CADENCE_STEP_MAX_MS = 10_000  # E.180 Suppl. 2 lists no ringing step longer than 6 s
 TIMEOUT_MAX_MS = 600_000  # any timeout beyond 10 min is a typo in a profile
@@ -82,11 +87,30 @@ RING_BURST_MIN_MS = 150  # shorter ringing voltage is a line-test transient (eng
 RING_BURST_MARGIN_MS = 1_000  # a burst this much longer than the cadence's is a fault, not a ring
 RING_SILENCE_MARGIN_MS = 2_000  # silence beyond the longest cadence pause + this = caller gone
 LOOP_DROP_US_MS = 350  # calling-party control open interval recognised as disconnect (GR-506)
+NORTH_AMERICAN = frozenset({"US", "CA"})  # GR-506-CORE supervision applies
 LOOP_DROP_ETSI_MS = 250  # ETSI ES 201 970: loop interruption treated as clear-back
 RELEASE_GUARD_MS = 1_000  # stay on-hook this long after release before seizing again (ES 203 021)
 SEIZE_LOOP_TIMEOUT_MS = 1_000  # loop current must appear this soon after seizing
 PRE_RING_CID_WINDOW_MS = 6_000  # caller ID after a line reversal, before the first ring
 #                                (EN 300 659-1: ring follows the data within a few seconds)
+
+
+PULSE_MAPPINGS = ("standard", "sweden", "new_zealand")  # ETSI EG 201 121 national variants
+
+
+def digit_for_pulses(pulses: int, mapping: str = "standard") -> str:
+    """The digit a train of 1..10 pulses dials.
+
+    Standard: n pulses dial n, ten dial 0.  Sweden: n pulses dial n - 1.  New Zealand:
+    n pulses dial 10 - n.  (ETSI EG 201 121 national variations.)
+    """
+    if not 1 <= pulses <= 10:
+        raise InvalidValue(f"{pulses} pulses do not dial a digit (1..10)")
+    if mapping == "sweden":
+        return str(pulses - 1)
+    if mapping == "new_zealand":
+        return str(10 - pulses)
+    return str(pulses % 10)
 
 
 class CallerIdMode(enum.Enum):
@@ -123,6 +147,11 @@ class RingCadence:
     @property
     def first_on_ms(self) -> int:
         return self.pattern[0]
+
+    @property
+    def first_ring_ms(self) -> int:
+        """The ringing part of the first cycle: a double ring (UK, AU) counts as one ring."""
+        return self.period_ms - self.pattern[-1]
 
     @property
     def period_ms(self) -> int:
@@ -186,6 +215,8 @@ class LineTiming:
     disconnect_on_polarity_reversal: bool
     disconnect_on_loop_drop: bool
     disconnect_on_busy_tone: bool
+    # FXS: which digit a number of pulses dials (ten pulses are 0, except in SE and NZ).
+    pulse_mapping: str = "standard"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -209,21 +240,81 @@ class LineTiming:
             raise InvalidValue(
                 f"LineTiming.caller_id_mode must be a CallerIdMode, got {self.caller_id_mode!r}"
             )
+        if self.pulse_mapping not in PULSE_MAPPINGS:
+            raise InvalidValue(
+                f"LineTiming.pulse_mapping must be one of {', '.join(PULSE_MAPPINGS)}, "
+                f"got {self.pulse_mapping!r}"
+            )
         self._check_order("flash_min_ms", "flash_max_ms")
         self._check_order("pulse_break_min_ms", "pulse_break_max_ms")
         self._check_order("pulse_make_min_ms", "pulse_make_max_ms")
-        # A break must be classifiable as exactly one of pulse, flash or hang-up.
-        self._check_order("pulse_break_max_ms", "flash_min_ms", strict=True)
+        # A pulse break must not already be a hang-up.  (It may overlap the flash window, as
+        # in most European plans: while dialling, a break in the pulse window is a pulse.)
+        self._check_order("pulse_break_max_ms", "flash_max_ms", strict=True)
         # A make that ends a digit must be longer than any make inside a digit.
         self._check_order("pulse_make_max_ms", "interdigit_pause_min_ms", strict=True)
         self._check_order("ring_burst_min_ms", "ring_burst_max_ms")
         if self.caller_id_mode is CallerIdMode.AFTER_FIRST_RING:
             # The data must fit between the first and the second ring.
-            if self.caller_id_delay_ms >= self.ring_cadence.pattern[1]:
+            if self.caller_id_delay_ms >= self.ring_cadence.pattern[-1]:
                 raise InvalidValue(
                     f"LineTiming.caller_id_delay_ms ({self.caller_id_delay_ms}) must be shorter "
-                    f"than the first ring pause ({self.ring_cadence.pattern[1]} ms)"
+                    f"than the pause after the first ring ({self.ring_cadence.pattern[-1]} ms)"
                 )
+
+    @classmethod
+    def from_profile(cls, profile: CountryProfile, **changes: Any) -> LineTiming:
+        """The timing of a firmware.dsp country profile.
+
+        Flash and pulse windows, the pulse mapping, the normal ring cadence and where caller
+        ID goes come from the profile.  Supervision timeouts and the FXO side (ring
+        recognition, loop-drop and polarity disconnect) come from this module: the North
+        American values for US and CA, the ETSI ones elsewhere.  ``changes`` override fields.
+        An inconsistent result raises :class:`InvalidValue` naming the country.
+        """
+        code = profile.code
+        try:
+            cadence = RingCadence(tuple(round(ms) for ms in profile.ring.on_off_ms))
+            cid = profile.callerid
+            if cid.before_ring:
+                mode = CallerIdMode.BEFORE_FIRST_RING
+            else:
+                mode = CallerIdMode.AFTER_FIRST_RING
+            north_american = code in NORTH_AMERICAN
+            pulse = profile.pulse
+            values: dict[str, Any] = {
+                "country": code,
+                "flash_min_ms": profile.flash.min_ms,
+                "flash_max_ms": profile.flash.max_ms,
+                "pulse_break_min_ms": pulse.break_min_ms,
+                "pulse_break_max_ms": pulse.break_max_ms,
+                "pulse_make_min_ms": pulse.make_min_ms,
+                "pulse_make_max_ms": pulse.make_max_ms,
+                "interdigit_pause_min_ms": pulse.interdigit_min_ms,
+                "pulse_mapping": pulse.mapping,
+                "first_digit_timeout_ms": FIRST_DIGIT_TIMEOUT_MS,
+                "partial_dial_timeout_ms": PARTIAL_DIAL_TIMEOUT_MS,
+                "busy_tone_timeout_ms": BUSY_TONE_TIMEOUT_MS,
+                "howler_timeout_ms": HOWLER_TIMEOUT_MS,
+                "ring_cadence": cadence,
+                "caller_id_mode": mode,
+                "caller_id_delay_ms": max(1, cid.data_delay_ms[0]),
+                "caller_id_pre_ring_timeout_ms": CID_PRE_RING_TIMEOUT_MS,
+                "ring_burst_min_ms": RING_BURST_MIN_MS,
+                "ring_burst_max_ms": max(cadence.pattern[0::2]) + RING_BURST_MARGIN_MS,
+                "ring_silence_max_ms": cadence.longest_off_ms + RING_SILENCE_MARGIN_MS,
+                "pre_ring_cid_window_ms": PRE_RING_CID_WINDOW_MS,
+                "seize_loop_timeout_ms": SEIZE_LOOP_TIMEOUT_MS,
+                "release_guard_ms": RELEASE_GUARD_MS,
+                "loop_drop_min_ms": LOOP_DROP_US_MS if north_american else LOOP_DROP_ETSI_MS,
+                "disconnect_on_polarity_reversal": not north_american,
+                "disconnect_on_loop_drop": True,
+                "disconnect_on_busy_tone": True,
+            }
+            values.update(changes)
+            return cls(**values)
+        except (InvalidValue, TypeError) as e:
+            raise InvalidValue(f"line timing for {code}: {e}") from None
 
     def _check_order(self, low: str, high: str, *, strict: bool = False) -> None:
         a, b = getattr(self, low), getattr(self, high)

@@ -13,7 +13,7 @@ import reprlib
 from collections.abc import Callable
 from typing import Any
 
-from firmware.store.countries import KNOWN_COUNTRIES, KNOWN_IMPEDANCES
+from firmware.store.countries import KNOWN_COUNTRIES, known_impedances
 
 Check = Callable[[Any], str | None]
 
@@ -67,7 +67,7 @@ def country_or_inherit(value: str) -> str | None:
 
 
 def impedance(value: str) -> str | None:
-    return one_of_text(KNOWN_IMPEDANCES, "impedance")(value)
+    return one_of_text(known_impedances(), "impedance")(value)
 
 
 def hostname_label(value: str) -> str | None:

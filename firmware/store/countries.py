@@ -1,55 +1,36 @@
-"""Country codes and line impedances the configuration accepts.
+"""Country codes, line impedances and caller ID standards the configuration accepts.
 
-This is the ONE place that lists them.  The country profiles themselves (tones, ring
-cadences, caller ID, timing windows, impedances) are being written in
-``firmware/dsp/profiles``; when that module is importable from the store layer, replace
-these tuples with the profile registry's keys so the two can never disagree.
+They come from the country profiles (``firmware/dsp/profiles.py`` and its data file), the
+one place that lists them, so that the configuration can never name a country or an
+impedance that the signal processing has no profile for.
 """
 
 from __future__ import annotations
 
+import functools
+
+from firmware.dsp.profiles import COUNTRY_CODES, DEFAULT_CODE, CidStandard, all_profiles
+
 # ITU-T E.180 / Q.35 generic tones and timings: the fallback for a country without a profile.
-DEFAULT_COUNTRY = "ITU"
+DEFAULT_COUNTRY = DEFAULT_CODE
 
 # ISO 3166-1 alpha-2 codes of the countries with a profile, plus the ITU default.
-KNOWN_COUNTRIES: tuple[str, ...] = (
-    "ITU",
-    "US",
-    "CA",
-    "GB",
-    "IE",
-    "DE",
-    "FR",
-    "IT",
-    "ES",
-    "PT",
-    "BR",
-    "NL",
-    "BE",
-    "CH",
-    "AT",
-    "SE",
-    "NO",
-    "DK",
-    "FI",
-    "PL",
-    "AU",
-    "NZ",
-    "JP",
-    "IN",
-    "ZA",
-)
+KNOWN_COUNTRIES: tuple[str, ...] = tuple(COUNTRY_CODES)
 
-# Names of the line impedances a SLIC/DAA can be set to.  "country" means the profile's
-# own; the others name the common networks (ETSI TBR21 / CTR21 complex, BT3 for the UK,
-# TN12 for Australia, plain resistive 600/900 ohm).
-KNOWN_IMPEDANCES: tuple[str, ...] = (
-    "country",
-    "600R",
-    "900R",
-    "600R+2.16uF",
-    "900R+2.16uF",
-    "CTR21",
-    "BT3",
-    "TN12",
-)
+# "country" means "whatever the line's country profile says" for the settings below.
+FROM_COUNTRY = "country"
+
+__all__ = [
+    "DEFAULT_COUNTRY",
+    "FROM_COUNTRY",
+    "KNOWN_COUNTRIES",
+    "CidStandard",
+    "known_impedances",
+]
+
+
+@functools.cache
+def known_impedances() -> tuple[str, ...]:
+    """``country`` and every line impedance some profile uses ("600R", "270R+750R||150nF"...)."""
+    used = {p.impedance for p in all_profiles().values() if p.impedance}
+    return (FROM_COUNTRY, *sorted(used))

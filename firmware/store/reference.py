@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import tomli_w
 
-from firmware.store.countries import KNOWN_COUNTRIES, KNOWN_IMPEDANCES
+from firmware.store.countries import KNOWN_COUNTRIES, known_impedances
 from firmware.store.schema import Config
 from firmware.store.validate import field_default, schema_hints
 
@@ -93,7 +93,7 @@ def reference_markdown() -> str:
     out: list[str] = [BEGIN, ""]
     out.append(f"Country codes: {', '.join(f'`{c}`' for c in KNOWN_COUNTRIES)}.")
     out.append("")
-    out.append(f"Impedance names: {', '.join(f'`{i}`' for i in KNOWN_IMPEDANCES)}.")
+    out.append(f"Impedance names: {', '.join(f'`{i}`' for i in known_impedances())}.")
     out.append("")
     _section(Config, "", out)
     out.append(END)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
 from firmware.store import checks
-from firmware.store.countries import DEFAULT_COUNTRY
+from firmware.store.countries import DEFAULT_COUNTRY, CidStandard
 from firmware.store.digitmap import check_digit_map
 
 T = TypeVar("T")
@@ -38,7 +38,9 @@ MAX_STRING_LEN = 1024  # cap on any string in the document
 Srtp = Literal["off", "optional", "mandatory"]
 DtmfMode = Literal["rfc4733", "info", "inband"]
 TransportName = Literal["udp", "tcp", "tls"]
-CallerIdStandard = Literal["country", "bell202", "v23", "dtmf", "ntt", "none"]
+# "country": the profile's whole caller ID scheme (modulation, protocol, timing); naming a
+# standard overrides the modulation only; "none" sends or expects no caller ID.
+CallerIdStandard = Literal["country", "none", CidStandard]
 Codec = Literal["G722", "PCMA", "PCMU", "GSM", "iLBC", "speex"]
 NetworkMode = Literal["dhcp", "static"]
 
@@ -97,7 +99,9 @@ class FxsLine:
     )
     gain_tx: float = setting(0.0, "Gain towards the phone, dB (-12..12).", check=_gain)
     gain_rx: float = setting(0.0, "Gain from the phone, dB (-12..12).", check=_gain)
-    impedance: str = setting("country", "Line impedance name.", check=checks.impedance)
+    impedance: str = setting(
+        "country", "Line impedance; 'country' uses the profile's.", check=checks.impedance
+    )
     caller_id: CallerIdStandard = setting(
         "country", "Caller ID standard sent to the phone; 'country' uses the profile's."
     )
@@ -118,7 +122,9 @@ class FxoLine:
     )
     gain_tx: float = setting(0.0, "Gain towards the exchange, dB (-12..12).", check=_gain)
     gain_rx: float = setting(0.0, "Gain from the exchange, dB (-12..12).", check=_gain)
-    impedance: str = setting("country", "Line impedance name.", check=checks.impedance)
+    impedance: str = setting(
+        "country", "Line impedance; 'country' uses the profile's.", check=checks.impedance
+    )
     caller_id: CallerIdStandard = setting(
         "country", "Caller ID standard expected from the exchange; 'country' uses the profile's."
     )

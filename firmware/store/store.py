@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,12 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 MAX_SUMMARY_PATHS = 5  # paths named in an automatic summary before "and N more"
 MAX_TEXT = 4096  # cap on an audit summary / actor we store
+MAX_DETAIL = 64 * 1024  # cap on an audit record's detail (a diff listing)
+# Caps on history: the oldest rows go first.  A version is a whole document (~8 KiB for a
+# busy site), so 10,000 versions is at most ~80 MB; the audit log rows are small.
+MAX_CONFIG_VERSIONS = 10_000
+MAX_AUDIT_RECORDS = 100_000
+PRUNE_EVERY = 100  # inserts between pruning passes: keeps the cost off every write
 
 
 class VersionConflict(StoreError):
@@ -70,9 +77,12 @@ class AuditRecord:
 class AuditLog:
     """Who did what and when.  Any subsystem may record actions here."""
 
-    def __init__(self, db: Database, clock: Clock = _utcnow) -> None:
+    def __init__(
+        self, db: Database, clock: Clock = _utcnow, *, max_records: int = MAX_AUDIT_RECORDS
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._max_records = max_records
 
     def record(
         self, actor: str, action: str, summary: str, detail: str = "", version: int | None = None
@@ -82,7 +92,7 @@ class AuditLog:
 
     def record_in(
         self,
-        conn: Any,
+        conn: sqlite3.Connection,
         actor: str,
         action: str,
         summary: str,
@@ -98,11 +108,14 @@ class AuditLog:
                 actor[:MAX_TEXT],
                 action[:MAX_TEXT],
                 summary[:MAX_TEXT],
-                detail,
+                detail[:MAX_DETAIL],
                 version,
             ),
         )
-        return int(cur.lastrowid or 0)
+        rid = int(cur.lastrowid or 0)
+        if rid % PRUNE_EVERY == 0:
+            conn.execute("DELETE FROM audit_log WHERE id <= ?", (rid - self._max_records,))
+        return rid
 
     def list(self, limit: int = 100, action_prefix: str = "") -> list[AuditRecord]:
         with self._db.reading() as conn:
@@ -144,11 +157,20 @@ class ConfigStore:
     """The configuration, versioned.  Open with ``ConfigStore.open(data_dir)``."""
 
     def __init__(
-        self, db: Database, *, clock: Clock = _utcnow, defaults: Config | None = None
+        self,
+        db: Database,
+        *,
+        clock: Clock = _utcnow,
+        defaults: Config | None = None,
+        max_versions: int = MAX_CONFIG_VERSIONS,
+        max_audit_records: int = MAX_AUDIT_RECORDS,
     ) -> None:
+        if max_versions < 1:
+            raise ValueError("max_versions must keep at least the current version")
         self.db = db
-        self.audit = AuditLog(db, clock)
+        self.audit = AuditLog(db, clock, max_records=max_audit_records)
         self._clock = clock
+        self._max_versions = max_versions
         with db.transaction() as conn:
             if conn.execute("SELECT count(*) FROM config_version").fetchone()[0] == 0:
                 config = check(defaults if defaults is not None else default_config())
@@ -156,11 +178,29 @@ class ConfigStore:
 
     @classmethod
     def open(
-        cls, data_dir: Path | str, *, clock: Clock = _utcnow, defaults: Config | None = None
+        cls,
+        data_dir: Path | str,
+        *,
+        clock: Clock = _utcnow,
+        defaults: Config | None = None,
+        max_versions: int = MAX_CONFIG_VERSIONS,
+        max_audit_records: int = MAX_AUDIT_RECORDS,
     ) -> ConfigStore:
+        """Open (or create, with ``defaults`` as version 1) the store in ``data_dir``."""
         directory = Path(data_dir)
         directory.mkdir(parents=True, exist_ok=True, mode=0o750)
-        return cls(Database(directory / DB_FILENAME), clock=clock, defaults=defaults)
+        db = Database(directory / DB_FILENAME)
+        try:
+            return cls(
+                db,
+                clock=clock,
+                defaults=defaults,
+                max_versions=max_versions,
+                max_audit_records=max_audit_records,
+            )
+        except BaseException:
+            db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -285,7 +325,7 @@ class ConfigStore:
             action="rollback",
         )
 
-    def _info(self, conn: Any, version: int) -> VersionInfo:
+    def _info(self, conn: sqlite3.Connection, version: int) -> VersionInfo:
         r = conn.execute(
             "SELECT version, created_at, author, action, summary FROM config_version "
             "WHERE version = ?",
@@ -295,7 +335,7 @@ class ConfigStore:
 
     def _insert(
         self,
-        conn: Any,
+        conn: sqlite3.Connection,
         config: Config,
         author: str,
         action: str,
@@ -312,6 +352,10 @@ class ConfigStore:
             (now.isoformat(), author[:MAX_TEXT], action, text[:MAX_TEXT], CONFIG_SCHEMA, document),
         )
         version = int(cur.lastrowid or 0)
+        if version % PRUNE_EVERY == 0:
+            conn.execute(
+                "DELETE FROM config_version WHERE version <= ?", (version - self._max_versions,)
+            )
         detail = "\n".join(str(c) for c in changes)
         self.audit.record_in(conn, author, f"config.{action}", text, detail, version)
         log.info("configuration version %d by %s: %s", version, author, text)

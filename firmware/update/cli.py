@@ -80,7 +80,8 @@ class _Progress:
         elif now - self.last_draw > 0.2 or done == total:
             self.last_draw = now
             end = "\n" if done == total else ""
-            print(f"\r{snap.render(phase)}", end=end, file=sys.stderr, flush=True)
+            # \x1b[K clears what a longer previous line left behind.
+            print(f"\r{snap.render(phase)}\x1b[K", end=end, file=sys.stderr, flush=True)
 
 
 def _device(args: argparse.Namespace) -> Any:
@@ -110,14 +111,19 @@ def _install(args: argparse.Namespace) -> int:
     dev = _device(args)
     progress = _Progress(args.progress)
     source = args.source
+    downloaded = None
     if source.startswith(("http://", "https://")):
         directory = args.download_dir or dev.config.state_dir
         name = os.path.basename(source.split("?", 1)[0]) or "bundle"
-        dest = os.path.join(directory, f"download-{name}")
-        download(source, dest, progress=progress)
-        source = dest
+        downloaded = os.path.join(directory, f"download-{name}")
+        download(source, downloaded, progress=progress)  # keeps a .part to resume
+        source = downloaded
     opts = inst.Options(allow_equal_security_version=args.allow_same_security_version)
-    result = inst.Installer(dev, options=opts, progress=progress).install(source)
+    try:
+        result = inst.Installer(dev, options=opts, progress=progress).install(source)
+    finally:
+        if downloaded is not None:
+            os.unlink(downloaded)  # a whole bundle on /data is not worth keeping
     print(
         f"installed {result.version} (security version {result.security_version}) "
         f"into slot {result.target}; it boots next and must pass its health check"

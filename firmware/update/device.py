@@ -7,11 +7,14 @@ simulator keeps the same file under a data directory (``ponte update --root DIR`
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import stat
+import struct
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +28,14 @@ from firmware.update.bootloader import (
     UBootBootloader,
     booted_marker,
 )
-from firmware.update.errors import FormatError, StateError
+from firmware.update.bundle import (
+    Envelope,
+    Manifest,
+    bytes_reader,
+    read_envelope_unverified,
+    verify_envelope,
+)
+from firmware.update.errors import FormatError, Refused, Rejected, StateError
 from firmware.update.fsio import FileOps, write_atomic
 from firmware.update.keyring import Keyring
 from firmware.update.state import DEFAULT_ATTEMPTS, MAX_ATTEMPTS, SLOTS, BootEnv, BootState
@@ -37,6 +47,10 @@ ROOT_ENV = "PONTE_UPDATE_ROOT"
 CMDLINE = "/proc/cmdline"
 _CMDLINE_SLOT = re.compile(r"(?:^|\s)(?:ponte|rauc)\.slot=([AB])(?:\s|$)")
 MAX_CONFIG_BYTES = 64 * 1024
+MAX_KEYRING_FILE = 64 * 1024
+TRUST_CHAIN_NAME = "keyring-chain"
+MAX_TRUST_LINKS = 32
+MAX_TRUST_CHAIN_BYTES = MAX_TRUST_LINKS * 80 * 1024  # a link is a header + manifest + sigs
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,20 @@ class Device:
             opts.get("grubenv", "/boot/grub/grubenv"), opts.get("grub_editenv", "grub-editenv")
         )
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One updater operation at a time (the boot check, an install, a mark-good)."""
+        path = os.path.join(self.config.state_dir, "lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Refused(f"another update operation is running ({path} is locked)") from None
+            yield
+        finally:
+            os.close(fd)  # also releases the lock; a killed process releases it too
+
     # --- which slot is running --------------------------------------------------------
 
     def booted(self) -> str:
@@ -216,25 +244,66 @@ class Device:
     def save_env(self, env: BootEnv) -> None:
         self.bootloader.save(env)
 
-    def stored_keyring_path(self) -> str:
-        return os.path.join(self.config.state_dir, "keyring.json")
+    # --- trust ----------------------------------------------------------------------
+    #
+    # The anchor keyring ships in the read-only root.  Rotations are kept in the data
+    # partition as the chain of signed manifests that carried each new keyring; the
+    # effective keyring is re-derived from the anchor through that chain at every use,
+    # so writing the data partition cannot add a trusted key.
 
-    def keyring(self) -> Keyring:
+    def trust_chain_path(self) -> str:
+        return os.path.join(self.config.state_dir, TRUST_CHAIN_NAME)
+
+    def _anchor(self) -> Keyring:
         try:
             with open(self.config.keyring, "rb") as f:
-                anchor = Keyring.from_bytes(f.read(64 * 1024))
+                return Keyring.from_bytes(f.read(MAX_KEYRING_FILE))
         except OSError as exc:
             raise StateError(f"cannot read keyring {self.config.keyring}: {exc.strerror}") from None
-        stored: Keyring | None = None
-        try:
-            with open(self.stored_keyring_path(), "rb") as f:
-                stored = Keyring.from_bytes(f.read(64 * 1024))
-        except FileNotFoundError:
-            pass
-        return anchor.merged_with(stored)
 
-    def save_keyring(self, keyring: Keyring) -> None:
-        write_atomic(self.ops, self.stored_keyring_path(), keyring.to_bytes())
+    def _chain(self) -> list[bytes]:
+        try:
+            with open(self.trust_chain_path(), "rb") as f:
+                data = f.read(MAX_TRUST_CHAIN_BYTES + 1)
+        except FileNotFoundError:
+            return []
+        if len(data) > MAX_TRUST_CHAIN_BYTES:
+            raise StateError("keyring chain is larger than any chain we write")
+        links, offset = [], 0
+        while offset < len(data):
+            if offset + 4 > len(data):
+                raise StateError("keyring chain is truncated")
+            (n,) = struct.unpack_from("<I", data, offset)
+            link = data[offset + 4 : offset + 4 + n]
+            if len(link) != n:
+                raise StateError("keyring chain is truncated")
+            links.append(link)
+            offset += 4 + n
+        return links
+
+    def keyring(self) -> Keyring:
+        current = self._anchor()
+        for n, link in enumerate(self._chain()):
+            try:
+                envelope = read_envelope_unverified(bytes_reader(link))
+                claimed = Manifest.from_bytes_unverified(envelope.manifest_bytes).keyring
+                if claimed is None or claimed.version <= current.version:
+                    continue  # superseded, e.g. by a newer anchor in a newer image
+                verified = verify_envelope(envelope, current)
+            except Rejected as exc:
+                raise StateError(f"keyring chain link {n} does not verify: {exc}") from None
+            if verified.manifest.keyring is None:  # parsed the same bytes above
+                raise StateError(f"keyring chain link {n} carries no keyring")
+            current = verified.manifest.keyring
+        return current
+
+    def append_trust(self, envelope: Envelope) -> None:
+        """Keep the verified manifest that carried a new keyring."""
+        links = [*self._chain(), envelope.to_bytes()]
+        if len(links) > MAX_TRUST_LINKS:
+            raise StateError(f"more than {MAX_TRUST_LINKS} key rotations; ship a new anchor")
+        data = b"".join(struct.pack("<I", len(x)) + x for x in links)
+        write_atomic(self.ops, self.trust_chain_path(), data)
 
 
 def init_simulated(

@@ -165,7 +165,8 @@ class Installer:
         except OSError as exc:
             raise InstallFailed(f"cannot open bundle {path}: {exc.strerror}") from None
         try:
-            return self._install(fd, path)
+            with self.device.lock():
+                return self._install(fd, path)
         except OSError as exc:
             # A failed record write (full disk, I/O error): the records are written
             # atomically, so the device still boots what it booted before.
@@ -215,7 +216,7 @@ class Installer:
         self._step(6, "read-back", "slot contents match the manifest")
 
         if plan.new_keyring is not None:
-            dev.save_keyring(plan.new_keyring)
+            dev.append_trust(verified.envelope)
             detail = f"keyring v{plan.new_keyring.version} adopted"
         else:
             detail = "keyring unchanged"
@@ -239,10 +240,13 @@ class Installer:
         except OSError as exc:
             raise InstallFailed(f"cannot open slot image {w.path}: {exc.strerror}") from None
         try:
+            # Uncompressed: the stored bytes are the plain bytes, one hash does for both.
+            plain_hash = stored_hash if image.compression == "none" else plain_hash
             for chunk in iter_stored(read, w.offset, image.stored_size, image.name):
                 stored_hash.update(chunk)
                 for piece in decoder.feed(chunk):
-                    plain_hash.update(piece)
+                    if plain_hash is not stored_hash:
+                        plain_hash.update(piece)
                     self.ops.write(out, piece)
                     done += len(piece)
                     if self.progress is not None:
@@ -309,37 +313,39 @@ def status(device: Device) -> Status:
 
 def after_boot(device: Device) -> st.BootState:
     """Run once per boot: a pending slot that did not come up is recorded as failed."""
-    booted = device.booted()
-    old = device.load_state()
-    new = st.reconcile(old, device.load_env(), booted)
-    if new != old:
-        log.warning("slot %s did not come up healthy; it is marked failed", st.other(booted))
-        device.save_state(new)
-    return new
+    with device.lock():
+        booted = device.booted()
+        old = device.load_state()
+        new = st.reconcile(old, device.load_env(), booted)
+        if new != old:
+            log.warning("slot %s did not come up healthy; it is marked failed", st.other(booted))
+            device.save_state(new)
+        return new
 
 
 def mark_good(device: Device, slot: str | None = None) -> st.BootState:
-    booted = device.booted()
-    boot_state, env = st.mark_good(
-        device.load_state(), device.load_env(), booted, slot, device.config.attempts
-    )
-    device.save_state(boot_state)  # the floor rises here and only here
-    device.save_env(env)
+    with device.lock():
+        booted = device.booted()
+        boot_state, env = st.mark_good(
+            device.load_state(), device.load_env(), booted, slot, device.config.attempts
+        )
+        device.save_state(boot_state)  # the floor rises here and only here
+        device.save_env(env)
     log.info("slot %s marked good; rollback floor %d", booted, boot_state.floor)
     return boot_state
 
 
 def rollback(device: Device, *, allow_below_floor: bool = False) -> str:
-    booted = device.booted()
-    boot_state = device.load_state()
-    _, env = st.rollback(
-        boot_state,
-        device.load_env(),
-        booted,
-        allow_below_floor=allow_below_floor,
-        attempts=device.config.attempts,
-    )
-    device.save_env(env)
+    with device.lock():
+        booted = device.booted()
+        _, env = st.rollback(
+            device.load_state(),
+            device.load_env(),
+            booted,
+            allow_below_floor=allow_below_floor,
+            attempts=device.config.attempts,
+        )
+        device.save_env(env)
     target = st.other(booted)
     log.info("next boot: slot %s (rollback from %s)", target, booted)
     return target

@@ -185,19 +185,3 @@ class Keyring:
         readmitted = self.revoked & set(new.keys)
         if readmitted:
             raise SignatureError(f"keyring v{new.version} re-trusts a revoked key")
-
-    def merged_with(self, stored: Keyring | None) -> Keyring:
-        """The effective keyring: the newer of the shipped anchor and the stored one.
-
-        Revocations are never forgotten: those of the older document are carried over.
-        """
-        if stored is None or stored.version <= self.version:
-            newer, older = self, stored
-        else:
-            newer, older = stored, self
-        if older is None:
-            return newer
-        revoked = newer.revoked | older.revoked
-        keys = {k: v for k, v in newer.keys.items() if k not in revoked}
-        # Fails closed (FormatError) when revocations leave fewer keys than the threshold.
-        return Keyring(newer.version, newer.threshold, keys, frozenset(revoked))

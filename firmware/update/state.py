@@ -36,6 +36,31 @@ class Status(enum.StrEnum):
     EMPTY = "empty"
 
 
+class Event(enum.StrEnum):
+    INSTALL = "install"  # the installer takes the slot (mark-bad)
+    ACTIVATE = "activate"  # written and read back: ready to boot
+    CONFIRM = "confirm"  # the health check passed while it was running
+    GIVE_UP = "give-up"  # not running, and the bootloader will not try it again
+
+
+# Slot lifecycle (RAUC's bootchooser states, plus INSTALLING).  Anything not listed is
+# illegal and raises Refused: e.g. confirming a slot that is installing or has failed.
+TRANSITIONS: dict[tuple[Status, Event], Status] = {
+    **{(s, Event.INSTALL): Status.INSTALLING for s in Status},
+    (Status.INSTALLING, Event.ACTIVATE): Status.PENDING,
+    (Status.PENDING, Event.CONFIRM): Status.GOOD,
+    (Status.GOOD, Event.CONFIRM): Status.GOOD,
+    (Status.PENDING, Event.GIVE_UP): Status.FAILED,
+}
+
+
+def transition(status: Status, event: Event) -> Status:
+    try:
+        return TRANSITIONS[(status, event)]
+    except KeyError:
+        raise Refused(f"a slot that is {status} cannot {event}") from None
+
+
 @dataclass(frozen=True)
 class SlotRecord:
     status: Status = Status.EMPTY
@@ -192,10 +217,10 @@ def choose_boot(env: BootEnv, attempts: int = DEFAULT_ATTEMPTS) -> BootChoice:
     for slot in env.order:
         if env.left[slot] > 0:
             return BootChoice(slot, env.with_left(slot, env.left[slot] - 1), False)
+    # Exactly what image/boot/boot.cmd and grub.cfg do: no reordering, the fallback
+    # slot gets attempts - 1 (this boot is one of them).
     slot = env.last_good
-    order = (slot, *(s for s in env.order if s != slot))
-    fresh = replace(env.with_left(slot, attempts - 1), order=order)
-    return BootChoice(slot, fresh, True)
+    return BootChoice(slot, env.with_left(slot, attempts - 1), True)
 
 
 # --- the updater's transitions ------------------------------------------------------
@@ -215,8 +240,19 @@ def check_can_install(state: BootState, booted: str) -> str:
 
 def mark_installing(state: BootState, env: BootEnv, target: str) -> tuple[BootState, BootEnv]:
     order = tuple(s for s in env.order if s != target)
-    env2 = replace(env.with_left(target, 0), order=order)
-    return state.with_slot(target, SlotRecord(Status.INSTALLING)), env2
+    # The fallback must never be the slot being overwritten (it can still name it after
+    # a manual rollback that was not followed by a reboot).
+    keeper = other(target)
+    env2 = replace(
+        env.with_left(target, 0),
+        order=order or (keeper,),
+        last_good=keeper if env.last_good == target else env.last_good,
+    )
+    transition(state.slot(target).status, Event.INSTALL)
+    state2 = state.with_slot(target, SlotRecord(Status.INSTALLING))
+    if state2.last_good == target:
+        state2 = replace(state2, last_good=keeper)
+    return state2, env2
 
 
 def activate(
@@ -226,9 +262,8 @@ def activate(
     record: SlotRecord,
     attempts: int = DEFAULT_ATTEMPTS,
 ) -> tuple[BootState, BootEnv]:
-    if state.slot(target).status != Status.INSTALLING:
-        raise Refused(f"slot {target} was not being installed")
-    pending = replace(record, status=Status.PENDING)
+    status = transition(state.slot(target).status, Event.ACTIVATE)
+    pending = replace(record, status=status)
     order = (target, *(s for s in env.order if s != target))
     env2 = replace(env.with_left(target, attempts), order=order)
     return state.with_slot(target, pending), env2
@@ -245,10 +280,9 @@ def mark_good(
     if slot is not None and slot != booted:
         raise Refused(f"mark-good for slot {slot} refused: the running slot is {booted}")
     rec = state.slot(booted)
-    if rec.status not in (Status.PENDING, Status.GOOD):
-        raise Refused(f"slot {booted} is {rec.status}; only a pending or good slot can be marked")
+    status = transition(rec.status, Event.CONFIRM)
     state2 = replace(
-        state.with_slot(booted, replace(rec, status=Status.GOOD)),
+        state.with_slot(booted, replace(rec, status=status)),
         floor=max(state.floor, rec.security_version),
         last_good=booted,
     )
@@ -267,7 +301,7 @@ def reconcile(state: BootState, env: BootEnv, booted: str) -> BootState:
             and rec.status == Status.PENDING
             and (s not in env.order or env.left[s] == 0)
         ):
-            out = out.with_slot(s, replace(rec, status=Status.FAILED))
+            out = out.with_slot(s, replace(rec, status=transition(rec.status, Event.GIVE_UP)))
     return out
 
 

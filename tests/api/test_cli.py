@@ -60,3 +60,40 @@ async def test_methods_lists_everything(server: ApiServer, sock_path: Path) -> N
         assert name in out
     rc, out, _ = await _ponte(sock_path, "methods", "--json")
     assert [m["name"] for m in json.loads(out)["methods"]] == server.registry.names()
+
+
+async def test_serve_runs_until_sigterm(sock_dir: Path) -> None:
+    import signal
+
+    from firmware.api.client import ApiClient
+
+    sock = sock_dir / "serve.sock"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "firmware",
+        "api",
+        "--socket",
+        str(sock),
+        "serve",
+        "--credentials",
+        str(sock_dir / "admin.json"),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        for _ in range(1000):
+            if sock.exists():
+                break
+            await asyncio.sleep(0.01)
+        async with ApiClient(sock) as api:
+            # (no login here: the bare server hashes at the production cost, ~1-2 s each)
+            assert (await api.call("auth.status"))["first_run"] is True
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert not sock.exists()
+    assert b"control API stopped" in err

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firmware.dsp import dtmf
 from firmware.dsp.callerid.dtmf_clip import (
     FORMAT_A_C,
     FORMAT_A_HASH,
@@ -112,3 +113,85 @@ def test_garbage_only_raises_dtmf_clip_errors(digits, fmt):
         assert exc.reason
     else:
         assert clip.to_digits() == digits
+
+
+# --- signal layer -----------------------------------------------------------------------------
+
+import numpy as np  # noqa: E402
+
+from firmware.dsp import g711  # noqa: E402
+from firmware.dsp.callerid.dtmf_clip import DtmfClipDecoder, dtmf_clip_signal  # noqa: E402
+from firmware.dsp.levels import rms_for_dbm0  # noqa: E402
+from firmware.dsp.pcm import FRAME_SAMPLES, SAMPLE_RATE, to_pcm  # noqa: E402
+
+CLIPS = [
+    DtmfClip(FORMAT_A_C, number="0812345678", redirecting_number="046123456"),
+    DtmfClip.withheld(FORMAT_A_C, Absence.PRIVATE),
+    DtmfClip(FORMAT_A_HASH, number="33123456"),
+    DtmfClip.withheld(FORMAT_A_HASH, Absence.UNAVAILABLE),
+    DtmfClip(FORMAT_D_C, number="0223456789"),
+    DtmfClip(FORMAT_D_HASH, number="965123"),
+    DtmfClip(FORMAT_HASH, number="33123456"),
+]
+
+
+def receive(fmt: str, line: np.ndarray, frame: int = FRAME_SAMPLES) -> list[object]:
+    decoder = DtmfClipDecoder(fmt)
+    out: list[object] = []
+    for i in range(0, len(line), frame):
+        out += decoder.feed(line[i : i + frame])
+    return out + decoder.flush()
+
+
+@pytest.mark.parametrize("clip", CLIPS, ids=lambda c: c.to_digits())
+@pytest.mark.parametrize("level", [-30.0, -6.0])
+def test_signal_round_trip_through_noise_and_g711(clip, level):
+    rng = np.random.default_rng(len(clip.to_digits()))
+    pcm = dtmf_clip_signal(clip, level_dbm0=level).astype(float)
+    line = np.concatenate([np.zeros(1000), pcm, np.zeros(1000)])
+    line += rng.normal(0, rms_for_dbm0(level - 20), len(line))
+    assert receive(clip.format, g711.alaw_round_trip(to_pcm(line))) == [clip]
+
+
+def test_signal_timing_is_70_on_70_off():
+    clip = DtmfClip(FORMAT_A_C, number="123")
+    assert len(dtmf_clip_signal(clip)) == 5 * 140 * SAMPLE_RATE // 1000
+
+
+def test_digits_before_the_start_digit_are_ignored_and_a_cut_string_times_out():
+    noise_digits = dtmf_clip_signal(DtmfClip(FORMAT_HASH, number="99"))
+    clip = DtmfClip(FORMAT_A_C, number="0812345")
+    full = dtmf_clip_signal(clip)
+    cut = full[: len(full) - 2 * 140 * 8]  # the last digit and the 'C' never come
+    line = np.concatenate([noise_digits, np.zeros(4000), full, np.zeros(4000), cut])
+    out = receive(FORMAT_A_C, line)
+    assert out[0] == clip
+    assert isinstance(out[1], DtmfClipError)
+    assert "no end digit" in out[1].reason and out[1].data == b"A081234"
+    assert len(out) == 2
+
+
+def test_wrong_content_is_an_error_not_a_clip():
+    line = dtmf.generate_dtmf("A12D34A5C")
+    out = receive(FORMAT_A_C, line)
+    assert len(out) == 1 and isinstance(out[0], DtmfClipError)
+
+
+def test_frame_size_does_not_matter_for_dtmf_clip():
+    clip = CLIPS[0]
+    line = np.concatenate([np.zeros(333), dtmf_clip_signal(clip)])
+    for frame in (80, 160, 441):
+        assert receive(clip.format, line, frame) == [clip]
+
+
+def test_decoder_refuses_unknown_format():
+    with pytest.raises(ValueError, match="unknown DTMF caller ID format"):
+        DtmfClipDecoder("B...C")
+
+
+def test_generate_dtmf_clip_shortcut_matches_the_model():
+    from firmware.dsp.callerid.dtmf_clip import generate_dtmf_clip
+
+    pcm = generate_dtmf_clip("33123456", variant=FORMAT_A_HASH)
+    assert np.array_equal(pcm, dtmf_clip_signal(DtmfClip(FORMAT_A_HASH, number="33123456")))
+    assert receive(FORMAT_A_HASH, pcm) == [DtmfClip(FORMAT_A_HASH, number="33123456")]

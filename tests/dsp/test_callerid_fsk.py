@@ -13,7 +13,9 @@ from firmware.dsp.callerid.messages import (
     CallSetup,
     ChecksumError,
     DateTime,
+    FormatError,
     FramingError,
+    LengthError,
     MessageWaiting,
     SdmfCallerId,
     SdmfVmwi,
@@ -225,3 +227,86 @@ def test_a_whole_recording_in_one_call():
     line = np.concatenate([padded(fsk.modulate_message(CALL))] * 3 + [np.zeros(5 * SAMPLE_RATE)])
     demod = FskDemodulator()
     assert demod.feed(line) + demod.flush() == [CALL] * 3
+
+
+@pytest.mark.parametrize("seizure", [fsk.BT_SEIZURE_BITS_MIN, fsk.BT_SEIZURE_BITS_MAX])
+def test_bt_sin227_shortest_and_longest_preambles(seizure):
+    data = encode_message(CALL)
+    burst = fsk_modulate(data, standard="v23", seizure_bits=seizure, mark_bits=fsk.BT_MARK_BITS_MIN)
+    assert decode_callerid(padded(burst), "v23") == [CALL]
+
+
+def test_non_finite_samples_are_refused():
+    demod = FskDemodulator()
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        demod.feed(np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        demod.feed(np.array([np.inf] * 160))
+
+
+messages = st.builds(
+    CallSetup,
+    date_time=st.builds(
+        DateTime, st.integers(1, 12), st.integers(1, 31), st.integers(0, 23), st.integers(0, 59)
+    ),
+    number=st.text(alphabet="0123456789", min_size=1, max_size=20),
+    name=st.text(
+        alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=50
+    ),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    messages,
+    st.sampled_from(STANDARDS),
+    st.floats(-40, -5),
+    st.floats(-0.01, 0.01),
+    st.integers(0, 2**32 - 1),
+)
+def test_any_message_survives_any_allowed_line(msg, standard, level, offset, seed):
+    burst = fsk_modulate(
+        encode_message(msg),
+        standard=standard,
+        level_dbm0=level,
+        freq_offset=offset,
+        baud_offset=offset,
+    )
+    line = g711.ulaw_round_trip(_noisy(burst, level, 20.0, seed))
+    assert decode_callerid(line, standard) == [msg]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_lost_frames_never_yield_a_wrong_message(seed):
+    rng = np.random.default_rng(seed)
+    line = padded(fsk.modulate_message(CALL))
+    frames = [line[i : i + 160] for i in range(0, len(line), 160)]
+    kept = [f for f in frames if rng.random() > 0.05]  # lose about one frame in twenty
+    demod = FskDemodulator()
+    results = []
+    for f in kept:
+        results += demod.feed(f)
+    results += demod.flush()
+    for r in results:
+        assert r == CALL or isinstance(r, (ChecksumError, FramingError, LengthError, FormatError))
+    if len(kept) == len(frames):
+        assert results == [CALL]
+
+
+@pytest.mark.parametrize("standard", STANDARDS)
+@pytest.mark.parametrize("gap", [1, fsk.ETSI_MAX_GAP_BITS, fsk.MAX_GAP_BITS])
+def test_marks_between_bytes_are_tolerated(standard, gap):
+    burst = fsk_modulate(encode_message(CALL), standard=standard, gap_bits=gap)
+    assert decode_callerid(padded(burst), standard) == [CALL]
+
+
+def test_stalled_message_is_a_framing_error():
+    data = encode_message(CALL)
+    head = fsk_modulate(data[:10], mark_bits=180)
+    tail = fsk_modulate(data[10:], seizure_bits=0, mark_bits=0)
+    stall = fsk_modulate(b"", seizure_bits=0, mark_bits=fsk.MAX_GAP_BITS + 20)
+    results = decode_callerid(padded(np.concatenate([head, stall, tail])), "bell202")
+    assert isinstance(results[0], FramingError)
+    assert results[0].data == data[:10]
+    assert "no start bit within" in results[0].reason

@@ -181,3 +181,113 @@ def test_cas_is_found_over_quiet_far_end_speech(talk):
     cas = cas_tone(level_dbm0=-15)
     speech[8000 : 8000 + len(cas)] += cas
     assert len(detect(to_pcm(speech))) == 1
+
+
+def _receive(rx: type2.CallWaitingReceiver, line: np.ndarray) -> list[object]:
+    out: list[object] = []
+    for i in range(0, len(line), FRAME_SAMPLES):
+        out += rx.feed(line[i : i + FRAME_SAMPLES])
+    return out
+
+
+@pytest.mark.parametrize(("standard", "cas"), [("bell202", "bell"), ("v23", "etsi")])
+def test_receiver_acks_the_cas_then_reads_the_burst(standard, cas):
+    rx = type2.CallWaitingReceiver(standard, ack_digit="D")
+    burst = fsk.modulate_message(CALL, standard=standard, call_waiting=True)
+    pause = np.zeros(round(0.15 * SAMPLE_RATE))
+    line = around(np.concatenate([cas_tone(standard=cas), pause, burst]))
+    events = _receive(rx, line)
+    assert len(events) == 2
+    ack, msg = events
+    assert isinstance(ack, type2.SendAck) and ack.digit == "D"
+    cas_end_ms = (1234 + len(cas_tone(standard=cas))) / 8
+    # Reported at the end of the frame that completes the detection: within the CPE's 100 ms.
+    assert 0 <= ack.at_ms - cas_end_ms <= type2.CPE_ACK_WITHIN_MS
+    assert msg == CALL
+    assert rx.state is type2.ReceiverState.LISTENING
+
+
+def test_receiver_reports_a_missing_burst_and_listens_again():
+    rx = type2.CallWaitingReceiver()
+    line = around(cas_tone(), after=SAMPLE_RATE)
+    events = _receive(rx, line)
+    assert [type(e) for e in events] == [type2.SendAck, type2.NoBurst]
+    ack, none = events
+    assert isinstance(ack, type2.SendAck) and isinstance(none, type2.NoBurst)
+    assert none.at_ms - ack.at_ms == pytest.approx(type2.FSK_WAIT_MS, abs=20)
+    # A second call waiting later is handled the same way.
+    events = _receive(rx, line)
+    assert [type(e) for e in events] == [type2.SendAck, type2.NoBurst]
+
+
+def test_receiver_ignores_fsk_without_cas_and_refuses_bad_ack():
+    rx = type2.CallWaitingReceiver()
+    assert _receive(rx, around(fsk.modulate_message(CALL, call_waiting=True))) == []
+    with pytest.raises(ValueError, match="ACK digit"):
+        type2.CallWaitingReceiver(ack_digit="B")
+
+
+ACK_MS = 60.0  # SR-TSV-002476: the ACK digit lasts 55..65 ms
+
+
+@pytest.mark.parametrize(
+    ("standard", "cas", "digit"), [("bell202", "bell", "A"), ("v23", "etsi", "D")]
+)
+def test_exchange_and_telephone_complete_the_handshake_over_real_dtmf(standard, cas, digit):
+    """Both ends in lock step, 20 ms at a time: the FXS sender, the line, the FXO receiver.
+
+    The telephone's ACK goes back as real DTMF and the exchange hears it with the DTMF
+    detector; the burst only follows if that worked within the window.
+    """
+    from firmware.dsp import dtmf
+
+    burst = fsk.modulate_message(CALL, standard=standard, call_waiting=True)
+    sender = CallWaitingSender(burst, cas_standard=cas)
+    phone = type2.CallWaitingReceiver(standard, ack_digit=digit)
+    ear = dtmf.DtmfDetector()
+    down = np.zeros(3 * SAMPLE_RATE, dtype=np.int16)  # exchange -> telephone
+    up = np.zeros(3 * SAMPLE_RATE, dtype=np.int16)  # telephone -> exchange
+
+    def play(line: np.ndarray, at: int, pcm: np.ndarray) -> None:
+        line[at : at + len(pcm)] = pcm[: len(line) - at]
+
+    for action in sender.start(0.0):
+        assert isinstance(action, PlayAudio)
+        play(down, 0, action.pcm)
+    heard: list[object] = []
+    finished: list[HandshakeFinished] = []
+    for k in range(len(down) // FRAME_SAMPLES):
+        lo, hi = k * FRAME_SAMPLES, (k + 1) * FRAME_SAMPLES
+        now_ms = hi / 8
+        for event in phone.feed(down[lo:hi]):
+            heard.append(event)
+            if isinstance(event, type2.SendAck):
+                play(up, hi, dtmf.generate_dtmf(event.digit, on_ms=ACK_MS, off_ms=0))
+        for tone in ear.feed(up[lo:hi]):
+            if isinstance(tone, dtmf.DtmfStart):
+                sender.on_digit(tone.digit, now_ms)
+        for action in sender.poll(now_ms):
+            if isinstance(action, PlayAudio):
+                play(down, hi, action.pcm)
+            else:
+                finished.append(action)
+    assert finished == [HandshakeFinished(sent=True, ack_digit=digit)]
+    assert [type(e) for e in heard] == [type2.SendAck, CallSetup]
+    assert heard[1] == CALL
+
+
+def test_cas_at_16khz_and_with_half_a_percent_offset():
+    wide = cas_tone(rate=16000)
+    det = CasDetector(16000)
+    x = np.concatenate([np.zeros(3000), wide, np.zeros(3200)])
+    events = []
+    for i in range(0, len(x), 320):
+        events += det.feed(x[i : i + 320])
+    assert len(events) == 1
+    t = np.arange(640) / SAMPLE_RATE
+    for factor in (0.995, 1.005):  # SR-TSV-002476: each tone within ±0.5 %
+        tone = to_pcm(
+            4000 * np.sin(2 * np.pi * 2130 * factor * t)
+            + 4000 * np.sin(2 * np.pi * 2750 * factor * t)
+        )
+        assert len(detect(around(tone))) == 1

@@ -176,3 +176,97 @@ def test_missing_modules_are_reported_not_skipped(capsys, tmp_path):
             assert area in doc["missing"] and doc[area] is None
         else:
             assert area not in doc["missing"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "standard", "kind", "fields"),
+    [
+        (["--format", "mdmf", "--number", "5551234", "--name", "J SMITH", "--date", "12251030"],
+         "bell202", "CallSetup", {"number": "5551234", "name": "J SMITH"}),
+        (["--format", "sdmf", "--date", "01020304", "--number", "5550000"],
+         "bell202", "SdmfCallerId", {"number": "5550000"}),
+        (["--format", "sdmf", "--date", "01020304", "--absence", "private"],
+         "bell202", "SdmfCallerId", {"absence": "private"}),
+        (["--format", "etsi", "--number", "0123456789", "--redirecting", "0700"],
+         "v23", "CallSetup", {"number": "0123456789", "redirecting_number": "0700"}),
+        (["--format", "mdmf", "--country", "GB", "--absence", "unavailable"],
+         "v23", "CallSetup", {"number_absence": "unavailable", "name_absence": "unavailable"}),
+        (["--format", "vmwi-on"], "bell202", "SdmfVmwi", {"active": True}),
+        (["--format", "vmwi-off", "--country", "DE"], "v23", "MessageWaiting", {"active": False}),
+        (["--format", "mdmf", "--call-waiting", "--number", "42"],
+         "bell202", "CallSetup", {"number": "42"}),
+    ],
+)  # fmt: skip
+def test_callerid_bursts_round_trip(capsys, tmp_path, argv, standard, kind, fields):
+    wav = tmp_path / "cid.wav"
+    status, out, err = run(capsys, "callerid", *argv, "-o", str(wav))
+    assert status == 0, err
+    # A second of line silence around the burst, as a recording would have.
+    audio = wavio.read_wav(wav.read_bytes()).pcm
+    padded = np.concatenate([np.zeros(4000, np.int16), audio, np.zeros(4000, np.int16)])
+    wav.write_bytes(wavio.write_wav(padded, 8000))
+    status, out, _ = run(capsys, "analyse", str(wav), "--json")
+    records = json.loads(out)["callerid"]
+    assert len(records) == 1, records
+    rec = records[0]
+    assert rec["standard"] == standard and rec["checksum"] == "ok"
+    assert rec["message"]["type"] == kind
+    for key, value in fields.items():
+        assert rec["message"][key] == value
+    status, out, _ = run(capsys, "analyse", str(wav))
+    assert f"{standard:<7} {kind}" in out and "(checksum ok)" in out
+
+
+def test_bad_checksum_is_reported_with_the_bytes(capsys, tmp_path):
+    cid = pytest.importorskip("firmware.dsp.callerid")
+    data = bytearray(cid.encode_message(cid.CallSetup(number="5551234")))
+    data[-1] ^= 0x01
+    burst = cid.fsk_modulate(bytes(data), standard="bell202")
+    wav = tmp_path / "bad.wav"
+    wav.write_bytes(wavio.write_wav(np.concatenate([np.zeros(800, np.int16), burst]), 8000))
+    status, out, _ = run(capsys, "analyse", str(wav), "--json")
+    assert status == 0
+    (rec,) = json.loads(out)["callerid"]
+    assert rec["checksum"] == "bad" and rec["error"] == "ChecksumError"
+    assert rec["data"] == bytes(data).hex()
+    status, out, _ = run(capsys, "analyse", str(wav))
+    assert "ChecksumError" in out and "(checksum bad)" in out
+
+
+def test_callerid_usage_errors(capsys, tmp_path):
+    out_wav = str(tmp_path / "x.wav")
+    status, _, err = run(capsys, "callerid", "--format", "sdmf", "--number", "1", "-o", out_wav)
+    assert status == 1 and "SDMF needs --date" in err
+    status, _, err = run(capsys, "callerid", "--format", "mdmf", "--date", "1399", "-o", out_wav)
+    assert status == 1 and "MMDDhhmm" in err
+    status, _, err = run(capsys, "callerid", "--format", "fax", "-o", out_wav)
+    assert status == 1 and "use one of sdmf" in err
+    status, _, err = run(
+        capsys, "callerid", "--format", "mdmf", "--date", "13010000", "-o", out_wav
+    )
+    assert status == 1 and "month" in err
+
+
+def test_conformance_aggregator_finds_sections_and_prints_one_table(capsys):
+    from bench import conformance
+
+    names = conformance.modules([])
+    assert "conformance_progress" in names
+    assert all(n.startswith("conformance_") for n in names)
+    assert conformance.modules(["progress"]) == ["conformance_progress"]
+    assert conformance.main(["no-such-area"]) == 2
+    text = conformance.table(
+        [
+            (
+                "conformance_progress",
+                [("false busy", "0", "<= 1"), ("cadence", "100/100", "")],
+                1.0,
+                None,
+            ),
+            ("conformance_dtmf", [], 0.1, "RuntimeError: espeak-ng missing"),
+        ]
+    )
+    lines = text.splitlines()
+    assert [c.strip() for c in lines[0].split("|")] == ["area", "measure", "result", "target"]
+    assert "progress | false busy" in text and "ERROR RuntimeError: espeak-ng missing" in text
+    assert sum(line.startswith("progress") for line in lines) == 1  # area named once

@@ -276,3 +276,19 @@ def test_cadence_matches():
     assert not cadence_matches([350, 400, 525, 225], uk, 1)  # on/off swapped
     assert cadence_matches([2000.0], Cadence((2000.0, 4000.0)), 1, open_last=3700)
     assert not cadence_matches([2000.0], Cadence((2000.0, 4000.0)), 1, open_last=3000)
+
+
+def test_speech_is_not_busy():
+    """A few minutes of the espeak-ng corpus (bench/conformance_progress.py runs 30)."""
+    corpus = pytest.importorskip("bench.corpus")
+    speech = corpus.speech_corpus(3.0, seed=11)
+    assert speech.size == 3 * 60 * SAMPLE_RATE
+    false_tones = {}
+    for code in COUNTRY_CODES:
+        events = analyse(speech, get_profile(code))
+        false_tones[code] = [e for e in events if isinstance(e, ToneDetected)]
+        # It is heard as voice, from the first words on.
+        first_voice = next(e for e in events if isinstance(e, VoiceDetected))
+        assert first_voice.at_ms < 3000
+    busy = [e for es in false_tones.values() for e in es if e.tone in ("busy", "congestion")]
+    assert busy == []

@@ -10,6 +10,8 @@ from drivers.linecard.session import Role, Session
 from tests.linecard.samples import CARD, SAMPLES
 
 FUZZ = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The stream-level properties cost more per example.
+FUZZ_HEAVY = settings(FUZZ, max_examples=1500)
 
 valid_wire = st.lists(
     st.tuples(st.sampled_from(SAMPLES), st.integers(0, 255), st.integers(0, 255)),
@@ -48,7 +50,7 @@ def test_random_payloads_raise_only_message_error(type_code: int, payload: bytes
         assert message.to_bytes() == payload  # a payload that parses is canonical
 
 
-@FUZZ
+@FUZZ_HEAVY
 @given(valid_wire, st.binary(max_size=200), st.data())
 def test_valid_frames_after_mutated_garbage_still_decode(
     frames: list[tuple[p.Message, bytes]], garbage: bytes, data: st.DataObject
@@ -68,7 +70,7 @@ def test_valid_frames_after_mutated_garbage_still_decode(
     assert decoder.buffered == 0
 
 
-@FUZZ
+@FUZZ_HEAVY
 @given(st.lists(st.binary(max_size=120), max_size=6), st.sampled_from(list(Role)))
 def test_sessions_survive_arbitrary_input(chunks: list[bytes], role: Role) -> None:
     session = Session(role, card=CARD if role is Role.CARD else None)

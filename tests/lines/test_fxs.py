@@ -42,6 +42,7 @@ from firmware.lines import (
     SendCallerId,
     StartRinging,
     StartTone,
+    StopCallerId,
     StopRinging,
     StopTone,
     Tone,
@@ -227,12 +228,22 @@ def test_outgoing_call_flow(driver):
 def test_incoming_call_with_caller_id_after_first_ring(driver):
     d = new(driver)
     assert d.send(Alert(caller_id=CID), 1000) == [StartRinging(US.ring_cadence)]
-    cid_at = 1000 + US.ring_cadence.first_on_ms + US.caller_id_delay_ms
+    cid_at = 1000 + US.ring_cadence.first_ring_ms + US.caller_id_delay_ms
     assert d.port.next_deadline() == cid_at
     assert d.until(cid_at - 1) == []
     assert d.until(cid_at) == [SendCallerId(CID)]
+    assert d.send(CallerIdSent(), cid_at + 1500) == []
     assert d.send(HookOff(8000), 8000) == [StopRinging(), Answered()]
     assert d.state() is S.TALKING
+
+
+def test_answer_while_caller_id_is_being_sent_stops_it(driver):
+    d = new(driver)
+    d.send(Alert(caller_id=CID), 1000)
+    d.until(1000 + US.ring_cadence.first_ring_ms + US.caller_id_delay_ms)
+    assert d.port.caller_id_sending
+    assert d.send(HookOff(d.now + 100), d.now + 100) == [StopCallerId(), StopRinging(), Answered()]
+    assert not d.port.caller_id_sending
 
 
 def test_incoming_call_with_caller_id_before_first_ring(driver):
@@ -247,14 +258,17 @@ def test_incoming_call_with_caller_id_before_first_ring(driver):
 def test_caller_id_generator_that_never_finishes_does_not_stop_ringing(driver):
     d = new(driver, GB)
     d.send(Alert(caller_id=CID), 1000)
-    assert d.until(1000 + GB.caller_id_pre_ring_timeout_ms) == [StartRinging(GB.ring_cadence)]
+    assert d.until(1000 + GB.caller_id_pre_ring_timeout_ms) == [
+        StopCallerId(),
+        StartRinging(GB.ring_cadence),
+    ]
     assert d.send(CallerIdSent()) == []  # late completion is harmless
 
 
 def test_answer_during_pre_ring_caller_id(driver):
     d = new(driver, GB)
     d.send(Alert(caller_id=CID), 1000)
-    assert d.send(HookOff(1500), 1500) == [Answered()]
+    assert d.send(HookOff(1500), 1500) == [StopCallerId(), Answered()]
     assert d.state() is S.TALKING and not d.port.ringing
 
 
@@ -268,6 +282,7 @@ def test_call_waiting_hooks(driver):
     d.send(HookOn(t), t)
     assert d.send(HookOff(t + 500), t + 500) == [HookFlash()]
     assert d.state() is S.CALL_WAITING
+    assert d.send(CallerIdSent()) == []
     assert d.send(Connect()) == [StopTone()]
     assert d.state() is S.TALKING
     d.send(CallWaiting())
@@ -492,7 +507,31 @@ def test_pulse_make_window_edges(driver, make, ok):
         assert got == [DigitDialled("2", DialMethod.PULSE)]
     else:
         assert isinstance(got[0], PulseDigitRejected) and got[0].pulses == 1
-        assert got[1:] == [DigitDialled("1", DialMethod.PULSE)]
+        if make < US.pulse_make_min_ms:
+            # A bounce: the rest of the train is swallowed, not dialled as a digit of its own.
+            assert got[1:] == []
+        else:
+            # A digit pause too short: the next break starts the next digit.
+            assert got[1:] == [DigitDialled("1", DialMethod.PULSE)]
+
+
+def test_a_bounce_inside_a_digit_rejects_the_whole_digit_once(driver):
+    d = new(driver)
+    d.send(HookOff(0), 0)
+    d.take()
+    t = 1000
+    for i in range(5):  # a 5 whose third make is a 10 ms bounce
+        d.send(HookOn(t), t)
+        d.send(HookOff(t + 60), t + 60)
+        t += 60 + (10 if i == 2 else 40)
+    d.until(t + 500)
+    got = [o for o in d.take() if not isinstance(o, StopTone)]
+    assert len(got) == 1 and isinstance(got[0], PulseDigitRejected) and got[0].pulses == 3
+    last = dial_pulses(d, 7, t + 600.0, 10.0, 0.6)  # the next digit is unaffected
+    d.until(round(last) + 500)
+    assert [o for o in d.take() if not isinstance(o, StopTone)] == [
+        DigitDialled("7", DialMethod.PULSE)
+    ]
 
 
 def test_eleven_pulses_are_rejected(driver):

@@ -52,8 +52,10 @@ from firmware.lines import (
     RingingStopped,
     RingVoltage,
     Seize,
+    SendCallerId,
     StartRinging,
     StartTone,
+    StopCallerId,
     StopRinging,
     StopTone,
     timing_for,
@@ -107,6 +109,7 @@ def test_fxs_random_sequences(country: str, steps: list[tuple[int, Any]]) -> Non
     now = 0
     tone = None
     ringing = False
+    cid_sending = False
     for gap, what in steps:
         now += gap
         before = _state_of(port)
@@ -138,12 +141,22 @@ def test_fxs_random_sequences(country: str, steps: list[tuple[int, Any]]) -> Non
             elif isinstance(o, StopRinging):
                 assert ringing
                 ringing = False
+            elif isinstance(o, SendCallerId):
+                cid_sending = True
+            elif isinstance(o, StopCallerId):
+                assert cid_sending
+                cid_sending = False
             elif isinstance(o, OffHook):
                 assert prev_state is FxsState.IDLE or HungUp() in out
             elif isinstance(o, HungUp):
                 assert prev_state not in ON_HOOK_STATES or OffHook() in out
         assert tone is port.tone is STATE_TONE.get(port.state)
         assert ringing == port.ringing == (port.state is FxsState.RINGING)
+        if isinstance(what, CallerIdSent):  # after the outputs of timers that fired first
+            cid_sending = False
+        assert cid_sending == port.caller_id_sending
+        if cid_sending:  # only the states that send it may leave it running
+            assert port.state in (FxsState.CALLER_ID, FxsState.RINGING, FxsState.CALL_WAITING)
         if port.state in ON_HOOK_STATES:
             assert port.hook_on
         assert 0 <= port.pulses <= PULSE_MAX + 1

@@ -345,3 +345,23 @@ def test_document_upgrade_hook_runs_on_old_versions(
         assert s.current().config == rich_config()
         text = 'schema_version = 1\n[system]\nname = "old-layout"\n'
         assert loads_toml(text).system.hostname == "old-layout"
+
+
+def test_history_and_audit_log_are_capped(tmp_path: Path) -> None:
+    from firmware.store.store import PRUNE_EVERY
+
+    with ConfigStore.open(tmp_path, max_versions=30, max_audit_records=50) as s:
+        config = s.current().config
+        for i in range(1, 2 * PRUNE_EVERY + 5):
+            s.apply(with_gain(config, 0, float(i % 10)), author="t")
+            s.audit.record("t", "user.login", "login")
+        head = s.head()
+        versions = [h.version for h in s.history()]
+        # Pruned in passes: never below the cap, never the current version.
+        assert versions[0] == head
+        assert 30 <= len(versions) < 30 + PRUNE_EVERY
+        assert s.current().config == with_gain(config, 0, float((2 * PRUNE_EVERY + 4) % 10))
+        with pytest.raises(UnknownVersion):
+            s.get(1)
+        audit = s.audit.list(limit=10_000)
+        assert 50 <= len(audit) < 50 + PRUNE_EVERY

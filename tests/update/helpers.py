@@ -120,8 +120,8 @@ class Sim:
         for dirpath, _dirs, files in os.walk(self.root):
             for f in files:
                 p = os.path.join(dirpath, f)
-                if "payload-" in f or f.endswith(".pbdl"):
-                    continue
+                if "payload-" in f or f.endswith(".pbdl") or f == "lock":
+                    continue  # test inputs, and the (contentless) operation lock
                 with open(p, "rb") as fh:
                     out[os.path.relpath(p, self.root)] = fh.read()
         return out

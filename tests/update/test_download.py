@@ -120,3 +120,34 @@ def test_26_install_from_url_verifies_the_whole_bundle(
     download(url, str(dest), sleep=lambda _s: None)
     inst.Installer(sim.device()).install(str(dest))
     assert sim.slot_bytes("B") == data
+
+
+def test_26_cli_installs_from_url_resuming(serve: Serve, sim: Sim) -> None:
+    import subprocess
+    import sys
+
+    data = payload_bytes(2_500_000, 13)
+    b = Behaviour(sim.bundle(data, compression="none").read_bytes(), drop_first=1)
+    url = serve(b)
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware", "update", "--root", str(sim.root), "install", url,
+         "--progress", "lines"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "progress download" in proc.stdout and "into slot B" in proc.stdout
+    assert [s for _r, s in b.requests] == [200, 206]
+    assert sim.slot_bytes("B") == data
+
+
+def test_26_cli_removes_the_downloaded_bundle(serve: Serve, sim: Sim) -> None:
+    import subprocess
+    import sys
+
+    url = serve(Behaviour(sim.bundle().read_bytes()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware", "update", "--root", str(sim.root), "install", url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not [p for p in (sim.root / "state").iterdir() if p.name.startswith("download-")]

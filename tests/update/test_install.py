@@ -247,3 +247,41 @@ def test_state_round_trips(tmp_path: Path) -> None:
     assert st.BootState.from_bytes(s.to_bytes()) == s
     e = st.BootEnv.factory("B")
     assert st.BootEnv.from_bytes(e.to_bytes()) == e
+
+
+def test_fallback_never_points_at_the_slot_being_written(sim: Sim) -> None:
+    sim.install(sim.bundle(security_version=2))
+    sim.power_on()
+    sim.mark_good()  # B good, last good B
+    inst.rollback(sim.device(), allow_below_floor=True)  # next boot A; no reboot yet
+    assert sim.env().last_good == "A"
+    target = str(sim.slot_path("A"))
+    with pytest.raises(InstallFailed):
+        sim.install(sim.bundle(security_version=3), FaultyOps([inst_fault(target)]))
+    env = sim.env()
+    assert env.last_good == "B" and env.order == ("B",) and sim.state().last_good == "B"
+    # Even with every attempt used up, the fallback is the intact slot.
+    for _ in range(10):
+        assert sim.power_on() == "B"
+
+
+def test_one_update_operation_at_a_time(sim: Sim) -> None:
+    import fcntl
+
+    with open(sim.root / "state" / "lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        before = sim.snapshot()
+        with pytest.raises(Refused, match="another update operation"):
+            sim.install(sim.bundle())
+        with pytest.raises(Refused, match="another update operation"):
+            sim.mark_good()
+        assert sim.snapshot() == before
+    sim.install(sim.bundle())  # released
+
+
+def test_illegal_slot_transitions_raise() -> None:
+    with pytest.raises(Refused, match="cannot confirm"):
+        st.transition(st.Status.INSTALLING, st.Event.CONFIRM)
+    with pytest.raises(Refused, match="cannot activate"):
+        st.transition(st.Status.GOOD, st.Event.ACTIVATE)
+    assert st.transition(st.Status.PENDING, st.Event.GIVE_UP) == st.Status.FAILED

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from firmware.update.errors import FormatError, SignatureError
+from firmware.update.errors import FormatError, SignatureError, StateError
 from firmware.update.keyring import Keyring, key_id
 from image import keys
 from tests.update.helpers import Sim
@@ -41,9 +41,8 @@ def test_09_revoked_key_is_refused(tmp_path: Path, signing_keys: list[Ed25519Pri
     sneaky = Keyring.create(pubs([k0, k1]), version=3)
     with pytest.raises(SignatureError, match="drops revocation"):
         sim.install(sim.bundle(security_version=3, keyring=sneaky, signers=[k0, k1]))
-    # And the anchor shipped in the root file system cannot bring it back either.
-    merged = sim.keyring.merged_with(sim.device().keyring())
-    assert kid(k1) in merged.revoked and kid(k1) not in merged.keys
+    effective = sim.device().keyring()
+    assert effective.version == 2 and kid(k1) in effective.revoked
 
 
 def test_09_revoked_key_cannot_be_trusted_at_the_same_time() -> None:
@@ -95,3 +94,35 @@ def test_keyring_encoding_round_trips_and_rejects_garbage() -> None:
     ):
         with pytest.raises(FormatError):
             Keyring.from_bytes(bad)
+
+
+def test_rotated_keyring_cannot_be_forged_in_the_data_partition(
+    tmp_path: Path, signing_keys: list[Ed25519PrivateKey]
+) -> None:
+    k0, k1, attacker = signing_keys[0], signing_keys[1], signing_keys[4]
+    sim = Sim.create(tmp_path / "dev", [k0])
+    ring2 = Keyring.create(pubs([k0, k1]), version=2)
+    sim.install(sim.bundle(security_version=2, keyring=ring2, signers=[k0, k1]))
+    finish(sim)
+    dev = sim.device()
+    chain = Path(dev.trust_chain_path())
+    good_chain = chain.read_bytes()
+    assert dev.keyring() == ring2
+    # A chain link made by someone without a trusted key does not verify.
+    from firmware.update.bundle import SIGNING_DOMAIN, Envelope, Image, Manifest
+
+    evil_ring = Keyring.create(pubs([attacker]), version=9)
+    m = Manifest("x", "1", 1, (Image("rootfs", "none", 0, "0" * 64, 0, "0" * 64),), evil_ring)
+    mb = m.to_bytes()
+    forged = Envelope(mb, (keys.sign(attacker, SIGNING_DOMAIN + mb),)).to_bytes()
+    chain.write_bytes(good_chain + len(forged).to_bytes(4, "little") + forged)
+    with pytest.raises(StateError, match="link 1 does not verify"):
+        dev.keyring()
+    with pytest.raises(StateError):
+        sim.install(sim.bundle(security_version=3, signers=[attacker]))
+    # A damaged chain is an error, not a silent fall-back.
+    chain.write_bytes(good_chain[:-3])
+    with pytest.raises(StateError, match="truncated"):
+        dev.keyring()
+    chain.write_bytes(good_chain)
+    assert dev.keyring() == ring2

@@ -9,6 +9,12 @@ telephone).  The layers are independent:
 - :mod:`.type2`: the CPE alerting signal of caller ID on call waiting and its detector.
 """
 
+from firmware.dsp.callerid.dtmf_clip import (
+    DtmfClip,
+    DtmfClipDecoder,
+    DtmfClipError,
+    dtmf_clip_signal,
+)
 from firmware.dsp.callerid.fsk import (
     FskDemodulator,
     FskStandard,
@@ -34,14 +40,28 @@ from firmware.dsp.callerid.messages import (
     decode_message,
     encode_message,
 )
+from firmware.dsp.callerid.type2 import (
+    CallWaitingReceiver,
+    CallWaitingSender,
+    CasDetected,
+    CasDetector,
+    cas_tone,
+)
 
 __all__ = [
     "Absence",
     "CallSetup",
+    "CallWaitingReceiver",
+    "CallWaitingSender",
     "CallerIdError",
     "CallerIdMessage",
+    "CasDetected",
+    "CasDetector",
     "ChecksumError",
     "DateTime",
+    "DtmfClip",
+    "DtmfClipDecoder",
+    "DtmfClipError",
     "FramingError",
     "FskDemodulator",
     "FskStandard",
@@ -52,8 +72,10 @@ __all__ = [
     "SdmfCallerId",
     "SdmfVmwi",
     "UnknownMessage",
+    "cas_tone",
     "decode_callerid",
     "decode_message",
+    "dtmf_clip_signal",
     "encode_message",
     "fsk_modulate",
     "modulate_message",

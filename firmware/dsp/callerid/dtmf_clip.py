@@ -26,7 +26,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+
+from firmware.dsp import dtmf
 from firmware.dsp.callerid.messages import Absence, CallerIdError, InvalidMessage
+from firmware.dsp.pcm import SAMPLE_RATE, Pcm, to_pcm
 
 FORMAT_A_C: Final = "A...C"
 FORMAT_A_HASH: Final = "A...#"
@@ -188,3 +193,107 @@ class DtmfClip:
             redirecting_number=fields.get("D"),
             info_code=fields.get("B"),
         )
+
+
+# --- signal layer ---------------------------------------------------------------------------
+
+DIGIT_TIMEOUT_MS: Final = 600.0  # a gap this long ends a digit string (digits come every 140 ms)
+_START_DIGITS: Final[dict[str, str]] = {
+    FORMAT_A_C: "ADB",
+    FORMAT_A_HASH: "AD",
+    FORMAT_D_C: "D",
+    FORMAT_D_HASH: "D",
+    FORMAT_HASH: "0123456789",
+}
+
+
+def dtmf_clip_signal(
+    clip: DtmfClip,
+    *,
+    level_dbm0: float = dtmf.DEFAULT_LEVEL_DBM0,
+    on_ms: float = DIGIT_ON_MS,
+    off_ms: float = DIGIT_OFF_MS,
+    rate: int = SAMPLE_RATE,
+) -> Pcm:
+    """The DTMF digits of ``clip`` (the exchange sends them before the first ring)."""
+    return dtmf.generate_dtmf(
+        clip.to_digits(), level_dbm0=level_dbm0, on_ms=on_ms, off_ms=off_ms, rate=rate
+    )
+
+
+def generate_dtmf_clip(
+    number: str,
+    *,
+    variant: str = FORMAT_A_C,
+    level_dbm0: float = dtmf.DEFAULT_LEVEL_DBM0,
+    rate: int = SAMPLE_RATE,
+) -> Pcm:
+    """The DTMF caller ID of ``number`` in ``variant`` (the form ``ponte dsp`` asks for)."""
+    return dtmf_clip_signal(DtmfClip(variant, number=number), level_dbm0=level_dbm0, rate=rate)
+
+
+class DtmfClipDecoder:
+    """Streaming DTMF caller ID receiver for one national ``format``.
+
+    Digits come from :class:`firmware.dsp.dtmf.DtmfDetector`.  A string begins with a start
+    digit of the format, ends with its end digit, and is abandoned (reported as an error with
+    the digits so far) after ``DIGIT_TIMEOUT_MS`` of silence or ``MAX_DIGITS`` digits.
+    """
+
+    def __init__(self, format: str, rate: int = SAMPLE_RATE) -> None:
+        if format not in FORMATS:
+            raise ValueError(f"unknown DTMF caller ID format {format!r}; use {FORMATS}")
+        self.format = format
+        self._end = "C" if format in (FORMAT_A_C, FORMAT_D_C) else "#"
+        self._detector = dtmf.DtmfDetector(rate)
+        self._rate = rate
+        self.reset()
+
+    def reset(self) -> None:
+        self._detector.reset()
+        self._digits: list[str] = []
+        self._last_ms = 0.0
+        self._samples = 0
+
+    def feed(self, frame: npt.ArrayLike) -> list[DtmfClip | DtmfClipError]:
+        pcm = np.asarray(frame)
+        if pcm.dtype != np.int16:  # the DTMF detector takes int16 PCM only
+            pcm = to_pcm(pcm)
+        out: list[DtmfClip | DtmfClipError] = []
+        self._samples += len(pcm)
+        for event in self._detector.feed(pcm):
+            if isinstance(event, dtmf.DtmfStart):
+                self._digit(event.digit, event.at_ms, out)
+        now_ms = self._samples * 1000 / self._rate
+        if self._digits and now_ms - self._last_ms > DIGIT_TIMEOUT_MS:
+            out.append(self._abandon("no end digit"))
+        return out
+
+    def flush(self) -> list[DtmfClip | DtmfClipError]:
+        """Silence long enough to end a digit in progress and time out a partial string."""
+        silence = np.zeros(round(self._rate * (DIGIT_TIMEOUT_MS + 200) / 1000), dtype=np.int16)
+        return self.feed(silence)
+
+    def _abandon(self, why: str) -> DtmfClipError:
+        digits = "".join(self._digits)
+        self._digits = []
+        return DtmfClipError(f"{why} after {digits!r}", digits.encode("ascii"))
+
+    def _digit(self, digit: str, at_ms: float, out: list[DtmfClip | DtmfClipError]) -> None:
+        if self._digits and at_ms - self._last_ms > DIGIT_TIMEOUT_MS:
+            out.append(self._abandon("no end digit"))
+        self._last_ms = at_ms
+        if not self._digits:
+            if digit in _START_DIGITS[self.format]:
+                self._digits = [digit]
+            return
+        self._digits.append(digit)
+        if digit == self._end:
+            digits = "".join(self._digits)
+            self._digits = []
+            try:
+                out.append(DtmfClip.from_digits(digits, self.format))
+            except DtmfClipError as exc:
+                out.append(exc)
+        elif len(self._digits) >= MAX_DIGITS:
+            out.append(self._abandon(f"more than {MAX_DIGITS} digits"))

@@ -47,12 +47,12 @@ V23_SPACE_HZ: Final = 2100.0  # ITU-T V.23 / EN 300 659-1 §6.1.1: space 2100 Hz
 BELL_SEIZURE_BITS: Final = 300  # GR-30-CORE §5.2: 30 bytes of 0x55 = 300 alternating bits
 BELL_MARK_BITS: Final = 180  # GR-30-CORE §5.2: 180 bits of mark before the message
 BELL_CIDCW_MARK_BITS: Final = 80  # SR-TSV-002476 §3 (type II): no seizure, 80 mark bits
-ETSI_SEIZURE_BITS: Final = 300  # EN 300 659-1 §6.1.3: channel seizure, 300 alternating bits
-ETSI_SEIZURE_BITS_MIN: Final = 96  # EN 300 659-1 §6.1.3: shortest seizure a CPE must accept
-ETSI_SEIZURE_BITS_MAX: Final = 315  # EN 300 659-1 §6.1.3: longest seizure
-ETSI_MARK_BITS: Final = 80  # EN 300 659-1 §6.1.3: mark signal 80 ± 25 bits
-ETSI_MARK_BITS_MIN: Final = 55  # EN 300 659-1 §6.1.3: 80 - 25; also BT SIN 227 minimum
-ETSI_CIDCW_MARK_BITS: Final = 80  # EN 300 659-2 §6.2: off-hook burst, no seizure
+ETSI_SEIZURE_BITS: Final = 300  # EN 300 659-1 §4.1: channel seizure, 300 alternating bits
+ETSI_MARK_BITS: Final = 180  # EN 300 659-1 §4.1: mark signal 180 ± 25 bits
+ETSI_CIDCW_MARK_BITS: Final = 80  # EN 300 659-2: off-hook burst, no seizure, 80 ± 25 marks
+BT_SEIZURE_BITS_MIN: Final = 96  # BT SIN 227: channel seizure 96..315 bits
+BT_SEIZURE_BITS_MAX: Final = 315  # BT SIN 227
+BT_MARK_BITS_MIN: Final = 55  # BT SIN 227: mark signal at least 55 bits (the shortest we meet)
 TRAILING_MARK_BITS: Final = 2  # GR-30-CORE §5.3: checksum followed by at least two stop bits
 
 DEFAULT_LEVEL_DBM0: Final = -13.5  # GR-30-CORE §3.1: transmit level -13.5 dBm nominal
@@ -62,7 +62,8 @@ EDGE_RAMP_MS: Final = 1.0  # raised-cosine on/off so the burst does not click
 CARRIER_MIN_DBM0: Final = -50.0  # 10 dB under the -40 dBm0 floor the decoder must meet
 MARK_RUN_BITS: Final = 12  # a run this long can only be the mark signal (bytes give <= 9 + gap)
 MARK_RATIO: Final = 0.3  # |d| / e above which a sample counts as a clear mark in the hunt
-MAX_GAP_BITS: Final = 20  # marks tolerated between two bytes of one message (EN 300 659-1: 10)
+ETSI_MAX_GAP_BITS: Final = 10  # EN 300 659-1: marks allowed between the bytes of a message
+MAX_GAP_BITS: Final = 20  # marks we tolerate there (twice the allowance)
 BAND_TAPS: Final = 31  # band filter length (odd: integer group delay)
 BAND_MARGIN_HZ: Final = 500.0  # band filter edges this far outside the two tones
 BUFFER_CAP_SAMPLES: Final = 4 * SAMPLE_RATE  # hard cap on discriminator history
@@ -127,25 +128,32 @@ def fsk_modulate(
     rate: int = SAMPLE_RATE,
     freq_offset: float = 0.0,
     baud_offset: float = 0.0,
+    gap_bits: int = 0,
 ) -> Pcm:
     """Phase-continuous FSK burst: seizure, mark signal, 8N1 ``data``, trailing marks.
 
     ``seizure_bits``/``mark_bits`` default to the on-hook lengths of the standard; pass
     ``seizure_bits=0`` and ``mark_bits=params_for(standard).cidcw_mark_bits`` for a type II
     burst.  ``freq_offset`` and ``baud_offset`` (fractions, e.g. 0.01) detune the transmitter
-    for robustness tests.
+    for robustness tests; ``gap_bits`` puts marks between characters, as EN 300 659-1 allows
+    (up to ``ETSI_MAX_GAP_BITS``).
     """
     p = params_for(standard)
     seizure = p.seizure_bits if seizure_bits is None else seizure_bits
     marks = p.mark_bits if mark_bits is None else mark_bits
-    if seizure < 0 or marks < 0:
-        raise ValueError(f"seizure_bits and mark_bits must be >= 0, got {seizure}, {marks}")
+    if seizure < 0 or marks < 0 or not 0 <= gap_bits <= MAX_GAP_BITS:
+        raise ValueError(
+            f"seizure_bits and mark_bits must be >= 0 and gap_bits 0..{MAX_GAP_BITS}, "
+            f"got {seizure}, {marks}, {gap_bits}"
+        )
     if not -0.1 < freq_offset < 0.1 or not -0.1 < baud_offset < 0.1:
         raise ValueError("frequency and baud offsets beyond 10 % are not FSK caller ID")
     if rate <= 2 * p.space_hz * (1 + freq_offset):
         raise ValueError(f"rate {rate} Hz cannot carry a {p.space_hz:.0f} Hz space tone")
+    chars = [frame_bits(bytes((b,))) + [1] * gap_bits for b in data]
+    body = [bit for char in chars for bit in char]
     bits = np.array(
-        [i % 2 for i in range(seizure)] + [1] * marks + frame_bits(data) + [1] * TRAILING_MARK_BITS,
+        [i % 2 for i in range(seizure)] + [1] * marks + body + [1] * TRAILING_MARK_BITS,
         dtype=np.int8,
     )
     samples_per_bit = rate / (BAUD * (1 + baud_offset))
@@ -202,7 +210,7 @@ class _Uart(enum.Enum):
 class FskDemodulator:
     """Streaming caller ID receiver: ``feed(frame)`` returns messages and errors as they end.
 
-    Sans-IO and allocation-light: state is the filter tails, the correlator tails and a short
+    Sans-IO and allocation-light: state is the input history the filters need and a short
     window of discriminator output (capped at ``BUFFER_CAP_SAMPLES``).
     """
 
@@ -231,14 +239,14 @@ class FskDemodulator:
         self._e_min = (self._win * amp / 2) ** 2  # e of a tone at the carrier floor
         self._gain = float(np.sum(self._filters**2))  # e <= gain * |input window|^2
         self._run = round(MARK_RUN_BITS * self._bit)
-        self._centre_bits = np.arange(10) + 0.5
+        self._frame = rate * FRAME_SAMPLES // SAMPLE_RATE  # 20 ms at this rate
         self.reset()
 
     def reset(self) -> None:
-        self._x = np.zeros(self._span - 1 + FRAME_SAMPLES)
+        self._x = np.zeros(self._span - 1 + self._frame)
         # The usual 20 ms frame reuses one strided view of the input buffer.
         self._x_windows = as_strided(
-            self._x, shape=(FRAME_SAMPLES, self._span), strides=(self._x.strides[0],) * 2
+            self._x, shape=(self._frame, self._span), strides=(self._x.strides[0],) * 2
         )
         self._de = np.zeros((2, BUFFER_CAP_SAMPLES))  # discriminator d and energy e
         self._zeros = np.zeros(BUFFER_CAP_SAMPLES)
@@ -259,9 +267,9 @@ class FskDemodulator:
     def _discriminate(self, frame: npt.NDArray[np.float64]) -> None:
         n = len(frame)
         tail = self._span - 1
-        if n == FRAME_SAMPLES:
+        if n == self._frame:
             x = self._x
-            x[:tail] = x[FRAME_SAMPLES:]
+            x[:tail] = x[n:]
             x[tail:] = frame
             windows = self._x_windows
         else:
@@ -304,6 +312,8 @@ class FskDemodulator:
         samples = np.asarray(frame, dtype=np.float64)
         if samples.ndim != 1:
             raise ValueError(f"frame must be one-dimensional, got shape {samples.shape}")
+        if samples.size and not np.isfinite(np.dot(samples, samples)):
+            raise ValueError("frame contains NaN or infinite samples")
         out: list[CallerIdMessage | CallerIdError] = []
         # Long inputs go through in pieces so the UART keeps up with the capped buffer.
         for start in range(0, samples.size, MAX_CHUNK_SAMPLES):
@@ -311,11 +321,16 @@ class FskDemodulator:
             out += self._uart()
         return out
 
+    @property
+    def busy(self) -> bool:
+        """True while a message or its mark signal is being received."""
+        return self._state is not _Uart.HUNT
+
     def flush(self) -> list[CallerIdMessage | CallerIdError]:
         """Feed enough silence to finish a byte or message in progress."""
         out: list[CallerIdMessage | CallerIdError] = []
-        for _ in range(math.ceil((MAX_GAP_BITS + 12) * self._bit / FRAME_SAMPLES) + 1):
-            out += self.feed(np.zeros(FRAME_SAMPLES))
+        for _ in range(math.ceil((MAX_GAP_BITS + 12) * self._bit / self._frame) + 1):
+            out += self.feed(np.zeros(self._frame))
         return out
 
     # --- UART ----------------------------------------------------------------------------
@@ -349,20 +364,24 @@ class FskDemodulator:
                 return out
             if edge + 10.5 * self._bit + 1 >= end:
                 return out  # the character is not complete yet
-            bit = self._bit_length(edge)
-            centres = np.rint(edge + self._centre_bits * bit).astype(np.int64)
-            i = centres - self._base
-            levels = self._d[i]
+            # One character is ~70 samples: plain Python on a list beats a dozen numpy calls.
+            first = math.floor(edge)  # absolute index of seg[0]
+            stop = math.floor(edge + 10.5 * self._bit) + 1
+            seg = self._d[first - self._base : stop - self._base].tolist()
+            bit = self._bit_length(edge, first, seg)
+            centres = [round(edge + (b + 0.5) * bit) - first for b in range(10)]
+            levels = [seg[c] for c in centres]
             if levels[0] >= 0:  # a glitch, not a start bit: look again just after it
-                self._pos = math.floor(edge) + 2
+                self._pos = first + 2
                 continue
-            carrier = self._e[i] >= self._e_min
+            energy = self._e[first - self._base : stop - self._base]
+            carrier = [energy[c] >= self._e_min for c in centres]
             # Transmitters (minimodem among them) may cut the carrier inside the last stop
             # bit of a message; the checksum still vouches for that byte.
             last = self._state is _Uart.BETWEEN and len(self._msg) >= 2
             last = last and len(self._msg) + 1 == self._msg[1] + 3
-            stop_ok = last or (levels[9] > 0 and bool(carrier[9]))
-            if not stop_ok or not np.all(carrier[:9]):
+            stop_ok = last or (levels[9] > 0 and carrier[9])
+            if not stop_ok or not all(carrier[:9]):
                 if self._msg:
                     out.append(
                         FramingError(
@@ -370,37 +389,41 @@ class FskDemodulator:
                             bytes(self._msg),
                         )
                     )
-                self._restart(int(centres[9]))
+                self._restart(first + centres[9])
                 continue
-            byte = int(np.dot(levels[1:9] > 0, 1 << np.arange(8)))
-            self._pos = int(centres[9])
+            byte = sum(1 << i for i in range(8) if levels[i + 1] > 0)
+            self._pos = first + centres[9]
             self._gap_start = self._pos
             result = self._take(byte)
             if result is not None:
                 out.append(result)
 
-    def _bit_length(self, edge: float) -> float:
+    def _bit_length(self, edge: float, first: int, seg: list[float]) -> float:
         """Bit length fitted to the transitions inside this character.
 
         Every transition k bits after the start edge lies near ``edge + k * bit``: a least
         squares slope through them, pulled towards the running estimate (worth a transition
         ``BAUD_PRIOR_WEIGHT`` bits out), follows a transmitter a few per cent off 1200 baud,
         where sampling at nominal centres would slide into the neighbouring bit by the stop bit.
+        ``seg`` holds the discriminator from absolute sample ``first`` on.
         """
-        lo = math.floor(edge) + 1 - self._base
-        hi = math.floor(edge + 9.5 * self._bit) - self._base
-        seg = self._d[lo - 1 : hi + 1]
-        flips = np.flatnonzero(np.signbit(seg[:-1]) != np.signbit(seg[1:]))
-        if flips.size:
-            a, b = seg[flips], seg[flips + 1]
-            offsets = (lo - 1 + self._base - edge) + flips + a / (a - b)
-            k = np.rint(offsets / self._bit_estimate)
-            fit = (k >= 1) & (np.abs(offsets - k * self._bit_estimate) < 0.4 * self._bit)
-            k, offsets = k[fit], offsets[fit]
+        estimate = self._bit_estimate
+        limit = min(len(seg), math.floor(edge + 9.5 * self._bit) - first + 1)
+        tolerance = 0.4 * self._bit
+        kx = kk = 0.0
+        prev = seg[1] if len(seg) > 1 else 0.0
+        for j in range(2, limit):
+            cur = seg[j]
+            if (prev < 0) != (cur < 0):
+                offset = first + j - 1 + prev / (prev - cur) - edge
+                k = round(offset / estimate)
+                if k >= 1 and abs(offset - k * estimate) < tolerance:
+                    kx += k * offset
+                    kk += k * k
+            prev = cur
+        if kk:
             prior = BAUD_PRIOR_WEIGHT**2
-            bit = (float(np.dot(k, offsets)) + prior * self._bit_estimate) / (
-                float(np.dot(k, k)) + prior
-            )
+            bit = (kx + prior * estimate) / (kk + prior)
             lo_bit, hi_bit = self._bit / (1 + BAUD_TRACK_MAX), self._bit / (1 - BAUD_TRACK_MAX)
             self._bit_estimate = min(max(bit, lo_bit), hi_bit)
         return self._bit_estimate

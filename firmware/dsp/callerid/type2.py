@@ -23,6 +23,8 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from firmware.dsp.callerid import fsk as fsk_module
+from firmware.dsp.callerid.messages import CallerIdError, CallerIdMessage
 from firmware.dsp.levels import peak_for_dbm0
 from firmware.dsp.pcm import SAMPLE_RATE, Pcm, to_pcm
 
@@ -287,3 +289,86 @@ class CallWaitingSender:
             else:  # pragma: no cover - every timed state is handled above
                 raise HandshakeError(f"no timer belongs to {self.state.value}")
         return out
+
+
+CPE_ACK_WITHIN_MS: Final = 100.0  # SR-TSV-002476 §2.3: the CPE sends its ACK within 100 ms
+FSK_WAIT_MS: Final = 700.0  # ACK end to FSK start may be 500 ms (§2.4); margin for the mark
+FSK_MAX_MS: Final = 2000.0  # a burst in progress may run this much past the wait (255 bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class SendAck:
+    """Send the DTMF acknowledgement ``digit`` now (the telephone side answers a CAS)."""
+
+    digit: str
+    at_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class NoBurst:
+    """We acknowledged a CAS but no caller ID burst followed within ``FSK_WAIT_MS``."""
+
+    at_ms: float
+
+
+class ReceiverState(enum.Enum):
+    LISTENING = "listening"  # off-hook, watching for a CAS
+    AWAITING_FSK = "awaiting_fsk"  # ACK requested, FSK receiver running
+
+
+class CallWaitingReceiver:
+    """Telephone side of type II caller ID, for an FXO port that is off-hook.
+
+    Feed every received frame: on a CAS it asks for the ACK digit (``SendAck``; the line
+    sends it with :func:`firmware.dsp.dtmf.generate_dtmf` and mutes its own audio), then runs
+    the FSK receiver until a message, an error, or ``FSK_WAIT_MS`` without one (``NoBurst``).
+    """
+
+    def __init__(
+        self,
+        standard: fsk_module.FskStandard = "bell202",
+        *,
+        ack_digit: str = "A",
+        rate: int = SAMPLE_RATE,
+    ) -> None:
+        if ack_digit not in ACK_DIGITS:
+            raise ValueError(f"ACK digit must be one of {sorted(ACK_DIGITS)}, got {ack_digit!r}")
+        self._cas = CasDetector(rate)
+        self._fsk = fsk_module.FskDemodulator(standard, rate)
+        self._ack = ack_digit
+        self._rate = rate
+        self._samples = 0
+        self._deadline_ms = 0.0
+        self.state = ReceiverState.LISTENING
+
+    @property
+    def now_ms(self) -> float:
+        return self._samples * 1000 / self._rate
+
+    def feed(
+        self, frame: npt.ArrayLike
+    ) -> list[SendAck | NoBurst | CallerIdMessage | CallerIdError]:
+        x = np.asarray(frame)
+        self._samples += len(x)
+        out: list[SendAck | NoBurst | CallerIdMessage | CallerIdError] = []
+        if self.state is ReceiverState.LISTENING:
+            if self._cas.feed(x):
+                out.append(SendAck(self._ack, self.now_ms))
+                self._fsk.reset()
+                self._deadline_ms = self.now_ms + FSK_WAIT_MS
+                self.state = ReceiverState.AWAITING_FSK
+            return out
+        results = self._fsk.feed(x)
+        if results:
+            out += results
+            self._listen()
+        elif self.now_ms >= self._deadline_ms and (
+            not self._fsk.busy or self.now_ms >= self._deadline_ms + FSK_MAX_MS
+        ):
+            out.append(NoBurst(self.now_ms))
+            self._listen()
+        return out
+
+    def _listen(self) -> None:
+        self._cas.reset()
+        self.state = ReceiverState.LISTENING

@@ -1,0 +1,171 @@
+"""A virtual telephone on an FXS port: hook switch, ringer, keypad or rotary dial, audio."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from drivers.linecard.protocol import Polarity
+from drivers.sim.endpoint import MAX_LOG, AudioEndpoint, Scheduler, SimError, Timer
+from drivers.sim.tones import DTMF_KEYS
+
+log = logging.getLogger(__name__)
+
+# Decadic (rotary) dialling: 10 pulses/s with a 60 % break, the usual European ratio
+# (North America uses 61/39; both fall in any exchange's acceptance window).
+PULSE_BREAK_MS = 60
+PULSE_MAKE_MS = 40
+# Pause between digits; exchanges need some hundreds of ms to see a digit end.
+PULSE_INTERDIGIT_MS = 700
+VALID_DIGITS = "".join(DTMF_KEYS)
+
+
+class HookSwitch(Protocol):
+    """What a handset is plugged into (the card's FXS port)."""
+
+    def hook(self, off_hook: bool, when: float) -> None: ...
+
+
+@dataclass
+class RingBurst:
+    """One burst of ringing voltage the handset saw; ``end`` is None while it rings."""
+
+    start: float
+    end: float | None = None
+
+
+class Handset(AudioEndpoint):
+    """A telephone.  Call its methods from the simulator's event loop thread.
+
+    Numbered like its FXS port (handset 1 is on port 1).  Every hook change reaches the
+    card at the exact simulated time, so pulse digits and flashes carry true timing.
+    """
+
+    def __init__(
+        self,
+        number: int,
+        *,
+        clock: Callable[[], float],
+        scheduler: Scheduler,
+        notify: Callable[[], None],
+        flash_ms: int,
+    ) -> None:
+        super().__init__(f"handset {number}")
+        self.number = number
+        self.flash_ms = flash_ms
+        self._clock = clock
+        self._scheduler = scheduler
+        self._notify = notify
+        self._port: HookSwitch | None = None
+        self.is_off_hook = False
+        self.ringing = False  # ringing voltage present right now
+        self.ring_log: deque[RingBurst] = deque(maxlen=MAX_LOG)
+        self.hook_log: deque[tuple[float, bool]] = deque(maxlen=MAX_LOG)
+        self.polarity = Polarity.FORWARD
+        self._pending: list[Timer] = []
+
+    def plug(self, port: HookSwitch) -> None:
+        self._port = port
+
+    # --- user actions ---------------------------------------------------------------
+
+    def off_hook(self) -> None:
+        """Lift the handset."""
+        if self.is_off_hook:
+            raise SimError(f"{self.name} is already off hook")
+        self._cancel_pending()
+        self._set_hook(True, self._clock())
+
+    def on_hook(self) -> None:
+        """Hang up (also ends any recording started with ``until_on_hook``)."""
+        if not self.is_off_hook and not self._pending:
+            raise SimError(f"{self.name} is already on hook")
+        self._cancel_pending()
+        if self.is_off_hook:
+            self._set_hook(False, self._clock())
+        self.stop_playing()
+
+    def flash(self, ms: int | None = None) -> float:
+        """Hook flash of ``ms`` (default: the country's); returns when it ends."""
+        duration = self.flash_ms if ms is None else ms
+        if not 10 <= duration <= 5000:
+            raise SimError(f"flash of {duration} ms outside 10..5000 ms")
+        self._require_idle_off_hook("flash")
+        now = self._clock()
+        self._set_hook(False, now)
+        self._later(now + duration / 1000, lambda t: self._set_hook(True, t))
+        return now + duration / 1000
+
+    def dial(self, digits: str, *, pulse: bool = False) -> float:
+        """Dial ``digits`` by DTMF (default) or by pulses; returns when dialling ends."""
+        if not digits:
+            raise SimError("nothing to dial")
+        bad = [d for d in digits if d.upper() not in VALID_DIGITS]
+        if bad:
+            raise SimError(f"cannot dial {''.join(bad)!r}: digits are 0-9 * # A-D")
+        self._require_idle_off_hook("dial")
+        now = self._clock()
+        if not pulse:
+            self._send_dtmf(digits)
+            return now + len(digits) * 0.16
+        if any(not d.isdigit() for d in digits):
+            raise SimError(f"pulse dialling sends 0-9 only, not {digits!r}")
+        t = now
+        for d in digits:
+            for _ in range(10 if d == "0" else int(d)):
+                self._later(t, lambda when: self._set_hook(False, when))
+                t += PULSE_BREAK_MS / 1000
+                self._later(t, lambda when: self._set_hook(True, when))
+                t += PULSE_MAKE_MS / 1000
+            t += PULSE_INTERDIGIT_MS / 1000
+        self._notify()
+        return t
+
+    @property
+    def busy(self) -> bool:
+        """Pulse dialling or a flash is in progress."""
+        return any(timer.when > self._clock() for timer in self._pending)
+
+    # --- from the card --------------------------------------------------------------
+
+    def ring_voltage(self, active: bool, when: float) -> None:
+        if active == self.ringing:
+            return
+        self.ringing = active
+        if active:
+            self.ring_log.append(RingBurst(when))
+        elif self.ring_log:
+            self.ring_log[-1].end = when
+
+    def set_polarity(self, polarity: Polarity) -> None:
+        self.polarity = polarity
+
+    # --- internals ------------------------------------------------------------------
+
+    def _require_idle_off_hook(self, what: str) -> None:
+        if not self.is_off_hook:
+            raise SimError(f"{self.name} must be off hook to {what}")
+        if self.busy:
+            raise SimError(f"{self.name} is still dialling or flashing")
+
+    def _later(self, when: float, action: Callable[[float], None]) -> None:
+        self._pending.append(self._scheduler.at(when, action))
+
+    def _cancel_pending(self) -> None:
+        for timer in self._pending:
+            timer.cancel()
+        self._pending.clear()
+
+    def _set_hook(self, off_hook: bool, when: float) -> None:
+        self._pending = [t for t in self._pending if t.when > when]
+        if off_hook == self.is_off_hook:
+            return
+        self.is_off_hook = off_hook
+        self.hook_log.append((when, off_hook))
+        log.debug("%s %s at %.3f", self.name, "off hook" if off_hook else "on hook", when)
+        if self._port is not None:
+            self._port.hook(off_hook, when)
+        self._notify()

@@ -1,0 +1,309 @@
+"""The composition root: configuration -> line card -> ports -> media, under systemd.
+
+``Appliance`` owns every long-lived part and their order: it loads the configuration,
+starts the simulator when asked, opens the line card, builds one ``PortController`` and
+one ``PortMedia`` per port the card reports, then turns card events, detected digits and
+the line machines' timers into commands, tones and reports until it is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from drivers.audio.format import PcmFormat
+from drivers.audio.socket_stream import SocketStream
+from drivers.linecard import protocol as card
+from drivers.linecard.link import Link, LinkFailed
+from drivers.linecard.session import LinkDown, LinkUp, PeerFault
+from firmware.dsp.pcm import FRAME_MS, SAMPLE_RATE
+from firmware.dsp.profiles import get_profile
+from firmware.lines import messages as m
+from firmware.lines.cardclock import CardClock
+from firmware.service.media import PortMedia
+from firmware.service.ports import Action, CardCommand, PortController, Report, ToneChange
+from firmware.service.simulator import SimulatorProcess
+from firmware.service.supervisor import Supervisor
+from firmware.store import Config, ConfigStore
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S: Final = 10.0  # handshake; the card answers within ms when it is there
+PCM_FORMAT: Final = PcmFormat(SAMPLE_RATE, FRAME_MS)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    data_dir: Path
+    linecard: str | None = None  # None: start the simulator
+    audio: str | None = None  # PCM socket URL of the card; the simulator's when simulating
+    fxs: int = 4  # simulator ports
+    fxo: int = 2
+    sim_control: Path | None = None
+
+
+@dataclass(slots=True)
+class PortView:
+    """What the status line and the event stream show for a port."""
+
+    port: int
+    kind: str
+    state: str
+    tone: str | None = None
+    digits: str = ""
+
+
+@dataclass(slots=True)
+class Counters:
+    card_events: int = 0
+    reports: int = 0
+    link_downs: int = 0
+    faults: int = 0
+    media_failures: int = 0
+    last_reports: list[tuple[int, str]] = field(default_factory=list)
+
+
+class Appliance:
+    def __init__(
+        self,
+        options: Options,
+        supervisor: Supervisor | None = None,
+        on_report: Callable[[int, m.Report], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.supervisor = supervisor or Supervisor(healthy=self.healthy)
+        self._on_report = on_report
+        self.store: ConfigStore | None = None
+        self.config: Config | None = None
+        self.sim: SimulatorProcess | None = None
+        self.link: Link | None = None
+        self.card: card.HelloAck | None = None
+        self.ports: dict[int, PortController] = {}
+        self.media: dict[int, PortMedia] = {}
+        self.counters = Counters()
+        self._clock = CardClock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._events_task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._stopped = asyncio.Event()
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        self.store = ConfigStore.open(self.options.data_dir)
+        current = self.store.current()
+        self.config = current.config
+        log.info("configuration version %d loaded from %s", current.version, self.options.data_dir)
+        linecard, audio = self.options.linecard, self.options.audio
+        if linecard is None:
+            control = self.options.sim_control or self.options.data_dir / "sim.sock"
+            self.sim = SimulatorProcess(
+                fxs=self.options.fxs,
+                fxo=self.options.fxo,
+                country=self.config.system.country,
+                control=control,
+            )
+            endpoints = await self.sim.start()
+            linecard, audio = endpoints.linecard, endpoints.audio
+        self.link = Link(linecard)
+        await self.link.open()
+        self.card = await self.link.wait_connected(timeout=CONNECT_TIMEOUT_S)
+        log.info(
+            "line card %s, firmware %s, ports %s",
+            linecard,
+            ".".join(map(str, self.card.firmware)),
+            ",".join(k.name for k in self.card.ports),
+        )
+        self._build_ports(self.card, audio)
+        self._events_task = asyncio.create_task(self._pump_events(), name="linecard-events")
+        for port in self.ports:
+            await self.link.send(card.StatusRequest(port))
+        self.supervisor.ready(self.summary())
+        self.supervisor.start_watchdog()
+
+    def _build_ports(self, hello: card.HelloAck, audio: str | None) -> None:
+        assert self.config is not None
+        detect_dtmf = not hello.capabilities & card.Capability.DTMF_DETECT
+        fxs_index = fxo_index = 0
+        for number, kind in enumerate(hello.ports, start=1):
+            if kind is card.PortKind.FXS:
+                lines = self.config.lines.fxs
+                line = lines[fxs_index] if fxs_index < len(lines) else None
+                fxs_index += 1
+            else:
+                lines = self.config.lines.fxo  # type: ignore[assignment]
+                line = lines[fxo_index] if fxo_index < len(lines) else None
+                fxo_index += 1
+            country = (line.country if line is not None else "") or self.config.system.country
+            self.ports[number] = PortController(number, kind, get_profile(country), self._clock)
+            if audio is None:
+                log.warning("port %d: no PCM audio configured; tones and DTMF are off", number)
+                continue
+            stream = SocketStream(PCM_FORMAT, url=audio, line=number, paced=False)
+            media = PortMedia(
+                number,
+                stream,
+                detect_dtmf=detect_dtmf and kind is card.PortKind.FXS,
+                on_digit=self._digit_from_thread,
+                on_failure=self._media_failed_from_thread,
+            )
+            self.media[number] = media
+            media.start()
+
+    async def stop(self) -> None:
+        """Stop everything that was started, in reverse order; safe to call twice."""
+        self.supervisor.stopping()
+        await self.supervisor.stop()  # no keep-alives judged on a half-stopped appliance
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for media in self.media.values():
+            await asyncio.to_thread(media.stop)
+        self.media.clear()
+        if self.link is not None:
+            await self.link.close()
+        if self._events_task is not None:
+            self._events_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._events_task
+            self._events_task = None
+        if self.sim is not None:
+            await self.sim.stop()
+            self.sim = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    # --- health and status ----------------------------------------------------------
+
+    def healthy(self) -> bool:
+        return self.link is not None and self.link.connected
+
+    def summary(self) -> str:
+        kinds = [p.kind for p in self.ports.values()]
+        fxs = sum(k is card.PortKind.FXS for k in kinds)
+        fxo = len(kinds) - fxs
+        busy = sum(p.state not in ("idle",) for p in self.ports.values())
+        link = "up" if self.healthy() else "DOWN"
+        return f"line card {link}, {fxs} FXS + {fxo} FXO, {busy} in use"
+
+    def port_views(self) -> list[PortView]:
+        return [
+            PortView(n, p.kind.name, p.state, p.tone.value if p.tone else None)
+            for n, p in sorted(self.ports.items())
+        ]
+
+    # --- events ---------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return int(time.monotonic() * 1000)
+
+    async def _pump_events(self) -> None:
+        assert self.link is not None
+        async for event in self.link:
+            self.counters.card_events += 1
+            match event:
+                case LinkUp():
+                    log.info("line card link up")
+                    self._clock.reset()
+                    for port in self.ports:
+                        await self.link.send(card.StatusRequest(port))
+                case LinkDown(reason=reason):
+                    self.counters.link_downs += 1
+                    log.error("line card link down: %s", reason)
+                case PeerFault():
+                    log.warning("line card protocol fault: %s", event)
+                case LinkFailed(description=why):
+                    log.error("line card port failed: %s", why)
+                case card.Fault(port=port, kind=kind):
+                    self.counters.faults += 1
+                    log.error("port %d fault: %s", port, kind.name)
+                case card.CommandRejected():
+                    log.error("line card rejected a command: %s", event)
+                case card.Message():
+                    controller = self.ports.get(getattr(event, "port", 0))
+                    if controller is not None:
+                        await self._apply(controller.on_card(event, self._now()))
+                    else:
+                        log.debug("line card: %s", event)
+            self.supervisor.status(self.summary())
+
+    def _digit_from_thread(self, port: int, digit: str) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._on_digit, port, digit)
+
+    def _on_digit(self, port: int, digit: str) -> None:
+        controller = self.ports.get(port)
+        if controller is not None:
+            self._spawn(self._apply(controller.on_digit(digit, self._now())))
+
+    def _media_failed_from_thread(self, port: int, error: BaseException) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._media_failed, port, error)
+
+    def _media_failed(self, port: int, error: BaseException) -> None:
+        self.counters.media_failures += 1
+        log.error("port %d: audio lost (%s)", port, error)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(_log_task_failure)
+
+    async def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case ToneChange(port=port, spec=spec):
+                    media = self.media.get(port)
+                    if media is not None:
+                        media.play(spec)
+                case CardCommand(message=message):
+                    assert self.link is not None
+                    await self.link.send(message)
+                case Report(port=port, report=report):
+                    self.counters.reports += 1
+                    log.info("port %d: %s", port, type(report).__name__)
+                    if self._on_report is not None:
+                        self._on_report(port, report)
+        self._schedule_timer()
+
+    def _schedule_timer(self) -> None:
+        deadlines = [d for p in self.ports.values() if (d := p.next_deadline()) is not None]
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadlines and self._loop is not None:
+            delay = max(min(deadlines) - self._now(), 0) / 1000
+            self._timer = self._loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self._now()
+        actions: list[Action] = []
+        for controller in self.ports.values():
+            deadline = controller.next_deadline()
+            if deadline is not None and deadline <= now:
+                actions += controller.on_timer(now)
+        self._spawn(self._apply(actions))
+
+
+def _log_task_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("event handling failed", exc_info=task.exception())

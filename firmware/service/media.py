@@ -1,0 +1,102 @@
+"""Per-port media loop: the line's PCM clock drives it, one thread per port.
+
+Each 20 ms frame the card sends is read, fed to the DTMF detector (when the card does
+not detect digits itself), and answered at once with one frame of whatever the port
+should hear: the current tone, or silence.  Answering in lockstep with the card's clock
+keeps the two directions aligned without a buffer of our own, and a new tone goes out
+with the very next frame (dial tone within one frame of the hook event being handled).
+
+Threading: the loop thread owns the stream and the detector.  The asyncio side changes
+the tone with :meth:`PortMedia.play`, a single reference swap (atomic under the GIL);
+detected digits go back through ``on_digit``, which must be thread-safe
+(``loop.call_soon_threadsafe`` in the service).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Final
+
+import numpy as np
+
+from drivers.audio.base import PcmStream
+from drivers.audio.errors import AudioError
+from firmware.dsp.dtmf import DtmfDetector, DtmfStart
+from firmware.dsp.tones import TonePlayer, ToneSpec
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT_S: Final = 2.0  # a stream blocks for at most a few frames; beyond that it is wedged
+
+
+class PortMedia:
+    def __init__(
+        self,
+        port: int,
+        stream: PcmStream,
+        *,
+        detect_dtmf: bool,
+        on_digit: Callable[[int, str], None],
+        on_failure: Callable[[int, BaseException], None],
+    ) -> None:
+        self.port = port
+        self.stream = stream
+        self._detector = DtmfDetector(stream.fmt.rate) if detect_dtmf else None
+        self._on_digit = on_digit
+        self._on_failure = on_failure
+        self._player: TonePlayer | None = None
+        self._silence = bytes(stream.fmt.bytes_per_frame)
+        self._samples = stream.fmt.samples_per_frame
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.frames = 0
+        self.tone_started_at: float | None = None  # monotonic time the current tone first went out
+
+    def play(self, spec: ToneSpec | None) -> None:
+        """Play ``spec`` from the next frame on (None: silence).  Any thread."""
+        self._player = None if spec is None else TonePlayer(spec, self.stream.fmt.rate)
+        self.tone_started_at = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"port {self.port} media already started")
+        self._thread = threading.Thread(
+            target=self._run, name=f"media-port{self.port}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop and close the stream; waits for the thread."""
+        self._stop.set()
+        self.stream.close()  # unblocks a read in progress
+        if self._thread is not None:
+            self._thread.join(JOIN_TIMEOUT_S)
+            if self._thread.is_alive():
+                log.error("media thread of port %d did not stop", self.port)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                heard = self.stream.read_frame()
+                player = self._player
+                if player is None:
+                    self.stream.write_frame(self._silence)
+                else:
+                    self.stream.write_frame(player.next_frame(self._samples).tobytes())
+                    if self.tone_started_at is None:
+                        self.tone_started_at = time.monotonic()
+                self.frames += 1
+                if self._detector is not None:
+                    for event in self._detector.feed(np.frombuffer(heard, dtype="<i2")):
+                        if isinstance(event, DtmfStart):
+                            self._on_digit(self.port, event.digit)
+        except AudioError as e:
+            if not self._stop.is_set():
+                log.error("port %d audio stopped: %s", self.port, e)
+                self._on_failure(self.port, e)
+        except Exception as e:  # a bug: the service must hear of it, not a silent thread
+            log.exception("port %d media loop crashed", self.port)
+            self._on_failure(self.port, e)

@@ -1,0 +1,164 @@
+"""Between the line card and the line state machines: one ``PortController`` per port.
+
+Sans-IO like the machines it wraps: card messages and ``now`` in; card commands, tone
+changes and reports out.  The service's I/O shell (``appliance.py``) sends the commands,
+hands tone changes to the port's media loop and publishes the reports.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from drivers.linecard import protocol as card
+from firmware.dsp.profiles import CountryProfile
+from firmware.dsp.tones import ToneSpec
+from firmware.lines import messages as m
+from firmware.lines.cardclock import CardClock
+from firmware.lines.fxo import FxoPort
+from firmware.lines.fxs import FxsPort
+from firmware.lines.timing import LineTiming
+
+log = logging.getLogger(__name__)
+
+# Receiver off-hook ("howler") tone: 1400+2060+2450+2600 Hz, 0.1 s on / 0.1 s off,
+# Telcordia GR-506-CORE §17.2.8.  No national profile in E.180 Suppl. 2 defines one, so
+# every country gets this; the level is high on purpose (it must be heard off the ear).
+HOWLER: Final = ToneSpec.parse("1400+2060+2450+2600/100,0/100", -3.0, name="howler")
+
+# lines.Tone -> profile tone names, first match wins (recall dial tone is a stutter).
+TONE_NAMES: Final[dict[m.Tone, tuple[str, ...]]] = {
+    m.Tone.DIAL: ("dial",),
+    m.Tone.RECALL_DIAL: ("recall_dial", "stutter_dial"),
+    m.Tone.RINGBACK: ("ringback",),
+    m.Tone.BUSY: ("busy",),
+    m.Tone.CONGESTION: ("congestion", "busy"),
+    m.Tone.CALL_WAITING: ("call_waiting",),
+}
+
+
+def tone_spec(profile: CountryProfile, tone: m.Tone) -> ToneSpec:
+    if tone is m.Tone.HOWLER:
+        return HOWLER
+    for name in TONE_NAMES[tone]:
+        if name in profile.tones:
+            return profile.tones[name]
+    raise KeyError(f"{profile.code} has no tone for {tone.value}")
+
+
+@dataclass(frozen=True, slots=True)
+class ToneChange:
+    """The port's media loop should play ``spec`` from now on (None: silence)."""
+
+    port: int
+    spec: ToneSpec | None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Something call control and the event stream care about."""
+
+    port: int
+    report: m.Report
+
+
+@dataclass(frozen=True, slots=True)
+class CardCommand:
+    message: card.Message
+
+
+Action = ToneChange | Report | CardCommand
+
+
+class PortController:
+    """One port's line machine plus the translation to and from the wire protocol."""
+
+    def __init__(
+        self, port: int, kind: card.PortKind, profile: CountryProfile, clock: CardClock
+    ) -> None:
+        self.port = port
+        self.kind = kind
+        self.profile = profile
+        self._clock = clock
+        timing = LineTiming.from_profile(profile)
+        self.machine: FxsPort | FxoPort = (
+            FxsPort(timing) if kind is card.PortKind.FXS else FxoPort(timing)
+        )
+        self.tone: m.Tone | None = None
+
+    @property
+    def state(self) -> str:
+        state: str = self.machine.state.value
+        return state
+
+    def next_deadline(self) -> int | None:
+        return self.machine.next_deadline()
+
+    def on_card(self, message: card.Message, now: int) -> list[Action]:
+        """A card event for this port; unknown kinds of event are logged, not fatal."""
+        event = self._event(message, now)
+        if event is None:
+            return []
+        return self._run(event, now)
+
+    def on_digit(self, digit: str, now: int) -> list[Action]:
+        """A DTMF digit from the media loop's detector."""
+        if not isinstance(self.machine, FxsPort) or self.machine.hook_on:
+            return []
+        return self._run(m.DtmfDigit(digit), now)
+
+    def on_timer(self, now: int) -> list[Action]:
+        return self._translate(self.machine.handle_timer(now))
+
+    def _run(self, event: m.FxsEvent | m.FxoEvent, now: int) -> list[Action]:
+        if isinstance(self.machine, FxsPort):
+            outputs = self.machine.handle(event, now)  # type: ignore[arg-type]
+        else:
+            outputs = self.machine.handle(event, now)  # type: ignore[arg-type]
+        return self._translate(outputs)
+
+    def _event(self, message: card.Message, now: int) -> m.FxsEvent | m.FxoEvent | None:
+        match message:
+            case card.HookChange(off_hook=off, timestamp_ms=ts) if self.kind is card.PortKind.FXS:
+                at = self._clock.to_host(ts, now)
+                return m.HookOff(at=at) if off else m.HookOn(at=at)
+            case card.Digit() if isinstance(self.machine, FxsPort):
+                return None if self.machine.hook_on else m.DtmfDigit(message.char)
+            case card.RingDetect(active=on, timestamp_ms=ts) if self.kind is card.PortKind.FXO:
+                return m.RingVoltage(on=on, at=self._clock.to_host(ts, now))
+            case card.PolarityChange(timestamp_ms=ts) if self.kind is card.PortKind.FXO:
+                return m.PolarityReversal(at=self._clock.to_host(ts, now))
+            case card.LoopCurrent(present=present, timestamp_ms=ts) if (
+                self.kind is card.PortKind.FXO
+            ):
+                return m.LoopCurrent(present=present, at=self._clock.to_host(ts, now))
+        log.debug("port %d: %s not handled by the line machine", self.port, message)
+        return None
+
+    def _translate(self, outputs: list[m.Output]) -> list[Action]:
+        actions: list[Action] = []
+        for out in outputs:
+            match out:
+                case m.StartTone(tone=tone):
+                    self.tone = tone
+                    actions.append(ToneChange(self.port, tone_spec(self.profile, tone)))
+                case m.StopTone():
+                    self.tone = None
+                    actions.append(ToneChange(self.port, None))
+                case m.StartRinging(cadence=cadence):
+                    pairs = tuple(zip(cadence.pattern[::2], cadence.pattern[1::2], strict=True))
+                    actions.append(CardCommand(card.Ring(self.port, pairs)))
+                case m.StopRinging():
+                    actions.append(CardCommand(card.StopRing(self.port)))
+                case m.Seize():
+                    actions.append(CardCommand(card.Seize(self.port)))
+                case m.Release():
+                    actions.append(CardCommand(card.Release(self.port)))
+                case m.SendCallerId() | m.StopCallerId():
+                    # Nothing calls an FXS port with caller ID before the SIP bridge (issue 4)
+                    # does; the machine starts ringing on its own pre-ring timeout anyway.
+                    log.info("port %d: %s not generated yet", self.port, out)
+                case _:
+                    actions.append(Report(self.port, out))
+        return actions
