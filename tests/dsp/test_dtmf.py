@@ -312,6 +312,13 @@ def test_feed_refuses_oversized_chunks_and_bad_rates():
             DtmfDetector(rate)
 
 
+def test_whole_recordings_longer_than_one_chunk_are_analysed(monkeypatch):
+    monkeypatch.setattr(dtmf, "MAX_CHUNK_SAMPLES", 1000)
+    pcm = generate_dtmf("0123456789", on_ms=80, off_ms=80)
+    assert pcm.size > 10 * 1000
+    assert "".join(t.digit for t in detect_dtmf(pcm)) == "0123456789"
+
+
 def test_events_are_frozen_and_validated():
     start = DtmfStart("5", 10.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
