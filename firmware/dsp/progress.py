@@ -357,7 +357,10 @@ class CallProgressDetector:
         if arr.dtype.kind not in "iuf":
             raise ProgressError(f"frame dtype {arr.dtype} is not numeric PCM")
         x = arr.astype(np.float64)
-        return self.feed_samples(x, float(np.dot(x, x)) / x.size)
+        total = float(np.dot(x, x)) / x.size
+        if not math.isfinite(total):
+            raise ProgressError("frame holds NaN or infinite samples")
+        return self.feed_samples(x, total)
 
     def feed_samples(self, x: npt.NDArray[np.float64], total: float) -> list[ProgressEvent]:
         """:meth:`feed` for a caller that already has the frame as float64 (1-D, at most

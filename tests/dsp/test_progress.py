@@ -238,6 +238,11 @@ def test_bad_input_is_refused():
         det.feed(np.zeros((2, 160), np.int16))
     with pytest.raises(ProgressError, match="cap"):
         det.feed(np.zeros(9000, np.int16))
+    with pytest.raises(ProgressError, match="NaN or infinite"):
+        det.feed(np.array([0.0, np.nan] * 80))
+    with pytest.raises(ProgressError, match="NaN or infinite"):
+        det.feed(np.array([0.0, np.inf] * 80))
+    assert det.feed(np.zeros(160, np.int16)) == []  # still usable afterwards
     with pytest.raises(ProgressError, match="not numeric"):
         det.feed(np.array(["a"] * 160))
     with pytest.raises(ProgressError, match="sample rate"):
