@@ -310,7 +310,8 @@ def _callerid(args: argparse.Namespace) -> int:
     return _write(args.output, pcm, args.rate, what)
 
 
-CAS_TO_FSK_MS = 160  # GR-30-CORE: ACK 55..160 ms after CAS, FSK 50..500 ms after the ACK
+CAS_TO_FSK_MS = 160  # stands for the CPE acknowledgement window (GR-30-CORE: ACK within
+#                       160 ms of the CAS end, FSK 50..500 ms after the ACK)
 
 
 # --- analysis ---------------------------------------------------------------------------
