@@ -72,6 +72,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--standard", choices=["bell202", "v23"], default=None)
     p.add_argument("--country", default=None, help="use the country's caller ID settings")
     p.add_argument(
+        "--dtmf-format",
+        choices=["A...C", "A...#", "D...C", "D...#", "...#"],
+        default=None,
+        help="DTMF caller ID variant (default: the country's, else A...C)",
+    )
+    p.add_argument(
         "--call-waiting", action="store_true",
         help="type II burst (no seizure), after the CPE alerting signal when available",
     )  # fmt: skip
@@ -86,6 +92,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--callerid", choices=["bell202", "v23", "auto"], default="auto",
         help="FSK standard to decode (default: the country's, or both)",
     )  # fmt: skip
+    p.add_argument(
+        "--dtmf-format",
+        choices=["A...C", "A...#", "D...C", "D...#", "...#"],
+        default=None,
+        help="also decode DTMF caller ID of this variant (default: the country's, if DTMF)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -271,7 +283,9 @@ def _callerid(args: argparse.Namespace) -> int:
         spec = get_profile(args.country).callerid
     dtmf_format = None
     if args.format == "dtmf":
-        dtmf_format = spec.dtmf_format if spec is not None and spec.dtmf_format else "A...C"
+        dtmf_format = args.dtmf_format or (
+            spec.dtmf_format if spec is not None and spec.dtmf_format else "A...C"
+        )
     try:
         msg = analysis.build_message(
             args.format,
@@ -361,7 +375,7 @@ def _analyse(args: argparse.Namespace) -> int:
         report["missing"].append("callerid")
         report["callerid"] = None
     else:
-        report["callerid"] = _decode_callerid(pcm, args.callerid, profile)
+        report["callerid"] = _decode_callerid(pcm, args.callerid, profile, args.dtmf_format)
 
     events = progress.analyse(np.asarray(pcm), profile, rate)
     report["progress"] = [_jsonable(e) for e in events]
@@ -395,14 +409,17 @@ def _analyse(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _decode_callerid(pcm: Any, choice: str, profile: Any) -> list[dict[str, Any]]:
+def _decode_callerid(
+    pcm: Any, choice: str, profile: Any, dtmf_format: str | None = None
+) -> list[dict[str, Any]]:
     """Every caller ID message with its time, fields and checksum verdict, and every
     2130+2750 Hz alerting signal (type II CAS or the ETSI/BT DT-AS before a burst)."""
     from firmware.dsp.callerid import analysis, type2
     from firmware.dsp.pcm import FRAME_SAMPLES
 
     spec = profile.callerid
-    dtmf_format = spec.dtmf_format if spec.standard == "dtmf" else None
+    if dtmf_format is None and spec.standard == "dtmf":
+        dtmf_format = spec.dtmf_format
     standard: Literal["bell202", "v23", "auto"] = (
         "bell202" if choice == "bell202" else "v23" if choice == "v23" else "auto"
     )

@@ -217,6 +217,10 @@ def test_missing_modules_are_reported_not_skipped(capsys, tmp_path):
          "dtmf A...C", "dtmf", {"number": "0812345", "digits": "A0812345C"}),
         (["--format", "dtmf", "--country", "FI", "--absence", "private"],
          "dtmf A...C", "dtmf", {"absence": "private"}),
+        (["--format", "dtmf", "--dtmf-format", "D...#", "--number", "123", "--country", "ITU"],
+         "dtmf D...#", "dtmf", {"number": "123", "digits": "D123#"}),
+        (["--format", "dtmf", "--dtmf-format", "...#", "--number", "456", "--country", "ITU"],
+         "dtmf ...#", "dtmf", {"number": "456", "digits": "456#"}),
     ],
 )  # fmt: skip
 def test_callerid_bursts_round_trip(capsys, tmp_path, argv, signalling, kind, fields):
@@ -228,7 +232,10 @@ def test_callerid_bursts_round_trip(capsys, tmp_path, argv, signalling, kind, fi
     padded = np.concatenate([np.zeros(4000, np.int16), audio, np.zeros(4000, np.int16)])
     wav.write_bytes(wavio.write_wav(padded, 8000))
     country = argv[argv.index("--country") + 1] if "--country" in argv else "US"
-    status, out, _ = run(capsys, "analyse", str(wav), "--country", country, "--json")
+    extra = (
+        ["--dtmf-format", argv[argv.index("--dtmf-format") + 1]] if "--dtmf-format" in argv else []
+    )
+    status, out, _ = run(capsys, "analyse", str(wav), "--country", country, *extra, "--json")
     doc = json.loads(out)
     records = [r for r in doc["callerid"] if r["signalling"] != "2130+2750"]
     assert len(records) == 1, doc["callerid"]
@@ -244,7 +251,7 @@ def test_callerid_bursts_round_trip(capsys, tmp_path, argv, signalling, kind, fi
     if kind == "dtmf":  # the digits also show as DTMF
         digits = "".join(t["digit"] for t in doc["dtmf"])
         assert digits == rec["fields"]["digits"]
-    status, out, _ = run(capsys, "analyse", str(wav), "--country", country)
+    status, out, _ = run(capsys, "analyse", str(wav), "--country", country, *extra)
     assert f"{signalling:<7} {kind}" in out
 
 
