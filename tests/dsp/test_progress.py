@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.dsp import g711, levels
+from firmware.dsp import g711, levels, wavio
 from firmware.dsp.pcm import SAMPLE_RATE, to_pcm
 from firmware.dsp.profiles import COUNTRY_CODES, CountryProfile, get_profile
 from firmware.dsp.progress import (
@@ -324,3 +327,52 @@ def test_speech_is_not_busy():
     busy = [e for es in false_tones.values() for e in es if e.tone in ("busy", "congestion")]
     assert busy == []
     assert not [e for es in false_tones.values() for e in es if e.tone == "sit"]
+
+
+SOX = shutil.which("sox")
+
+
+@pytest.mark.skipif(SOX is None, reason="sox (Debian package) not installed")
+@pytest.mark.parametrize(
+    ("code", "freqs", "cadence", "tone"),
+    [
+        ("US", (480, 620), (500, 500), "busy"),
+        ("US", (480, 620), (250, 250), "congestion"),
+        ("GB", (400,), (400, 350, 225, 525), "congestion"),
+        ("DE", (425,), (480, 480), "busy"),
+        ("US", (440, 480), (2000, 4000), "ringback"),
+    ],
+)
+def test_tones_made_by_sox_are_recognised(tmp_path, code, freqs, cadence, tone):
+    """A tone generator nobody here wrote (sox synth), through a sox A-law file."""
+    assert SOX is not None
+    parts = []
+    for i, ms in enumerate(cadence * 4):
+        part = tmp_path / f"p{i}.wav"
+        if i % 2:
+            cmd = [
+                SOX,
+                "-n",
+                "-r",
+                "8000",
+                "-b",
+                "16",
+                "-c",
+                "1",
+                str(part),
+                "trim",
+                "0",
+                f"{ms / 1000}",
+            ]
+        else:
+            synth = ["synth", f"{ms / 1000}", "sine", str(freqs[0])]
+            for f in freqs[1:]:
+                synth += ["synth", f"{ms / 1000}", "sine", "mix", str(f)]
+            cmd = [SOX, "-n", "-r", "8000", "-b", "16", "-c", "1", str(part), *synth, "vol", "0.05"]
+        subprocess.run(cmd, check=True, timeout=60)
+        parts.append(str(part))
+    out = tmp_path / "tone.wav"
+    subprocess.run([SOX, *parts, "-e", "a-law", str(out)], check=True, timeout=60)
+    pcm = wavio.read_wav(out.read_bytes()).pcm
+    found = first_tone(analyse(pcm, get_profile(code)))
+    assert found is not None and found.tone == tone, found
