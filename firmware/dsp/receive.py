@@ -8,7 +8,6 @@ the per-line cost in ``bench/bench_dsp.py``) uses.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -17,7 +16,7 @@ import numpy.typing as npt
 
 from firmware.dsp.callerid import CallerIdError, CallerIdMessage, FskDemodulator, FskStandard
 from firmware.dsp.dtmf import DtmfDetector, DtmfEvent
-from firmware.dsp.levels import CLIP_THRESHOLD, RMS_0DBM0, SILENCE_DBM0, Level
+from firmware.dsp.levels import Level, level_of
 from firmware.dsp.pcm import SAMPLE_RATE
 from firmware.dsp.profiles import CountryProfile
 from firmware.dsp.progress import MAX_FRAME, CallProgressDetector, ProgressError, ProgressEvent
@@ -59,16 +58,9 @@ class LineReceiver:
         if arr.size == 0 or arr.size > MAX_FRAME:
             raise ProgressError(f"frame of {arr.size} samples is not in 1..{MAX_FRAME}")
         x = arr.astype(np.float64)
-        total = float(np.dot(x, x)) / x.size
-        peak = int(abs(x).max())  # on the float copy: cheaper than two int16 reductions
-        clipped = (
-            int(np.count_nonzero(np.abs(x) >= CLIP_THRESHOLD)) if peak >= CLIP_THRESHOLD else 0
-        )
-        dbm0 = (
-            max(10 * math.log10(total / RMS_0DBM0**2), SILENCE_DBM0) if total > 0 else SILENCE_DBM0
-        )
+        level, total = level_of(x)
         return Received(
-            Level(dbm0, peak, clipped),
+            level,
             self.dtmf.feed(arr) if self.dtmf is not None else [],
             self.fsk.feed(arr) if self.fsk is not None else [],
             self.progress.feed_samples(x, total),
