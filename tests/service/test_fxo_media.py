@@ -16,6 +16,7 @@ from drivers.sim.simulator import Simulator
 from firmware.dsp.profiles import get_profile
 from firmware.lines import messages as m
 from firmware.lines.cardclock import CardClock
+from firmware.lines.fxo import FxoPort
 from firmware.service.callerid_rx import Heard
 from firmware.service.media import PortMedia
 from firmware.service.ports import PortController, Report
@@ -81,6 +82,14 @@ def test_controller_turns_caller_id_and_busy_into_line_events() -> None:
     actions = controller.on_card(p.RingDetect(3, False, 400), 1600)
     reports = [a.report for a in actions if isinstance(a, Report)]
     assert reports == [m.IncomingCall(m.CallerId("5551234", "ALICE"))]
+    # Caller ID while ringing (after the first ring, the US way) is reported on its own.
+    late = controller.on_caller_id("5551234", None, 1700)
+    assert late == [Report(3, m.CallerIdReceived(m.CallerId("5551234")))]
+    machine = controller.machine
+    assert isinstance(machine, FxoPort)
+    assert m.Seize() in machine.handle(m.AnswerCall(), 1800)  # call control answers
+    actions = controller.on_busy(5000)
+    assert Report(3, m.Disconnected(m.DisconnectCause.BUSY_TONE)) in actions
 
 
 def test_ponte_run_reports_the_caller_id_of_an_incoming_call(tmp_path: Path) -> None:
