@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.linecard import protocol as p
 from drivers.linecard.link import Link
 from drivers.sim.audio_client import AudioClient
 from drivers.sim.co import CoState
+from drivers.sim.control import request
 from drivers.sim.endpoint import SimError
 from drivers.sim.signals import BUILTIN, Alerting
 from drivers.sim.simulator import Simulator
 from drivers.sim.tones import FRAME_SAMPLES, dtmf
+from firmware import cli
 from firmware.dsp.callerid import CallSetup, DtmfClip, DtmfClipDecoder, FskDemodulator
 from firmware.dsp.dtmf import DtmfDetector
 from firmware.dsp.profiles import COUNTRY_CODES, get_profile
@@ -191,3 +196,69 @@ def test_alerting_map_covers_every_profile() -> None:
         assert render is not None
         seen.add(render("1", None, None).alerting)
     assert Alerting.AFTER_FIRST_RING in seen and Alerting.POLARITY_REVERSAL in seen
+
+
+async def test_ponte_sim_cli_rings_with_caller_id_and_refuses_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    control = tmp_path / "sim.sock"
+    base = ["sim", "--control", str(control), "co"]
+    async with Simulator(fxs=1, fxo=1, country="ZA", control=control, signals=KIT) as sim:
+        ok = await asyncio.to_thread(
+            cli.main, [*base, "ring", "1", "--caller-id", "5551234", "--name", "ALICE"]
+        )
+        assert ok == 0 and "caller_id_sent=True" in capsys.readouterr().out
+        assert (sim.co.line(1).caller_id, sim.co.line(1).caller_name) == ("5551234", "ALICE")
+        await asyncio.to_thread(cli.main, [*base, "cancel", "1"])
+        capsys.readouterr()
+        for bad in (["--name", "X" * 51], ["--caller-id", "555-1234"], ["--name", "Zoë"]):
+            assert await asyncio.to_thread(cli.main, [*base, "ring", "1", *bad]) == 1
+            err = capsys.readouterr().err
+            assert "caller" in err, err
+        assert sim.co.line(1).state is CoState.IDLE
+        response = await asyncio.to_thread(
+            request, control, {"target": "co", "number": 1, "action": "ring", "name": 5}
+        )
+        assert response == {"ok": False, "error": "'name' must be a string"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    code=st.sampled_from(COUNTRY_CODES),
+    number=st.text("0123456789", min_size=1, max_size=15),
+    name=st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=15),
+)
+def test_any_country_any_identity_survives_the_simulated_line(
+    code: str, number: str, name: str
+) -> None:
+    bench = Bench(fxs=1, fxo=1, country=code, signals=KIT)
+    bench.run(0.05)
+    bench.card.co.line(1).ring(caller_id=number, name=name)
+    bench.run(7.5)
+    decoded = decode_frames(code, bench.to_host[2])
+    if get_profile(code).callerid.standard == "dtmf":
+        assert [(h.number, h.name) for _, h in decoded] == [(number, None)]
+    else:
+        assert [(h.number, h.name) for _, h in decoded] == [(number, name)]
+    assert ring_edges(bench), "ringing follows the caller ID"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    code=st.sampled_from(["US", "GB", "SE"]),
+    seed=st.integers(0, 2**32 - 1),
+    cut=st.integers(0, 4000),
+)
+def test_receivers_take_garbage_and_cut_bursts_without_inventing_callers(
+    code: str, seed: int, cut: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    render = KIT.exchange(code).caller_id
+    assert render is not None
+    good = render("5551234", None, "11251830").data
+    noise = rng.integers(-32768, 32767, 8000, dtype=np.int16)
+    pcm = np.concatenate([noise, good[: len(good) - cut - 1], np.zeros(8000, np.int16)])
+    rx = CallerIdReceiver(get_profile(code))
+    heard = [h for i in range(0, len(pcm) - 159, 160) for h in rx.feed(pcm[i : i + 160])]
+    # A truncated burst may fail to decode (reported as an error), but never as another caller.
+    assert all(h.error is not None or h.number == "5551234" for h in heard)
