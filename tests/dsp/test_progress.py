@@ -278,6 +278,32 @@ def test_cadence_matches():
     assert not cadence_matches([2000.0], Cadence((2000.0, 4000.0)), 1, open_last=3000)
 
 
+SIT_COUNTRIES = [
+    c
+    for c in COUNTRY_CODES
+    if c not in ("AU", "ES", "FI", "NZ")  # no three-tone SIT there
+]
+
+
+@pytest.mark.parametrize("code", SIT_COUNTRIES)
+def test_special_information_tone(code):
+    profile = get_profile(code)
+    spec = profile.tones["sit"]
+    pcm = TonePlayer(spec, level_offset_db=-10).render_ms(3000)
+    power = next(s for s in spec.segments if not s.silent).power_dbm0 - 10
+    heard = line(pcm, law="alaw", snr_db=15.0, level_db=power)
+    found = [e for e in analyse(heard, profile) if isinstance(e, ToneDetected)]
+    assert found and found[0].tone == "sit", (code, found)
+    assert len(found[0].on_off_ms) == 3
+    assert 700 < found[0].at_ms < 1300
+    # The same three tones in the wrong order are not a SIT.
+    backwards = ToneSpec(tuple(reversed(spec.segments[:3])), "backwards")
+    assert not [
+        e for e in analyse(TonePlayer(backwards).render_ms(3000), profile)
+        if isinstance(e, ToneDetected) and e.tone == "sit"
+    ]  # fmt: skip
+
+
 def test_speech_is_not_busy():
     """A few minutes of the espeak-ng corpus (bench/conformance_progress.py runs 30)."""
     corpus = pytest.importorskip("bench.corpus")
@@ -292,3 +318,4 @@ def test_speech_is_not_busy():
         assert first_voice.at_ms < 3000
     busy = [e for es in false_tones.values() for e in es if e.tone in ("busy", "congestion")]
     assert busy == []
+    assert not [e for es in false_tones.values() for e in es if e.tone == "sit"]
