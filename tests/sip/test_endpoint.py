@@ -1,0 +1,156 @@
+"""The endpoint thread: lifecycle, transports, limits, command errors."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+import pytest
+
+from firmware.sip.endpoint import SipEndpoint, tls_library_version
+from firmware.sip.errors import PjsuaError, SipConfigError, SipLimitError, SipUsageError
+from firmware.sip.limits import PJSUA_MAX_ACCOUNTS
+from firmware.sip.settings import (
+    MAX_USER_ACCOUNTS,
+    AccountSettings,
+    EndpointSettings,
+    TlsSettings,
+    TransportSettings,
+)
+from tests.sip.peers import make_pki
+
+
+def _acc(i: int) -> AccountSettings:
+    return AccountSettings(name=f"a{i}", registrar="127.0.0.1:9", username=f"u{i}", register=False)
+
+
+async def test_start_stop_restart_many_times_in_one_process() -> None:
+    ep = SipEndpoint(EndpointSettings(transports=(TransportSettings("udp"),)))
+    ports = set()
+    for _ in range(5):
+        await ep.start()
+        assert ep.running
+        udp = ep.transport("udp")
+        ports.add(udp.port)
+        # the port pjsua2 chose really is bound by it
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s, pytest.raises(OSError):
+            s.bind(("127.0.0.1", udp.port))
+        version = await ep.call(lambda core: str(core.ep.libVersion().full))
+        assert version.startswith("2.15")
+        await ep.stop()
+        assert not ep.running
+    await ep.restart()
+    await ep.restart()
+    await ep.stop()
+    assert len(ports) >= 2
+    # no pjsua2 thread left behind
+    assert not [t for t in threading.enumerate() if t.name == "pjsua2"]
+
+
+async def test_commands_run_on_the_endpoint_thread_and_errors_come_back() -> None:
+    ep = SipEndpoint(EndpointSettings())
+    await ep.start()
+    try:
+        name = await ep.call(lambda core: threading.current_thread().name)
+        assert name == "pjsua2"
+        with pytest.raises(ZeroDivisionError):
+            await ep.call(lambda core: 1 // 0)
+        with pytest.raises(SipUsageError, match="no call 3"):
+            await ep.hangup(3)
+        # pjsua2's own refusal becomes a PjsuaError naming the operation
+        with pytest.raises(PjsuaError, match="command failed"):
+            await ep.call(lambda core: core.ep.codecSetPriority("nosuch/8000/1", 1))
+        # a second start on a running endpoint is our mistake, said clearly
+        with pytest.raises(SipUsageError, match="running already"):
+            await ep.start()
+    finally:
+        await ep.stop()
+    with pytest.raises(SipUsageError, match="not running"):
+        await ep.call(lambda core: None)
+
+
+async def test_udp_tcp_tls_transports_and_tls_library(tmp_path) -> None:
+    pki = make_pki(tmp_path)
+    tls = TlsSettings(str(pki.cert), str(pki.key), str(pki.ca_cert), require_client_cert=True)
+    settings = EndpointSettings(
+        transports=(
+            TransportSettings("udp"),
+            TransportSettings("tcp"),
+            TransportSettings("tls", tls=tls),
+        )
+    )
+    ep = SipEndpoint(settings)
+    await ep.start()
+    try:
+        kinds = {t.kind: t for t in ep.transports}
+        assert set(kinds) == {"udp", "tcp", "tls"}
+        for t in kinds.values():
+            assert t.host == "127.0.0.1" and t.port > 0
+        # the TLS listener accepts a TCP connection on the port it reports
+        with socket.create_connection(("127.0.0.1", kinds["tls"].port), timeout=2):
+            pass
+    finally:
+        await ep.stop()
+    assert tls_library_version().startswith("OpenSSL 1.0.2")
+
+
+async def test_account_limit_is_refused_before_pjsua2_aborts() -> None:
+    with pytest.raises(SipLimitError, match=f"holds {PJSUA_MAX_ACCOUNTS}"):
+        EndpointSettings(accounts=tuple(_acc(i) for i in range(MAX_USER_ACCOUNTS + 1)))
+    ep = SipEndpoint(EndpointSettings(accounts=tuple(_acc(i) for i in range(MAX_USER_ACCOUNTS))))
+    await ep.start()
+    try:
+        count = await ep.call(lambda core: len(core.accounts) + 1)
+        assert count == PJSUA_MAX_ACCOUNTS
+        # the one that would be pjsua's 9th: refused in Python, the process lives on
+        with pytest.raises(SipLimitError, match="aborts the process"):
+            await ep.add_account(_acc(99))
+        assert ep.running
+    finally:
+        await ep.stop()
+
+
+def test_settings_refuse_what_pjsua2_cannot_do() -> None:
+    with pytest.raises(SipLimitError, match=r"1\.\.4"):
+        EndpointSettings(max_calls=5)
+    with pytest.raises(SipConfigError, match="no tls transport"):
+        EndpointSettings(
+            accounts=(AccountSettings(name="t", registrar="h", username="u", transport="tls"),)
+        )
+    with pytest.raises(SipConfigError, match="mandatory SRTP needs the TLS"):
+        AccountSettings(name="t", registrar="h", username="u", srtp="mandatory")
+    with pytest.raises(SipConfigError, match="not an IP address"):
+        TransportSettings("udp", host="localhost")
+    with pytest.raises(SipConfigError, match="TLS settings"):
+        TransportSettings("tls")
+
+
+async def test_a_port_in_use_is_a_clear_error_and_the_endpoint_can_start_again() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        ep = SipEndpoint(EndpointSettings(transports=(TransportSettings("udp", port=port),)))
+        with pytest.raises(PjsuaError, match=f"udp transport on 127.0.0.1:{port}"):
+            await ep.start()
+    assert not ep.running
+    await ep.start()
+    await ep.stop()
+
+
+async def test_event_overflow_is_counted_not_queued_without_bound() -> None:
+    ep = SipEndpoint(EndpointSettings(events_cap=3))
+    await ep.start()
+    try:
+        from firmware.sip.events import InviteRefused
+
+        def flood(core) -> None:
+            for _ in range(10):
+                core.emit(InviteRefused("192.0.2.1", 403, "x", True))
+
+        await ep.call(flood)
+        got = [await asyncio.wait_for(ep.next_event(), 2) for _ in range(3)]
+        assert all(isinstance(e, InviteRefused) for e in got)
+        assert ep.events_dropped == 7
+    finally:
+        await ep.stop()

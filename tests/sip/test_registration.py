@@ -1,0 +1,138 @@
+"""Trunk registration against a real kamailio with digest authentication (UDP and TLS)."""
+
+from __future__ import annotations
+
+import pytest
+
+from firmware.sip.endpoint import SipEndpoint
+from firmware.sip.events import RegistrationChanged, RegistrationRetryScheduled
+from firmware.sip.settings import (
+    AccountSettings,
+    EndpointSettings,
+    TlsSettings,
+    TransportSettings,
+    account_from_store,
+)
+from firmware.store.schema import NatConfig, Trunk
+from tests.sip.helpers import wait_event
+from tests.sip.peers import Kamailio, make_pki
+
+USERS = {"alice": "alicepw", "bob": "bobpw"}
+
+
+@pytest.fixture
+def kamailio(tmp_path):
+    kam = Kamailio(tmp_path / "kam", USERS)
+    yield kam
+    kam.stop()
+
+
+async def test_trunk_from_the_store_registers_over_udp(kamailio: Kamailio) -> None:
+    trunk = Trunk(
+        name="provider",
+        registrar=f"127.0.0.1:{kamailio.port}",
+        username="alice",
+        password="alicepw",
+        realm="127.0.0.1",
+        expiry_s=120,
+        nat=NatConfig(keepalive_s=0),
+    )
+    settings = EndpointSettings(
+        transports=(TransportSettings("udp"),), accounts=(account_from_store(trunk),)
+    )
+    ep = SipEndpoint(settings)
+    await ep.start()
+    try:
+        ev = await wait_event(ep, RegistrationChanged, lambda e: e.account == "provider")
+        assert ev.registered and ev.code == 200
+        assert 0 < ev.expires_s <= 120
+        dump = kamailio.kamcmd("ul.dump")
+        assert dump is not None and "alice" in dump
+        assert f"127.0.0.1:{ep.transport('udp').port}" in dump
+    finally:
+        await ep.stop()
+    # stop() unregistered: the registrar no longer knows the contact
+    dump = kamailio.kamcmd("ul.dump")
+    assert dump is not None and "alice" not in dump
+
+
+async def test_wrong_password_is_a_clear_failure_with_back_off(kamailio: Kamailio) -> None:
+    acc = AccountSettings(
+        name="provider",
+        registrar=f"127.0.0.1:{kamailio.port}",
+        username="bob",
+        password="not-bobs",
+        retry_s=30,
+    )
+    ep = SipEndpoint(EndpointSettings(accounts=(acc,)))
+    await ep.start()
+    try:
+        ev = await wait_event(ep, RegistrationChanged)
+        assert not ev.registered
+        assert ev.code in (401, 403)
+        retry = await wait_event(ep, RegistrationRetryScheduled)
+        assert retry.attempt == 1 and 27 <= retry.delay_s <= 33
+        dump = kamailio.kamcmd("ul.dump")
+        assert dump is not None and "bob" not in dump
+    finally:
+        await ep.stop()
+
+
+async def test_registration_over_tls_verifying_the_registrar(tmp_path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    kam = Kamailio(tmp_path / "kam", USERS, tls=pki)
+    try:
+        tls = TlsSettings(str(pki.cert), str(pki.key), str(pki.ca_cert), verify_server=True)
+        acc = AccountSettings(
+            name="secure",
+            registrar=f"127.0.0.1:{kam.tls_port}",
+            username="alice",
+            password="alicepw",
+            transport="tls",
+            srtp="mandatory",
+        )
+        settings = EndpointSettings(
+            transports=(TransportSettings("udp"), TransportSettings("tls", tls=tls)),
+            accounts=(acc,),
+        )
+        ep = SipEndpoint(settings)
+        await ep.start()
+        try:
+            ev = await wait_event(ep, RegistrationChanged, timeout=15)
+            assert ev.registered, ev
+            dump = kam.kamcmd("ul.dump")
+            assert dump is not None and "alice" in dump and "tls" in dump.lower()
+        finally:
+            await ep.stop()
+    finally:
+        kam.stop()
+
+
+async def test_tls_registrar_with_an_untrusted_certificate_is_refused(tmp_path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    other = make_pki(tmp_path / "other")  # a CA that did not sign kamailio's certificate
+    kam = Kamailio(tmp_path / "kam", USERS, tls=pki)
+    try:
+        tls = TlsSettings(str(other.cert), str(other.key), str(other.ca_cert))
+        acc = AccountSettings(
+            name="secure",
+            registrar=f"127.0.0.1:{kam.tls_port}",
+            username="alice",
+            password="alicepw",
+            transport="tls",
+        )
+        settings = EndpointSettings(
+            transports=(TransportSettings("udp"), TransportSettings("tls", tls=tls)),
+            accounts=(acc,),
+        )
+        ep = SipEndpoint(settings)
+        await ep.start()
+        try:
+            ev = await wait_event(ep, RegistrationChanged, timeout=15)
+            assert not ev.registered
+            dump = kam.kamcmd("ul.dump")
+            assert dump is not None and "alice" not in dump
+        finally:
+            await ep.stop()
+    finally:
+        kam.stop()
