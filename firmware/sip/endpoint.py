@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import pjsua2 as pj
 
+from firmware.sip.admission import SourceBuckets, TokenBucket
 from firmware.sip.backoff import backoff_delay
 from firmware.sip.errors import PjsuaError, SipLimitError, SipUsageError
 from firmware.sip.events import (
@@ -41,7 +42,7 @@ from firmware.sip.events import (
     SipEvent,
     TransportInfo,
 )
-from firmware.sip.limits import PJSUA_MAX_ACCOUNTS
+from firmware.sip.limits import PJSUA_MAX_ACCOUNTS, PJSUA_MAX_CALLS
 from firmware.sip.message import parse_request, source_host
 from firmware.sip.policy import Decision, InboundPolicy, PolicySettings, Verdict
 from firmware.sip.settings import (
@@ -57,6 +58,8 @@ pjlog = logging.getLogger("firmware.sip.pjsip")
 T = TypeVar("T")
 
 UNREGISTER_RETRY_S = 0.2
+SINK_USER = "ponte-sink"
+SINK_RTP_ADDRESS = "192.0.2.1"  # RFC 5737 TEST-NET-1: never a local address, bind fails
 POLL_MS = 10  # libHandleEvents timeout: the latency of a queued command at worst
 STOP_GRACE_S = 2.0  # time given to BYEs and un-REGISTERs to complete on stop
 START_TIMEOUT_S = 10.0
@@ -144,6 +147,8 @@ class _Counters:
     events_dropped: int = 0
     commands_run: int = 0
     invites_screened: int = 0
+    sunk_by_policy: int = 0
+    sunk_by_rate: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -216,6 +221,11 @@ class _Core:
         self.transport_info: list[TransportInfo] = []
         self.accounts: dict[str, _Account] = {}
         self.local: _Account | None = None
+        self.sink: _Account | None = None
+        self.bucket = TokenBucket(settings.media_sessions_per_s, settings.media_burst)
+        self.per_source = SourceBuckets(
+            settings.per_source_sessions_per_s, settings.per_source_burst
+        )
         self.calls: dict[int, _Call] = {}
         self.graveyard: list[_Call] = []
         self.retries: dict[str, _RegRetry] = {}
@@ -231,10 +241,10 @@ class _Core:
 
         The exception's traceback keeps this object alive; it must not keep the C++ Endpoint.
         """
-        for acc in (*self.accounts.values(), *([self.local] if self.local else [])):
+        for acc in (*self.accounts.values(), *(a for a in (self.local, self.sink) if a)):
             acc.shutdown()
         self.accounts.clear()
-        self.local = None
+        self.local = self.sink = None
         try:
             self.ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
         except pj.Error as exc:
@@ -269,6 +279,8 @@ class _Core:
             self._create_transport(t)
         self.ep.libStart()
         self._create_local_account()
+        if self.settings.guard:
+            self._create_sink_account()
         for acc in s.accounts:
             self.add_account(acc)
 
@@ -324,13 +336,37 @@ class _Core:
         self.local = _Account(self, None, "local")
         self.local.create(cfg, True)
 
+    def _create_sink_account(self) -> None:
+        """An account no INVITE can pass: pjsua refuses it before opening media sockets.
+
+        Requiring 100rel and session timers makes pjsip_inv_verify_request2 answer 420/421
+        to any INVITE that does not support them, before a dialog exists; one that does
+        support both still finds SRTP demanded over end-to-end secure signalling and RTP
+        bound to an address this host does not have (TEST-NET-1, RFC 5737), so no socket
+        is ever registered with the ioqueue.
+        """
+        info = self.transport_info[0]
+        cfg = pj.AccountConfig()
+        host = f"[{info.host}]" if ":" in info.host else info.host
+        cfg.idUri = f"sip:{SINK_USER}@{host}"
+        cfg.regConfig.registerOnAdd = False
+        cfg.callConfig.prackUse = pj.PJSUA_100REL_MANDATORY
+        cfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_REQUIRED
+        cfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+        cfg.mediaConfig.srtpSecureSignaling = 2
+        cfg.mediaConfig.transportConfig.boundAddress = SINK_RTP_ADDRESS
+        cfg.mediaConfig.transportConfig.port = 0
+        self.sink = _Account(self, None, "sink")
+        self.sink.create(cfg, False)
+
     def add_account(self, s: AccountSettings) -> None:
         if s.name in self.accounts:
             raise SipUsageError(f"account {s.name!r} exists already")
-        # The local account is one of pjsua's PJSUA_MAX_ACCOUNTS too.
-        if len(self.accounts) + 1 >= PJSUA_MAX_ACCOUNTS:
+        # The local and sink accounts are among pjsua's PJSUA_MAX_ACCOUNTS too.
+        own = 1 + (self.sink is not None)
+        if len(self.accounts) + own >= PJSUA_MAX_ACCOUNTS:
             raise SipLimitError(
-                f"account {s.name!r} would be number {len(self.accounts) + 2} of at most "
+                f"account {s.name!r} would be number {len(self.accounts) + own + 1} of at most "
                 f"{PJSUA_MAX_ACCOUNTS} (DESIGN.md: one more aborts the process)"
             )
         cfg = pj.AccountConfig()
@@ -397,9 +433,36 @@ class _Core:
         self.emit(RegistrationRetryScheduled(acc.name, retry.attempts, delay))
 
     def on_select_account(self, prm: Any) -> None:
-        # Runs before pjsua creates the INVITE's media sockets (pjsua_call.c,
-        # pjsua_acc_find_for_incoming); only counted here, see docs/capacity.md.
+        """The guard in front of pjsua's media code (docs/capacity.md).
+
+        pjsua_call_on_incoming asks for the account before it creates the INVITE's media
+        sockets.  An INVITE from a banned or disallowed source, or beyond the media-session
+        budget, is pointed at the sink account, whose settings make pjsua refuse it before
+        any socket is opened.  Everything else goes to the account pjsua chose.
+        """
         self.counters.invites_screened += 1
+        if self.sink is None:
+            return
+        now = time.monotonic()
+        try:
+            source = source_host(str(prm.rdata.srcAddress))
+        except Exception:
+            prm.accountIndex = self.sink.getId()
+            return
+        refusal = self.policy.screen(source, now)
+        if refusal is not None:
+            self.counters.sunk_by_policy += 1
+            prm.accountIndex = self.sink.getId()
+            return
+        # Trunk hosts skip the per-source share (a provider may bring many calls), never
+        # the global budget: UDP source addresses can be forged.
+        if self.policy.trunk_for(source) is None and not self.per_source.take(source, now):
+            self.counters.sunk_by_rate += 1
+            prm.accountIndex = self.sink.getId()
+            return
+        if not self.bucket.take(now):
+            self.counters.sunk_by_rate += 1
+            prm.accountIndex = self.sink.getId()
 
     def on_incoming_call(self, acc: _Account, prm: Any) -> None:
         call = _Call(self, acc, int(prm.callId))
@@ -434,6 +497,8 @@ class _Core:
 
     def on_call_state(self, call: _Call) -> None:
         info = call.getInfo()
+        if call.call_id < 0:  # an outgoing call reporting before makeCall returned
+            call.call_id = int(info.id)
         state = _INV_STATES.get(info.state, str(info.state))
         code = int(info.lastStatusCode)
         if call.call_id in self.calls:
@@ -469,6 +534,26 @@ class _Core:
         if call is None:
             raise SipUsageError(f"no call {call_id} (it ended or was never admitted)")
         self._answer(call, code, "")
+
+    def make_call(self, account: str, uri: str) -> int:
+        """Start an outgoing call; the 5th concurrent one is refused here, not by pjsua."""
+        acc = self.local if account == "local" else self.accounts.get(account)
+        if acc is None:
+            raise SipUsageError(f"no account {account!r}")
+        if len(self.calls) >= self.settings.max_calls:
+            raise SipLimitError(
+                f"{len(self.calls)} calls are up; this pjsua2 build holds at most "
+                f"{self.settings.max_calls} (DESIGN.md: PJSUA_MAX_CALLS {PJSUA_MAX_CALLS})"
+            )
+        call = _Call(self, acc, pj.PJSUA_INVALID_ID)
+        op = pj.CallOpParam(True)
+        try:
+            call.makeCall(uri, op)
+        except pj.Error as exc:
+            raise _raise_pj(f"calling {uri}", exc) from None
+        call.call_id = int(call.getId())
+        self.calls[call.call_id] = call
+        return call.call_id
 
     def hangup(self, call_id: int) -> None:
         call = self.calls.get(call_id)
@@ -519,10 +604,10 @@ class _Core:
         self.retries.clear()
         self.calls.clear()
         self.graveyard.clear()
-        for acc in (*self.accounts.values(), *([self.local] if self.local else [])):
+        for acc in (*self.accounts.values(), *(a for a in (self.local, self.sink) if a)):
             acc.shutdown()
         self.accounts.clear()
-        self.local = None
+        self.local = self.sink = None
         # Every BYE and un-REGISTER has gone out above; NO_NETWORK skips pjsua's fixed
         # one-second wait for them.
         self.ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
@@ -645,6 +730,9 @@ class SipEndpoint:
 
     async def answer(self, call_id: int, code: int) -> None:
         await self.call(lambda core: core.answer(call_id, code))
+
+    async def make_call(self, account: str, uri: str) -> int:
+        return await self.call(lambda core: core.make_call(account, uri))
 
     async def hangup(self, call_id: int) -> None:
         await self.call(lambda core: core.hangup(call_id))

@@ -11,6 +11,12 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
+from firmware.sip.admission import (
+    DEFAULT_BURST,
+    DEFAULT_MEDIA_SESSIONS_PER_S,
+    PER_SOURCE_BURST,
+    PER_SOURCE_SESSIONS_PER_S,
+)
 from firmware.sip.errors import SipConfigError, SipLimitError
 from firmware.sip.events import TransportKind
 from firmware.sip.limits import PJSUA_MAX_ACCOUNTS, PJSUA_MAX_CALLS
@@ -38,8 +44,9 @@ STRONG_TLS12_CIPHERS: tuple[int, ...] = (
 )
 
 # Accounts the endpoint creates for itself: the local account IP peers call (and the default
-# pjsua picks for an INVITE it cannot place).  It counts towards PJSUA_MAX_ACCOUNTS.
-RESERVED_ACCOUNTS = 1
+# pjsua picks for an INVITE it cannot place) and the flood guard's sink account
+# (docs/capacity.md).  Both count towards PJSUA_MAX_ACCOUNTS.
+RESERVED_ACCOUNTS = 2
 MAX_USER_ACCOUNTS = PJSUA_MAX_ACCOUNTS - RESERVED_ACCOUNTS
 
 # Codec names of the configuration -> pjsua codec ids (pjmedia codec "name/clock/channels").
@@ -189,6 +196,12 @@ class EndpointSettings:
     log_level: int = 3  # pjlib levels: 1 error, 2 warning, 3 info, 4-6 debug
     local_user: str = "ponte"  # user part of the local account IP peers call
     events_cap: int = 1024  # events in flight towards the loop before we drop and count
+    # The flood guard (docs/capacity.md): a sink account and a media-session budget.
+    guard: bool = True
+    media_sessions_per_s: float = DEFAULT_MEDIA_SESSIONS_PER_S
+    media_burst: float = DEFAULT_BURST
+    per_source_sessions_per_s: float = PER_SOURCE_SESSIONS_PER_S
+    per_source_burst: float = PER_SOURCE_BURST
 
     def __post_init__(self) -> None:
         if not self.transports:

@@ -101,7 +101,7 @@ async def test_account_limit_is_refused_before_pjsua2_aborts() -> None:
     ep = SipEndpoint(EndpointSettings(accounts=tuple(_acc(i) for i in range(MAX_USER_ACCOUNTS))))
     await ep.start()
     try:
-        count = await ep.call(lambda core: len(core.accounts) + 1)
+        count = await ep.call(lambda core: len(core.accounts) + 2)  # + local and sink
         assert count == PJSUA_MAX_ACCOUNTS
         # the one that would be pjsua's 9th: refused in Python, the process lives on
         with pytest.raises(SipLimitError, match="aborts the process"):
@@ -154,3 +154,45 @@ async def test_event_overflow_is_counted_not_queued_without_bound() -> None:
         assert ep.events_dropped == 7
     finally:
         await ep.stop()
+
+
+async def test_fifth_outgoing_call_is_refused_in_python(tmp_path) -> None:
+    import subprocess
+
+    from firmware.sip.events import CallStateChanged
+    from tests.sip.helpers import wait_event
+    from tests.sip.peers import free_port
+
+    port = free_port()
+    uas = subprocess.Popen(
+        ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port()),
+         "-trace_err", "-error_file", str(tmp_path / "uas.err")],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    ep = SipEndpoint(EndpointSettings())
+    await ep.start()
+    try:
+        ids = [await ep.make_call("local", f"sip:uas@127.0.0.1:{port}") for _ in range(4)]
+        assert sorted(ids) == [0, 1, 2, 3]
+        for _ in ids:
+            await wait_event(ep, CallStateChanged, lambda e: e.state == "confirmed")
+        with pytest.raises(SipLimitError, match="at most 4"):
+            await ep.make_call("local", f"sip:uas@127.0.0.1:{port}")
+        with pytest.raises(SipUsageError, match="no account"):
+            await ep.make_call("nobody", f"sip:uas@127.0.0.1:{port}")
+        await ep.hangup(ids[0])
+        await wait_event(ep, CallStateChanged, lambda e: e.state == "disconnected")
+        # the slot comes back once pjsua has finished with the call (a few polls later)
+        for _ in range(50):
+            try:
+                await ep.make_call("local", f"sip:uas@127.0.0.1:{port}")
+                break
+            except PjsuaError as exc:
+                assert "PJ_ETOOMANY" in str(exc)
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the hung-up call's slot never came back")
+    finally:
+        await ep.stop()  # hangs up the rest; must not abort at exit
+        uas.terminate()
+        uas.wait(10)
