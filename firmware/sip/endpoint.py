@@ -16,6 +16,7 @@ import concurrent.futures
 import ctypes
 import gc
 import glob
+import ipaddress
 import logging
 import os
 import queue
@@ -79,9 +80,12 @@ _INV_STATES = {
     pj.PJSIP_INV_STATE_DISCONNECTED: "disconnected",
 }
 _TRANSPORT_TYPES = {
-    "udp": pj.PJSIP_TRANSPORT_UDP,
-    "tcp": pj.PJSIP_TRANSPORT_TCP,
-    "tls": pj.PJSIP_TRANSPORT_TLS,
+    ("udp", 4): pj.PJSIP_TRANSPORT_UDP,
+    ("tcp", 4): pj.PJSIP_TRANSPORT_TCP,
+    ("tls", 4): pj.PJSIP_TRANSPORT_TLS,
+    ("udp", 6): pj.PJSIP_TRANSPORT_UDP6,
+    ("tcp", 6): pj.PJSIP_TRANSPORT_TCP6,
+    ("tls", 6): pj.PJSIP_TRANSPORT_TLS6,
 }
 _SRTP = {
     "off": pj.PJMEDIA_SRTP_DISABLED,
@@ -296,8 +300,9 @@ class _Core:
             self.ep.codecSetPriority(cid, wanted.get(cid, 0))
 
     def _create_transport(self, t: TransportSettings) -> None:
-        if t.kind in self.transports:
-            raise SipUsageError(f"two {t.kind} transports configured; pjsua picks one per kind")
+        key = t.kind if ":" not in t.host else f"{t.kind}6"
+        if key in self.transports:
+            raise SipUsageError(f"two {key} transports configured; pjsua picks one per kind")
         tc = pj.TransportConfig()
         tc.port = t.port
         tc.boundAddress = t.host
@@ -317,18 +322,18 @@ class _Core:
             for c in ciphers:
                 tls.ciphers.append(c)
         try:
-            tid = self.ep.transportCreate(_TRANSPORT_TYPES[t.kind], tc)
+            kind = _TRANSPORT_TYPES[(t.kind, ipaddress.ip_address(t.host).version)]
+            tid = self.ep.transportCreate(kind, tc)
         except pj.Error as exc:
             raise _raise_pj(f"creating the {t.kind} transport on {t.host}:{t.port}", exc) from None
         info = self.ep.transportGetInfo(tid)
         host, _, port = str(info.localName).rpartition(":")
-        self.transports[t.kind] = tid
+        self.transports[key] = tid
         self.transport_info.append(TransportInfo(tid, t.kind, host.strip("[]"), int(port)))
 
     def _create_local_account(self) -> None:
         """The account IP peers call (and pjsua's default for INVITEs it cannot place)."""
-        kind = next(iter(self.transports))
-        info = next(t for t in self.transport_info if t.kind == kind)
+        info = self.transport_info[0]
         cfg = pj.AccountConfig()
         host = f"[{info.host}]" if ":" in info.host else info.host
         cfg.idUri = f"sip:{self.settings.local_user}@{host}"
@@ -379,7 +384,10 @@ class _Core:
         reg.firstRetryIntervalSec = 0
         reg.dropCallsOnFail = False
         sip = cfg.sipConfig
-        sip.transportId = self.transports[s.transport]
+        tid = self.transports.get(s.transport, self.transports.get(f"{s.transport}6"))
+        if tid is None:
+            raise SipUsageError(f"account {s.name!r}: no {s.transport} transport is running")
+        sip.transportId = tid
         if s.proxy_uri:
             sip.proxies.append(s.proxy_uri)
         cred = pj.AuthCredInfo(

@@ -196,3 +196,40 @@ async def test_fifth_outgoing_call_is_refused_in_python(tmp_path) -> None:
         await ep.stop()  # hangs up the rest; must not abort at exit
         uas.terminate()
         uas.wait(10)
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+async def test_ipv6_transports_next_to_ipv4(tmp_path) -> None:
+    from tests.sip.peers import make_pki
+
+    pki = make_pki(tmp_path)
+    tls = TlsSettings(str(pki.cert), str(pki.key), str(pki.ca_cert))
+    ep = SipEndpoint(
+        EndpointSettings(
+            transports=(
+                TransportSettings("udp"),
+                TransportSettings("udp", host="::1"),
+                TransportSettings("tcp", host="::1"),
+                TransportSettings("tls", host="::1", tls=tls),
+            )
+        )
+    )
+    await ep.start()
+    try:
+        v6 = [t for t in ep.transports if t.host == "::1"]
+        assert sorted(t.kind for t in v6) == ["tcp", "tls", "udp"]
+        for t in v6:
+            if t.kind != "udp":
+                with socket.create_connection(("::1", t.port), timeout=2):
+                    pass
+    finally:
+        await ep.stop()
