@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import random
+import socket
 import tty
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -55,6 +56,21 @@ CONTROL_LINE_LIMIT = 64 * 1024
 AUDIO_FORMAT = PcmFormat(8000, FRAME_MS)
 # An audio client must say which line it is within this time.
 AUDIO_HELLO_TIMEOUT_S = 5.0
+
+
+def _claim_control_path(path: Path) -> None:
+    """Refuse a control path a live simulator answers on; clear one a dead one left."""
+    if not path.is_socket():
+        if path.exists():
+            raise SimError(f"control path {path} exists and is not a socket")
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # left over by a killed simulator
+            return
+    raise SimError(f"another simulator is already running at {path}")
 
 
 class Simulator:
@@ -109,6 +125,8 @@ class Simulator:
         if self._loop is not None:
             raise SimError("a Simulator is started once")
         self._loop = asyncio.get_running_loop()
+        if self.control_path is not None:
+            _claim_control_path(self.control_path)
         self._card = SimCard(
             fxs=self._fxs,
             fxo=self._fxo,
@@ -128,8 +146,6 @@ class Simulator:
         if self.control_path is not None:
             from drivers.sim.control import serve_control
 
-            if self.control_path.is_socket():
-                self.control_path.unlink()  # left over by a killed simulator
             self._control_server = await asyncio.start_unix_server(
                 self._tracked(lambda r, w: serve_control(self, r, w)),
                 path=str(self.control_path),

@@ -30,7 +30,7 @@ from firmware.service.media import PortMedia
 from firmware.service.ports import Action, CardCommand, PortController, Report, ToneChange
 from firmware.service.simulator import SimulatorProcess
 from firmware.service.supervisor import Supervisor
-from firmware.store import Config, ConfigStore
+from firmware.store import Config, ConfigStore, default_config
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,14 @@ class Appliance:
             raise
 
     async def _start(self) -> None:
-        self.store = ConfigStore.open(self.options.data_dir)
+        # A new box in simulation gets extensions and lines for the simulated ports; with a
+        # real card, ports beyond the configuration run with the system's country.
+        defaults = (
+            default_config(self.options.fxs, self.options.fxo)
+            if self.options.linecard is None
+            else None
+        )
+        self.store = ConfigStore.open(self.options.data_dir, defaults=defaults)
         current = self.store.current()
         self.config = current.config
         log.info("configuration version %d loaded from %s", current.version, self.options.data_dir)

@@ -112,11 +112,8 @@ class PortController:
         return self._translate(self.machine.handle_timer(now))
 
     def _run(self, event: m.FxsEvent | m.FxoEvent, now: int) -> list[Action]:
-        if isinstance(self.machine, FxsPort):
-            outputs = self.machine.handle(event, now)  # type: ignore[arg-type]
-        else:
-            outputs = self.machine.handle(event, now)  # type: ignore[arg-type]
-        return self._translate(outputs)
+        # _event only builds events of this port's kind; a wrong one raises in the machine.
+        return self._translate(self.machine.handle(event, now))  # type: ignore[arg-type]
 
     def _event(self, message: card.Message, now: int) -> m.FxsEvent | m.FxoEvent | None:
         match message:

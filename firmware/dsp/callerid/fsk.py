@@ -1,6 +1,6 @@
 """Caller ID FSK: Bell 202 and V.23 modulation, and a per-frame demodulator with a UART.
 
-Physical layer (Telcordia GR-30-CORE §3, ETSI EN 300 659-1 §6.1, BT SIN 227): binary FSK at
+Physical layer (Telcordia GR-30-CORE, ETSI EN 300 659-1, BT SIN 227): binary FSK at
 1200 baud, asynchronous 8N1 characters sent least significant bit first.  An on-hook burst
 starts with a *channel seizure* of alternating bits, then a *mark signal* of continuous ones,
 then the message bytes.  Caller ID on call waiting (type II, SR-TSV-002476, EN 300 659-2) has no
@@ -37,25 +37,25 @@ from firmware.dsp.pcm import FRAME_SAMPLES, SAMPLE_RATE, Pcm, to_pcm
 
 FskStandard = Literal["bell202", "v23"]
 
-BAUD: Final = 1200.0  # GR-30-CORE §3.1 and ITU-T V.23 mode 2 (EN 300 659-1 §6.1.1): 1200 baud ±1 %
+BAUD: Final = 1200.0  # GR-30-CORE and ITU-T V.23 mode 2 (EN 300 659-1): 1200 baud ±1 %
 
-BELL202_MARK_HZ: Final = 1200.0  # GR-30-CORE §3.1 (Bell 202): mark (1) 1200 Hz ±12 Hz
-BELL202_SPACE_HZ: Final = 2200.0  # GR-30-CORE §3.1: space (0) 2200 Hz ±22 Hz
-V23_MARK_HZ: Final = 1300.0  # ITU-T V.23 / EN 300 659-1 §6.1.1: mark 1300 Hz ±1.5 %
-V23_SPACE_HZ: Final = 2100.0  # ITU-T V.23 / EN 300 659-1 §6.1.1: space 2100 Hz ±1.5 %
+BELL202_MARK_HZ: Final = 1200.0  # GR-30-CORE (Bell 202): mark (1) 1200 Hz ±12 Hz
+BELL202_SPACE_HZ: Final = 2200.0  # GR-30-CORE: space (0) 2200 Hz ±22 Hz
+V23_MARK_HZ: Final = 1300.0  # ITU-T V.23 / EN 300 659-1: mark 1300 Hz ±1.5 %
+V23_SPACE_HZ: Final = 2100.0  # ITU-T V.23 / EN 300 659-1: space 2100 Hz ±1.5 %
 
-BELL_SEIZURE_BITS: Final = 300  # GR-30-CORE §5.2: 30 bytes of 0x55 = 300 alternating bits
-BELL_MARK_BITS: Final = 180  # GR-30-CORE §5.2: 180 bits of mark before the message
-BELL_CIDCW_MARK_BITS: Final = 80  # SR-TSV-002476 §3 (type II): no seizure, 80 mark bits
-ETSI_SEIZURE_BITS: Final = 300  # EN 300 659-1 §4.1: channel seizure, 300 alternating bits
-ETSI_MARK_BITS: Final = 180  # EN 300 659-1 §4.1: mark signal 180 ± 25 bits
+BELL_SEIZURE_BITS: Final = 300  # GR-30-CORE: 30 bytes of 0x55 = 300 alternating bits
+BELL_MARK_BITS: Final = 180  # GR-30-CORE: 180 bits of mark before the message
+BELL_CIDCW_MARK_BITS: Final = 80  # SR-TSV-002476 (type II): no seizure, 80 mark bits
+ETSI_SEIZURE_BITS: Final = 300  # EN 300 659-1: channel seizure, 300 alternating bits
+ETSI_MARK_BITS: Final = 180  # EN 300 659-1: mark signal 180 ± 25 bits
 ETSI_CIDCW_MARK_BITS: Final = 80  # EN 300 659-2: off-hook burst, no seizure, 80 ± 25 marks
 BT_SEIZURE_BITS_MIN: Final = 96  # BT SIN 227: channel seizure 96..315 bits
 BT_SEIZURE_BITS_MAX: Final = 315  # BT SIN 227
 BT_MARK_BITS_MIN: Final = 55  # BT SIN 227: mark signal at least 55 bits (the shortest we meet)
-TRAILING_MARK_BITS: Final = 2  # GR-30-CORE §5.3: checksum followed by at least two stop bits
+TRAILING_MARK_BITS: Final = 2  # GR-30-CORE: checksum followed by at least two stop bits
 
-DEFAULT_LEVEL_DBM0: Final = -13.5  # GR-30-CORE §3.1: transmit level -13.5 dBm nominal
+DEFAULT_LEVEL_DBM0: Final = -13.5  # GR-30-CORE: transmit level -13.5 dBm nominal
 EDGE_RAMP_MS: Final = 1.0  # raised-cosine on/off so the burst does not click
 
 # Receiver design figures (ours, chosen against the robustness targets of issue 3).
@@ -109,7 +109,7 @@ def params_for(standard: str) -> FskParams:
 
 
 def frame_bits(data: bytes) -> list[int]:
-    """8N1 asynchronous framing, least significant bit first (GR-30-CORE §5.3)."""
+    """8N1 asynchronous framing, least significant bit first (GR-30-CORE)."""
     bits: list[int] = []
     for byte in data:
         bits.append(0)
