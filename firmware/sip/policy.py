@@ -27,6 +27,7 @@ from hashlib import sha256
 from firmware.sip.digest import ALGORITHMS, digest_response, parse_digest
 from firmware.sip.errors import PeerProtocolError, SipConfigError
 from firmware.sip.message import SipRequestHead
+from firmware.store.schema import Config
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -332,3 +333,39 @@ def _address(source: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
         return ipaddress.ip_address(source)
     except ValueError:
         return None
+
+
+def policy_from_store(config: Config) -> PolicySettings:
+    """The inbound policy the stored configuration asks for.
+
+    IP phones authenticate as an extension number with its ``sip_password`` (extensions
+    without one have no IP phone); trunk hosts are the trunk's ``allowed_hosts`` or, when
+    empty, its registrar if that is an IP address (a host name would need a DNS lookup,
+    which belongs to the shell that builds this, not here).
+    """
+    trunks: list[TrunkHosts] = []
+    for trunk in config.sip.trunks:
+        if not trunk.enabled:
+            continue
+        hosts = trunk.allowed_hosts or _registrar_address(trunk.registrar)
+        if hosts:
+            trunks.append(TrunkHosts(trunk.name, tuple(hosts)))
+    ban = config.security.ban
+    return PolicySettings(
+        realm=config.system.hostname or REALM_DEFAULT,
+        users=tuple((e.number, e.sip_password) for e in config.extensions if e.sip_password),
+        peer_networks=tuple(config.security.allowed_hosts),
+        trunks=tuple(trunks),
+        ban_threshold=ban.threshold,
+        ban_window_s=float(ban.window_s),
+        ban_s=float(ban.ban_s),
+    )
+
+
+def _registrar_address(registrar: str) -> tuple[str, ...]:
+    host = registrar.removeprefix("sips:").removeprefix("sip:")
+    if host.startswith("["):
+        host = host[1 : host.find("]")]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return (host,) if _address(host) is not None else ()

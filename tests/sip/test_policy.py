@@ -235,3 +235,36 @@ def test_backoff_grows_and_is_capped(retry_s: float, attempt: int, r: float) -> 
     assert d >= retry_s * (1 - BACKOFF_JITTER) - 1e-9
     assert d <= min(retry_s * 16, 3600) * (1 + BACKOFF_JITTER) + 1e-9
     assert backoff_delay(retry_s, 1, 0.5) <= backoff_delay(retry_s, 2, 0.5)
+
+
+def test_policy_from_the_stored_configuration() -> None:
+    import dataclasses
+
+    from firmware.sip.policy import policy_from_store
+    from firmware.store.schema import Config, Extension, SecurityConfig, SipConfig, Trunk
+
+    config = Config(
+        sip=SipConfig(
+            trunks=(
+                Trunk(name="a", registrar="192.0.2.10:5060", username="u"),
+                Trunk(name="b", registrar="sip.example.net", username="u",
+                      allowed_hosts=("198.51.100.0/24",)),
+                Trunk(name="c", registrar="sip.example.net", username="u"),
+            )
+        ),
+        extensions=(
+            Extension(number="101", sip_password="s3cret"),
+            Extension(number="102"),
+        ),
+    )  # fmt: skip
+    config = dataclasses.replace(config, security=SecurityConfig(allowed_hosts=("10.0.0.0/8",)))
+    settings = policy_from_store(config)
+    assert settings.users == (("101", "s3cret"),)
+    assert settings.trunks == (
+        TrunkHosts("a", ("192.0.2.10",)),
+        TrunkHosts("b", ("198.51.100.0/24",)),
+    )  # "c" names a host we cannot resolve here, so it gets no host-based admission
+    pol = InboundPolicy(settings, SECRET)
+    assert pol.decide(parse_request(invite()), "192.0.2.10", 0.0).peer == "a"
+    assert pol.decide(parse_request(invite()), "10.1.2.3", 0.0).verdict is Verdict.CHALLENGE
+    assert pol.decide(parse_request(invite()), "127.0.0.1", 0.0).verdict is Verdict.FORBID

@@ -136,3 +136,27 @@ async def test_tls_registrar_with_an_untrusted_certificate_is_refused(tmp_path) 
             await ep.stop()
     finally:
         kam.stop()
+
+
+async def test_failed_registration_is_retried_with_growing_delays(kamailio: Kamailio) -> None:
+    acc = AccountSettings(
+        name="provider",
+        registrar=f"127.0.0.1:{kamailio.port}",
+        username="bob",
+        password="not-bobs",
+        retry_s=1,
+    )
+    ep = SipEndpoint(EndpointSettings(accounts=(acc,)))
+    await ep.start()
+    try:
+        delays = []
+        for attempt in (1, 2):
+            failed = await wait_event(ep, RegistrationChanged, timeout=10)
+            assert not failed.registered
+            retry = await wait_event(ep, RegistrationRetryScheduled, timeout=10)
+            assert retry.attempt == attempt
+            delays.append(retry.delay_s)
+        # the second attempt really went out (a second failure came back) and waits longer
+        assert 0.9 <= delays[0] <= 1.1 and 1.8 <= delays[1] <= 2.2
+    finally:
+        await ep.stop()
