@@ -160,3 +160,74 @@ async def test_failed_registration_is_retried_with_growing_delays(kamailio: Kama
         assert 0.9 <= delays[0] <= 1.1 and 1.8 <= delays[1] <= 2.2
     finally:
         await ep.stop()
+
+
+async def test_call_over_tls_with_mandatory_srtp_from_baresip_via_kamailio(tmp_path) -> None:
+    import asyncio
+
+    from firmware.sip.events import CallStateChanged, IncomingCall
+    from firmware.sip.policy import InboundPolicy, PolicySettings, TrunkHosts
+    from tests.sip.baresip import Baresip
+
+    pki = make_pki(tmp_path / "pki")
+    kam = Kamailio(tmp_path / "kam", USERS, tls=pki)
+    phone = None
+    ep = None
+    try:
+        tls = TlsSettings(str(pki.cert), str(pki.key), str(pki.ca_cert))
+        acc = AccountSettings(
+            name="provider", registrar=f"127.0.0.1:{kam.tls_port}", username="alice",
+            password="alicepw", transport="tls", srtp="mandatory",
+        )  # fmt: skip
+        policy = InboundPolicy(
+            PolicySettings(trunks=(TrunkHosts("provider", ("127.0.0.1/32",)),)), b"x" * 32
+        )
+        ep = SipEndpoint(
+            EndpointSettings(
+                transports=(TransportSettings("udp"), TransportSettings("tls", tls=tls)),
+                accounts=(acc,),
+            ),
+            policy,
+        )
+        await ep.start()
+        assert (await wait_event(ep, RegistrationChanged, timeout=15)).registered
+        phone = Baresip(
+            tmp_path / "bs",
+            f"<sip:bob@127.0.0.1:{kam.tls_port};transport=tls>;auth_pass=bobpw;"
+            "regint=300;mediaenc=srtp-mand",
+            pki,
+        )
+        # baresip may register before our control connection exists: ask the registrar
+        for _ in range(100):
+            if "AoR: bob" in (kam.kamcmd("ul.dump") or ""):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail(f"baresip did not register: {phone.log_text()[-1500:]}")
+        phone.command("dial", f"sip:alice@127.0.0.1:{kam.tls_port};transport=tls")
+        incoming = await wait_event(ep, IncomingCall, timeout=15)
+        assert incoming.account == "provider" and incoming.peer == "provider"
+        await ep.answer(incoming.call_id, 200)
+        await wait_event(ep, CallStateChanged, lambda e: e.state == "confirmed", timeout=15)
+        await asyncio.to_thread(phone.wait_event, "CALL_ESTABLISHED")
+        # both sides demand SRTP: the call exists only because SDES keys were agreed
+        media = await ep.call(
+            lambda core: [str(m.type) for m in core.calls[incoming.call_id].getInfo().media]
+        )
+        assert media
+        await ep.hangup(incoming.call_id)
+        await asyncio.to_thread(phone.wait_event, "CALL_CLOSED")
+    finally:
+        if ep is not None:
+            await ep.stop()
+        if phone is not None:
+            phone.stop()
+        kam.stop()
+
+
+def pj_proto_rtp_savp() -> int:
+    # pjmedia/transport.h PJMEDIA_TP_PROTO_RTP_SAVP; read from pjsua2 itself, which is
+    # already loaded in this process by the endpoint.
+    import pjsua2
+
+    return int(pjsua2.PJMEDIA_TP_PROTO_RTP_SAVP)
