@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -93,16 +94,30 @@ def run_flood(rate: int, seconds: float, *, guard: bool, limit: int = 200) -> Fl
             port = _wait_port(out_path, child)
             calls = max(1, int(rate * seconds))
             started = time.monotonic()
-            sipp = subprocess.run(
+            sipp = subprocess.Popen(
                 [
                     "sipp", "-sf", str(SCENARIO), "-i", "127.0.0.1", "-p", "0", "-mp", "0",
                     "-s", "101", "-r", str(rate), "-l", str(limit), "-m", str(calls),
                     "-timeout", str(int(seconds) + 15), "-recv_timeout", "3000",
                     f"127.0.0.1:{port}",
                 ],
-                stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=tmp,
-                timeout=seconds + 60, check=False,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                text=True, cwd=tmp,
             )  # fmt: skip
+            try:
+                # sipp waits out its timeouts when the child is gone; no need to wait with it
+                deadline = time.monotonic() + seconds + 60
+                while sipp.poll() is None and child.poll() is None:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
+                if sipp.poll() is None:
+                    sipp.send_signal(signal.SIGINT)  # sipp prints its final counters on INT
+                sipp_out, _ = sipp.communicate(timeout=30)
+            finally:
+                if sipp.poll() is None:
+                    sipp.kill()
+                    sipp.wait()
             elapsed = time.monotonic() - started
             time.sleep(1.0)  # a late abort shows within this
             alive = child.poll() is None
@@ -124,8 +139,8 @@ def run_flood(rate: int, seconds: float, *, guard: bool, limit: int = 200) -> Fl
             alive=alive,
             answered=int(last["answered"]),
             sunk=int(last["sunk"]),
-            sipp_ok=_sipp_counter(sipp.stdout, "Successful call"),
-            sipp_failed=_sipp_counter(sipp.stdout, "Failed call"),
+            sipp_ok=_sipp_counter(sipp_out, "Successful call"),
+            sipp_failed=_sipp_counter(sipp_out, "Failed call"),
             elapsed_s=elapsed,
             aborted_with="" if alive else (err_lines[-1] if err_lines else "?"),
         )

@@ -10,7 +10,11 @@ from hypothesis import strategies as st
 
 from bench.sipflood import run_flood
 from firmware.sip.admission import TokenBucket
-from firmware.sip.limits import MEDIA_SESSIONS_PER_S_CEILING
+from firmware.sip.limits import (
+    MEDIA_SESSIONS_PER_S_CEILING,
+    MEDIA_SOCKETS_PER_CALL,
+    PJ_IOQUEUE_MAX_HANDLES,
+)
 
 
 def test_with_the_guard_a_flood_is_refused_and_the_process_lives() -> None:
@@ -28,6 +32,8 @@ def test_without_the_guard_the_same_flood_aborts_pjsua2() -> None:
     r = run_flood(100, 2.0, guard=False)
     assert not r.alive
     assert "ioqueue" in r.aborted_with
+    # it dies once the media ioqueue's 64 keys are taken: 2 per call, freed only 500 ms later
+    assert r.sipp_ok <= PJ_IOQUEUE_MAX_HANDLES // MEDIA_SOCKETS_PER_CALL
 
 
 @given(st.lists(st.floats(0, 0.2), min_size=1, max_size=300))
