@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any, TypeVar
 
@@ -153,7 +153,6 @@ class _Counters:
     invites_screened: int = 0
     sunk_by_policy: int = 0
     sunk_by_rate: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------- pjsua2 subclasses
