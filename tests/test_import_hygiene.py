@@ -16,6 +16,9 @@ HEADLESS = {
     "tui": ("pjsua2", "firmware.sip", "drivers"),
     "firmware.update": ("pjsua2", "textual", "serial", "alsaaudio", "numpy"),
     "image": ("pjsua2", "textual", "serial", "alsaaudio", "numpy"),
+    # The SIP core's pure parts (settings, events, inbound policy) load without pjsua2.
+    "firmware.sip.policy": ("pjsua2", "textual"),
+    "firmware.sip.settings": ("pjsua2", "textual"),
 }
 
 
