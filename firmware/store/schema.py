@@ -27,8 +27,10 @@ T = TypeVar("T")
 CONFIG_SCHEMA = 1
 
 # pjsua2-python 2.15.1.post1 has PJSUA_MAX_ACC = 8: a 9th Account.create hits a C assertion
-# and aborts the whole process (measured, DESIGN.md "pjsua2 as shipped").
-MAX_SIP_ACCOUNTS = 8
+# and aborts the whole process (measured, DESIGN.md "pjsua2 as shipped").  The SIP core
+# keeps 2 of them for itself (the local account for IP peers and the flood sink,
+# firmware.sip.settings.RESERVED_ACCOUNTS, docs/capacity.md), which leaves 6.
+MAX_SIP_ACCOUNTS = 6
 
 MAX_FXS_PORTS = 16  # cap: the largest line card we plan for
 MAX_FXO_PORTS = 8
@@ -225,7 +227,7 @@ class Registration:
     KEY: ClassVar[str] = "name"
 
     name: str = setting("", "Unique name, used by routes ('trunk:NAME').", check=checks.name)
-    enabled: bool = setting(True, "Whether it is created at all (counts towards the 8 accounts).")
+    enabled: bool = setting(True, "Whether it is created at all (counts towards the 6 accounts).")
     registrar: str = setting(
         "", "Registrar / proxy: host, host:port or sip:host:port.", check=checks.host_port
     )

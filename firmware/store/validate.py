@@ -311,7 +311,8 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
         add(
             "sip",
             f"{count} SIP accounts would be created (enabled trunks + enabled accounts) but "
-            f"this pjsua2 build allows at most {MAX_SIP_ACCOUNTS}; "
+            f"the SIP core holds at most {MAX_SIP_ACCOUNTS} (pjsua2's 8 less the box's own "
+            "2); "
             f"disable or remove {count - MAX_SIP_ACCOUNTS}",
         )
 

@@ -95,25 +95,25 @@ def with_accounts(trunks: int, accounts: int, disabled: int = 0) -> Any:
     return dataclasses.replace(base, sip=sip)
 
 
-@pytest.mark.parametrize(("trunks", "accounts"), [(8, 0), (0, 8), (3, 5)])
-def test_eight_accounts_are_accepted(trunks: int, accounts: int) -> None:
+@pytest.mark.parametrize(("trunks", "accounts"), [(6, 0), (0, 6), (3, 3)])
+def test_six_accounts_are_accepted(trunks: int, accounts: int) -> None:
     config = with_accounts(trunks, accounts)
     assert sip_account_count(config) == MAX_SIP_ACCOUNTS
     check(config)
 
 
-@pytest.mark.parametrize(("trunks", "accounts"), [(9, 0), (1, 8), (4, 5)])
-def test_nine_accounts_are_refused_clearly(trunks: int, accounts: int) -> None:
+@pytest.mark.parametrize(("trunks", "accounts"), [(7, 0), (1, 6), (4, 3)])
+def test_seven_accounts_are_refused_clearly(trunks: int, accounts: int) -> None:
     with pytest.raises(ConfigError) as info:
         check(with_accounts(trunks, accounts))
     (issue,) = info.value.issues
     assert issue.path == "sip"
-    assert "9 SIP accounts would be created" in issue.message
-    assert "at most 8" in issue.message
+    assert "7 SIP accounts would be created" in issue.message
+    assert "at most 6" in issue.message
 
 
 def test_disabled_trunks_do_not_count() -> None:
-    check(with_accounts(9, 0, disabled=1))
+    check(with_accounts(7, 0, disabled=1))
 
 
 def test_cross_field_rules_are_all_reported() -> None:
