@@ -108,6 +108,10 @@ class PortController:
             return []
         return self._run(m.DtmfDigit(digit), now)
 
+    def on_call(self, event: m.FxsEvent | m.FxoEvent, now: int) -> list[Action]:
+        """An event from call control (Alert, Connect, Originate ...) for the line machine."""
+        return self._run(event, now)
+
     def on_timer(self, now: int) -> list[Action]:
         return self._translate(self.machine.handle_timer(now))
 
