@@ -188,8 +188,9 @@ class CallControl:
             case m.Answered():
                 self._off_hook.add(port)
                 if call is None or call.state is not CallState.RINGING or call.callee != port:
-                    log.warning("port %d answered, but no call rings it", port)
-                    return []
+                    # The caller gave up as the phone was lifted: nobody to talk to.
+                    log.info("port %d answered, but the call is gone", port)
+                    return [LineEvent(port, m.Busy())]
                 call.state = CallState.TALKING
                 call.history.append("answered")
                 log.info("call %d -> %d answered", call.caller, port)

@@ -204,3 +204,16 @@ def test_any_sequence_of_user_actions_keeps_machines_and_calls_consistent(
     for port, fxs in box.fxs.items():
         if fxs.hook_on and fxs.state is FxsState.IDLE:
             assert box.cc.call_of(port) is None or box.cc.call_of(port).callee == port  # type: ignore[union-attr]
+
+
+def test_answer_racing_the_callers_hang_up_gives_busy() -> None:
+    box = Box()
+    box.lift(1)
+    box.dial(1, "102")
+    box.hw(1, m.HookOn(at=box.now))  # the caller lets go ...
+    box.hw(2, m.HookOff(at=box.now))  # ... as the called phone is lifted
+    box.advance(2000)
+    assert box.st(1) is FxsState.IDLE
+    assert box.st(2) in (FxsState.BUSY, FxsState.DIAL_TONE)
+    box.hang_up(2)
+    assert box.cc.call_of(1) is None and box.cc.call_of(2) is None
