@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,6 +30,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="where to write the report (default: hwtest-report-YYYYmmdd-HHMMSS.txt here)",
     )
     parser.add_argument("-k", metavar="EXPR", help="run only the tests matching EXPR")
+    parser.add_argument(
+        "--progress-jsonl",
+        action="store_true",
+        help="also print one JSON line per test, prefixed with "
+        f"{PROGRESS_PREFIX.strip()!r} (the appliance's hwtest.run job reads them)",
+    )
+
+
+PROGRESS_PREFIX = "@@ponte-hwtest "
 
 
 @dataclass
@@ -42,8 +53,15 @@ class Outcome:
 class ReportPlugin:
     """Collects one line per test for the technician's report."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_progress: Callable[[dict[str, object]], None] | None = None) -> None:
         self.outcomes: list[Outcome] = []
+        self.total = 0
+        self.on_progress = on_progress
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        self.total = len(session.items)
+        if self.on_progress is not None:
+            self.on_progress({"total": self.total, "done": 0})
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         name = report.nodeid.split("::")[-1].removeprefix("test_").replace("_", " ")
@@ -61,6 +79,19 @@ class ReportPlugin:
             self.outcomes.append(
                 Outcome(name, result, report.duration, detail, list(report.user_properties))
             )
+            if self.on_progress is not None:
+                self.on_progress(
+                    {
+                        "total": self.total,
+                        "done": len(self.outcomes),
+                        "test": name,
+                        "result": result,
+                    }
+                )
+
+
+def _print_progress(item: dict[str, object]) -> None:
+    print(PROGRESS_PREFIX + json.dumps(item), flush=True)
 
 
 def _first_error_line(text: str) -> str:
@@ -114,7 +145,7 @@ def main(args: argparse.Namespace) -> int:
         pytest_args += ["--linecard", args.linecard, "-s"]  # -s: the technician sees prompts
     if args.k:
         pytest_args += ["-k", args.k]
-    plugin = ReportPlugin()
+    plugin = ReportPlugin(_print_progress if args.progress_jsonl else None)
     status = pytest.main(pytest_args, plugins=[plugin])
     if not plugin.outcomes:
         print(f"ponte hwtest: no test ran (pytest status {status})", file=sys.stderr)

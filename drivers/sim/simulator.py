@@ -42,6 +42,7 @@ from drivers.sim.card import SimCard
 from drivers.sim.co import CentralOffice
 from drivers.sim.endpoint import SimError
 from drivers.sim.handset import Handset
+from drivers.sim.signals import SignalKit
 from drivers.sim.tones import FRAME_MS
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,10 @@ class Simulator:
         card_dtmf: bool = True,
         timing: Timing | None = None,
         seed: int | None = None,
+        signals: SignalKit | None = None,
     ) -> None:
         self._fxs, self._fxo, self._country = fxs, fxo, country
+        self._signals = signals
         self._card_dtmf, self._timing = card_dtmf, timing
         self._rng = random.Random(seed)
         self.listen = listen
@@ -135,6 +138,7 @@ class Simulator:
             card_dtmf=self._card_dtmf,
             timing=self._timing,
             rng=self._rng,
+            signals=self._signals,
         )
         self._card.notify = self._kick
         await self._open_uart()
@@ -275,6 +279,7 @@ class Simulator:
                     "polarity": h.polarity.name.lower(),
                     "playing": h.playing,
                     "recording": h.recording,
+                    "caller_id": h.caller_id_view(),
                 }
                 for h in card.handsets
             ],
@@ -286,6 +291,7 @@ class Simulator:
                     "digits": line.digits,
                     "dialled": list(line.dialled),
                     "caller_id": line.caller_id,
+                    "caller_name": line.caller_name,
                     "loop_current": line.loop_current,
                     "polarity": line.polarity.name.lower(),
                 }

@@ -26,6 +26,7 @@ from firmware.dsp.pcm import FRAME_MS, SAMPLE_RATE
 from firmware.dsp.profiles import get_profile
 from firmware.lines import messages as m
 from firmware.lines.cardclock import CardClock
+from firmware.service.callerid_rx import Heard
 from firmware.service.calls import LocalCalls
 from firmware.service.media import PortMedia
 from firmware.service.ports import Action, CardCommand, PortController, Report, ToneChange
@@ -58,6 +59,33 @@ class PortView:
     state: str
     tone: str | None = None
     digits: str = ""
+    since: float = 0.0  # wall-clock time of the last state or tone change
+
+    def to_json(self) -> dict[str, str | int | float | None]:
+        return {
+            "port": self.port,
+            "kind": self.kind,
+            "state": self.state,
+            "tone": self.tone,
+            "since": self.since,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """A condition an installer must see until it clears (link down, a port fault)."""
+
+    id: str
+    severity: str  # "critical" or "major"
+    text: str
+    since: float
+
+    def to_json(self) -> dict[str, str | float]:
+        return {"id": self.id, "severity": self.severity, "text": self.text, "since": self.since}
+
+
+# (topic, data): how the appliance tells the control API what changed.
+Publisher = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(slots=True)
@@ -76,10 +104,14 @@ class Appliance:
         options: Options,
         supervisor: Supervisor | None = None,
         on_report: Callable[[int, m.Report], None] | None = None,
+        publish: Publisher | None = None,
     ) -> None:
         self.options = options
         self.supervisor = supervisor or Supervisor(healthy=self.healthy)
         self._on_report = on_report
+        self.publish: Publisher = publish or (lambda topic, data: None)
+        self.alarms: dict[str, Alarm] = {}
+        self._views: dict[int, PortView] = {}
         self.store: ConfigStore | None = None
         self.config: Config | None = None
         self.sim: SimulatorProcess | None = None
@@ -159,7 +191,8 @@ class Appliance:
                 line = lines[fxo_index] if fxo_index < len(lines) else None
                 fxo_index += 1
             country = (line.country if line is not None else "") or self.config.system.country
-            self.ports[number] = PortController(number, kind, get_profile(country), self._clock)
+            profile = get_profile(country)
+            self.ports[number] = PortController(number, kind, profile, self._clock)
             if audio is None:
                 log.warning("port %d: no PCM audio configured; tones and DTMF are off", number)
                 continue
@@ -170,6 +203,9 @@ class Appliance:
                 detect_dtmf=detect_dtmf and kind is card.PortKind.FXS,
                 on_digit=self._digit_from_thread,
                 on_failure=self._media_failed_from_thread,
+                fxo_profile=profile if kind is card.PortKind.FXO else None,
+                on_caller_id=self._caller_id_from_thread,
+                on_busy=self._busy_from_thread,
             )
             self.media[number] = media
             media.start()
@@ -218,10 +254,38 @@ class Appliance:
         return f"line card {link}, {fxs} FXS + {fxo} FXO, {busy} in use"
 
     def port_views(self) -> list[PortView]:
-        return [
-            PortView(n, p.kind.name, p.state, p.tone.value if p.tone else None)
-            for n, p in sorted(self.ports.items())
-        ]
+        return [self._view(n) for n in sorted(self.ports)]
+
+    def _view(self, number: int) -> PortView:
+        p = self.ports[number]
+        tone = p.tone.value if p.tone else None
+        view = self._views.get(number)
+        if view is None or (view.state, view.tone) != (p.state, tone):
+            view = PortView(number, p.kind.name, p.state, tone, since=time.time())
+            self._views[number] = view
+        return view
+
+    def _port_changed(self, number: int, report: str | None = None) -> None:
+        """Publish ``ports.state`` when a port's state or tone changed, or it reported."""
+        if number not in self.ports:
+            return
+        before = self._views.get(number)
+        view = self._view(number)
+        if before is view and report is None:
+            return
+        self.publish("ports.state", {**view.to_json(), "report": report})
+
+    def raise_alarm(self, alarm_id: str, severity: str, text: str) -> None:
+        if alarm_id in self.alarms:
+            return
+        alarm = Alarm(alarm_id, severity, text, time.time())
+        self.alarms[alarm_id] = alarm
+        self.publish("alarms.raised", alarm.to_json())
+
+    def clear_alarm(self, alarm_id: str) -> None:
+        alarm = self.alarms.pop(alarm_id, None)
+        if alarm is not None:
+            self.publish("alarms.cleared", alarm.to_json())
 
     # --- events ---------------------------------------------------------------------
 
@@ -235,25 +299,36 @@ class Appliance:
             match event:
                 case LinkUp():
                     log.info("line card link up")
+                    self.clear_alarm("linecard.link")
                     self._clock.reset()
                     for port in self.ports:
                         await self.link.send(card.StatusRequest(port))
                 case LinkDown(reason=reason):
                     self.counters.link_downs += 1
                     log.error("line card link down: %s", reason)
+                    self.raise_alarm("linecard.link", "critical", f"line card link down: {reason}")
                 case PeerFault():
                     log.warning("line card protocol fault: %s", event)
                 case LinkFailed(description=why):
                     log.error("line card port failed: %s", why)
-                case card.Fault(port=port, kind=kind):
-                    self.counters.faults += 1
-                    log.error("port %d fault: %s", port, kind.name)
+                    self.raise_alarm("linecard.link", "critical", f"line card failed: {why}")
+                case card.Fault(port=port, kind=kind, active=active):
+                    alarm_id = f"port.{port}.{kind.name.lower()}"
+                    if active:
+                        self.counters.faults += 1
+                        log.error("port %d fault: %s", port, kind.name)
+                        text = f"port {port}: {kind.name.lower().replace('_', '-')} fault"
+                        self.raise_alarm(alarm_id, "major", text)
+                    else:
+                        log.warning("port %d fault cleared: %s", port, kind.name)
+                        self.clear_alarm(alarm_id)
                 case card.CommandRejected():
                     log.error("line card rejected a command: %s", event)
                 case card.Message():
                     controller = self.ports.get(getattr(event, "port", 0))
                     if controller is not None:
                         await self._apply(controller.on_card(event, self._now()))
+                        self._port_changed(controller.port)
                     else:
                         log.debug("line card: %s", event)
             self.supervisor.status(self.summary())
@@ -266,6 +341,30 @@ class Appliance:
         controller = self.ports.get(port)
         if controller is not None:
             self._spawn(self._apply(controller.on_digit(digit, self._now())))
+
+    def _caller_id_from_thread(self, port: int, heard: Heard) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._on_caller_id, port, heard)
+
+    def _on_caller_id(self, port: int, heard: Heard) -> None:
+        if heard.error is not None:
+            log.warning("port %d: caller ID not decoded: %s", port, heard.error)
+            return
+        log.info("port %d: caller ID %s %r", port, heard.number, heard.name)
+        controller = self.ports.get(port)
+        if controller is not None:
+            now = self._now()
+            self._spawn(self._apply(controller.on_caller_id(heard.number, heard.name, now)))
+
+    def _busy_from_thread(self, port: int, tone: str) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._on_busy, port, tone)
+
+    def _on_busy(self, port: int, tone: str) -> None:
+        log.info("port %d: %s tone from the exchange", port, tone)
+        controller = self.ports.get(port)
+        if controller is not None:
+            self._spawn(self._apply(controller.on_busy(self._now())))
 
     def _media_failed_from_thread(self, port: int, error: BaseException) -> None:
         assert self._loop is not None
@@ -286,12 +385,28 @@ class Appliance:
                     media = self.media.get(port)
                     if media is not None:
                         media.play(spec)
+                    self._port_changed(port)
                 case CardCommand(message=message):
                     assert self.link is not None
                     await self.link.send(message)
+                    if isinstance(message, card.Seize | card.Release):
+                        media = self.media.get(message.port)
+                        if media is not None:
+                            media.listen_for_progress(isinstance(message, card.Seize))
                 case Report(port=port, report=report):
                     self.counters.reports += 1
-                    log.info("port %d: %s", port, type(report).__name__)
+                    cid = getattr(report, "caller_id", None)
+                    if cid is None:
+                        log.info("port %d: %s", port, type(report).__name__)
+                    else:
+                        log.info(
+                            "port %d: %s number=%s name=%s",
+                            port,
+                            type(report).__name__,
+                            cid.number,
+                            cid.name,
+                        )
+                    self._port_changed(port, type(report).__name__)
                     if self._on_report is not None:
                         self._on_report(port, report)
                     if self.calls is not None:
@@ -319,6 +434,7 @@ class Appliance:
             deadline = controller.next_deadline()
             if deadline is not None and deadline <= now:
                 actions += controller.on_timer(now)
+                self._port_changed(controller.port)
         self._spawn(self._apply(actions))
 
 

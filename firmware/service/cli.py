@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 HELP = "start the appliance (simulated line card unless --linecard is given)"
 
 log = logging.getLogger("ponte")
+
+SYSTEM_NETWORK_FILE = Path("/etc/systemd/network/10-ponte.network")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +50,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="control socket of the simulator (default: DATA_DIR/sim.sock)",
     )
+    parser.add_argument(
+        "--api-socket",
+        type=Path,
+        help="control API socket (default: $PONTE_API_SOCKET, else DATA_DIR/api.sock when "
+        "simulating, else /run/ponte/api.sock)",
+    )
+    parser.add_argument(
+        "--network-file",
+        type=Path,
+        help="where the network settings are written (default: DATA_DIR/network/10-ponte."
+        "network when simulating, else /etc/systemd/network/10-ponte.network)",
+    )
+    parser.add_argument(
+        "--api-docs",
+        action="store_true",
+        help="print the table of this service's API methods for docs/api.md and exit",
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument(
         "--stderr", action="store_true", help="log to stderr even under systemd's journal"
@@ -57,6 +77,9 @@ def main(args: argparse.Namespace) -> int:
     from firmware.service import logs
     from firmware.service.appliance import Options
 
+    if args.api_docs:
+        print(api_docs_block())
+        return 0
     if args.simulate and args.linecard:
         print("ponte run: --simulate and --linecard exclude each other", file=sys.stderr)
         return 2
@@ -64,6 +87,11 @@ def main(args: argparse.Namespace) -> int:
         print("ponte run: --fxs/--fxo: between 1 and 32 ports in all", file=sys.stderr)
         return 2
     logs.configure(args.log_level, force_stderr=args.stderr)
+    simulated = args.linecard is None
+    api_socket = args.api_socket or _default_api_socket(args.data_dir, simulated)
+    network_file = args.network_file or (
+        args.data_dir / "network" / "10-ponte.network" if simulated else SYSTEM_NETWORK_FILE
+    )
     options = Options(
         data_dir=args.data_dir,
         linecard=args.linecard,
@@ -73,17 +101,52 @@ def main(args: argparse.Namespace) -> int:
         sim_control=args.sim_control,
     )
     try:
-        return asyncio.run(_serve(options))
+        return asyncio.run(_serve(options, api_socket, network_file))
     except KeyboardInterrupt:
         return 0
 
 
-async def _serve(options: Options) -> int:
+def api_docs_block() -> str:
+    """The generated methods table, from a registry built exactly as ``_serve`` builds it."""
+    from firmware.api.auth import MemoryCredentialStore
+    from firmware.api.server import ApiServer
+    from firmware.service.appliance import Appliance, Options
+    from firmware.service.control import ControlApi, methods_doc_block
+    from firmware.service.logring import LogRing
+
+    server = ApiServer("/nonexistent/api.sock", credentials=MemoryCredentialStore())
+    appliance = Appliance(Options(data_dir=Path("/nonexistent")))
+    ControlApi(
+        server,
+        appliance,
+        data_dir=Path("/nonexistent"),
+        network_file=None,
+        logs=LogRing(),
+        simulated=True,
+    )
+    return methods_doc_block(server)
+
+
+def _default_api_socket(data_dir: Path, simulated: bool) -> Path:
+    from firmware.api.server import DEFAULT_SOCKET_PATH, SOCKET_ENV
+
+    if os.environ.get(SOCKET_ENV):
+        return Path(os.environ[SOCKET_ENV])
+    return data_dir / "api.sock" if simulated else Path(DEFAULT_SOCKET_PATH)
+
+
+async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     from drivers.linecard.link import LinkOpenError
+    from firmware.api.credentials import ConfigCredentialStore
+    from firmware.api.server import ApiServer, ServerStartError
     from firmware.service.appliance import Appliance
+    from firmware.service.control import ControlApi
+    from firmware.service.logring import LogRing
     from firmware.service.simulator import SimulatorError
     from firmware.store import StoreError
 
+    ring = LogRing()
+    logging.getLogger().addHandler(ring)
     appliance = Appliance(options)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -94,16 +157,38 @@ async def _serve(options: Options) -> int:
     except (SimulatorError, StoreError, LinkOpenError, OSError, TimeoutError) as e:
         log.error("cannot start: %s", e)
         return 1
+    assert appliance.store is not None
+    server = ApiServer(api_socket, credentials=ConfigCredentialStore(appliance.store))
+    control = ControlApi(
+        server,
+        appliance,
+        data_dir=options.data_dir,
+        network_file=network_file,
+        logs=ring,
+        simulated=options.linecard is None,
+    )
+    try:
+        await server.start()
+    except (ServerStartError, OSError) as e:
+        log.error("cannot start the control API on %s: %s", api_socket, e)
+        await appliance.stop()
+        return 1
+    control.attach()
     if appliance.sim is not None:
-        control = appliance.sim.args[appliance.sim.args.index("--control") + 1]
+        sim_control = appliance.sim.args[appliance.sim.args.index("--control") + 1]
         log.info(
             "simulation ready: pick up a phone with "
             "'ponte sim --control %s handset 1 off-hook' and listen with "
             "'... handset 1 record dial.wav --seconds 3'",
-            control,
+            sim_control,
         )
     await stop.wait()
     log.info("stopping")
+    # Clients first (they get shutting_down, jobs are cancelled), then the appliance
+    # whose state they were watching.
+    control.detach()
+    await server.stop()
     await appliance.stop()
+    logging.getLogger().removeHandler(ring)
     log.info("stopped")
     return 0
