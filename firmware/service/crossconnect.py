@@ -16,11 +16,16 @@ pops are atomic in CPython, and the peer is a single reference swap.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from typing import Final
 
-JITTER_FRAMES: Final = 3  # 60 ms: two threads' phase on one clock, plus one late wake-up
-PREFILL_FRAMES: Final = 1
+JITTER_FRAMES: Final = 5  # 100 ms cap; the level stays at PREFILL_FRAMES on one clock
+# Two frames (40 ms) in hand.  One was not enough: an FXO loop also runs the caller-ID and
+# call-progress detectors, and under the GIL its thread wakes up to a frame late; measured
+# on the simulator, an FXS-FXO call slipped about once a second with one frame primed and
+# not once in 10 s with two.
+PREFILL_FRAMES: Final = 2
 MAX_SEND_FRAMES: Final = 500  # 10 s of queued PCM (a dialled number is well under 5 s)
 
 
@@ -51,8 +56,8 @@ class CrossConnect:
             raise CrossConnectError(
                 f"frame sizes differ: {self.frame_bytes} and {other.frame_bytes} bytes"
             )
-        # One frame of silence in hand: whichever thread runs first in a tick, the other
-        # side's frame of the previous tick is there to play (20 ms of latency).
+        # Silence in hand: whichever thread runs first in a tick, and even one running a
+        # frame late, the other side's earlier frame is there to play.
         for side in (self, other):
             side._inbox.clear()
             side._inbox.extend([bytes(self.frame_bytes)] * PREFILL_FRAMES)
@@ -101,9 +106,14 @@ class CrossConnect:
         """What this port plays now; None: nothing (the loop plays silence)."""
         if self._send:
             try:
-                return self._send.popleft()
+                frame = self._send.popleft()
             except IndexError:
                 pass
+            else:
+                # The peer's voice is not played while dialling; keep its level steady.
+                with contextlib.suppress(IndexError):
+                    self._inbox.popleft()
+                return frame
         if self._peer is None:
             return None
         try:
