@@ -26,11 +26,11 @@ from firmware.store.schema import Config
 
 log = logging.getLogger(__name__)
 
-# How long after seizing an exchange line the digits go out.  An exchange must give dial
-# tone within 3 s (ITU-T Q.543 §2.3.1: mean dial-tone delay under normal load 400 ms), so
-# 1 s covers a normally loaded exchange; a dial-tone detector would be better (not yet).
+# How long after seizing an exchange line the digits go out.  ITU-T Q.543's design objective
+# for dial-tone delay at reference load A is a mean of 400 ms, 600 ms for 95 % of calls; 1 s
+# leaves margin over that.  Listening for the dial tone itself would be better (not yet).
 FXO_DIAL_DELAY_MS: Final = 1000
-# Telcordia GR-506-CORE §15.1 / ITU-T Q.24: DTMF signals at least 40 ms with 40 ms pauses;
+# ITU-T Q.24: DTMF signals of 40 ms and pauses of 40 ms must be accepted;
 # 70/70 ms is the usual automatic-dialler timing and passes every receiver we know.
 DTMF_ON_MS: Final = 70
 DTMF_OFF_MS: Final = 70
