@@ -62,7 +62,7 @@ class LineReceiver:
         return Received(
             level,
             self.dtmf.feed(arr) if self.dtmf is not None else [],
-            self.fsk.feed(arr) if self.fsk is not None else [],
+            self.fsk.feed_samples(x, total * x.size) if self.fsk is not None else [],
             self.progress.feed_samples(x, total),
         )
 

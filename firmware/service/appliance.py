@@ -21,7 +21,7 @@ from drivers.audio.format import PcmFormat
 from drivers.audio.socket_stream import SocketStream
 from drivers.linecard import protocol as card
 from drivers.linecard.link import Link, LinkFailed
-from drivers.linecard.session import LinkDown, LinkUp, PeerFault
+from drivers.linecard.session import DownReason, LinkDown, LinkUp, PeerFault
 from firmware.dsp.pcm import FRAME_MS, SAMPLE_RATE
 from firmware.dsp.profiles import get_profile
 from firmware.lines import messages as m
@@ -303,10 +303,14 @@ class Appliance:
                     self._clock.reset()
                     for port in self.ports:
                         await self.link.send(card.StatusRequest(port))
+                case LinkDown(reason=DownReason.CLOSED):
+                    log.info("line card link closed")  # we closed it: stopping
                 case LinkDown(reason=reason):
                     self.counters.link_downs += 1
-                    log.error("line card link down: %s", reason)
-                    self.raise_alarm("linecard.link", "critical", f"line card link down: {reason}")
+                    log.error("line card link down: %s", reason.value)
+                    self.raise_alarm(
+                        "linecard.link", "critical", f"line card link down: {reason.value}"
+                    )
                 case PeerFault():
                     log.warning("line card protocol fault: %s", event)
                 case LinkFailed(description=why):

@@ -157,10 +157,13 @@ def test_minimodem_1200_reads_our_bytes(tmp_path, standard, name, msg):
 
 
 def multimon(path: Path) -> str:
-    raw = run(
-        ["sox", str(path), "-t", "raw", "-e", "signed-integer", "-b", "16", "-r", "22050", "-"]
+    # multimon-ng reads a file, not a pipe: from stdin it gave up early now and then on a
+    # loaded machine and printed nothing.
+    raw = path.with_suffix(".22050.raw")
+    run(
+        ["sox", str(path), "-t", "raw", "-e", "signed-integer", "-b", "16", "-r", "22050", str(raw)]
     )
-    return run(["multimon-ng", "-q", "-c", "-a", "CLIPFSK", "-"], stdin=raw.encode("latin-1"))
+    return run(["multimon-ng", "-q", "-c", "-a", "CLIPFSK", "-t", "raw", str(raw)])
 
 
 def expected_multimon(msg: CallerIdMessage) -> str:
