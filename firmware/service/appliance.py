@@ -27,6 +27,7 @@ from firmware.dsp.profiles import get_profile
 from firmware.lines import messages as m
 from firmware.lines.cardclock import CardClock
 from firmware.service.callerid_rx import Heard
+from firmware.service.calls import LocalCalls
 from firmware.service.media import PortMedia
 from firmware.service.ports import Action, CardCommand, PortController, Report, ToneChange
 from firmware.service.simulator import SimulatorProcess
@@ -124,6 +125,7 @@ class Appliance:
         self._events_task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._stopped = asyncio.Event()
+        self.calls: LocalCalls | None = None  # call control (firmware.pbx) for local calls
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -168,6 +170,7 @@ class Appliance:
             ",".join(k.name for k in self.card.ports),
         )
         self._build_ports(self.card, audio)
+        self.calls = LocalCalls(self)
         self._events_task = asyncio.create_task(self._pump_events(), name="linecard-events")
         for port in self.ports:
             await self.link.send(card.StatusRequest(port))
@@ -214,6 +217,8 @@ class Appliance:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.calls is not None:
+            self.calls.stop()
         for media in self.media.values():
             await asyncio.to_thread(media.stop)
         self.media.clear()
@@ -408,7 +413,13 @@ class Appliance:
                     self._port_changed(port, type(report).__name__)
                     if self._on_report is not None:
                         self._on_report(port, report)
+                    if self.calls is not None:
+                        self.calls.on_report(port, report)
         self._schedule_timer()
+
+    def run_actions(self, actions: list[Action]) -> None:
+        """Apply actions produced outside card events (call control), in order."""
+        self._spawn(self._apply(actions))
 
     def _schedule_timer(self) -> None:
         deadlines = [d for p in self.ports.values() if (d := p.next_deadline()) is not None]

@@ -33,6 +33,7 @@ from firmware.dsp.profiles import CountryProfile
 from firmware.dsp.progress import CallProgressDetector, ToneDetected
 from firmware.dsp.tones import TonePlayer, ToneSpec
 from firmware.service.callerid_rx import CallerIdReceiver, Heard
+from firmware.service.crossconnect import CrossConnect
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ class PortMedia:
         self._thread: threading.Thread | None = None
         self.frames = 0
         self.tone_started_at: float | None = None  # monotonic time the current tone first went out
+        self.link = CrossConnect(
+            stream.fmt.bytes_per_frame
+        )  # audio to and from another port (pbx calls)
 
     def play(self, spec: ToneSpec | None) -> None:
         """Play ``spec`` from the next frame on (None: silence).  Any thread."""
@@ -109,9 +113,10 @@ class PortMedia:
         try:
             while not self._stop.is_set():
                 heard = self.stream.read_frame()
+                self.link.heard(heard)
                 player = self._player
                 if player is None:
-                    self.stream.write_frame(self._silence)
+                    self.stream.write_frame(self.link.next_frame() or self._silence)
                 else:
                     self.stream.write_frame(player.next_frame(self._samples).tobytes())
                     if self.tone_started_at is None:

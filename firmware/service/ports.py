@@ -109,6 +109,10 @@ class PortController:
             return []
         return self._run(m.DtmfDigit(digit), now)
 
+    def on_call(self, event: m.FxsEvent | m.FxoEvent, now: int) -> list[Action]:
+        """An event from call control (Alert, Connect, Originate ...) for the line machine."""
+        return self._run(event, now)
+
     def on_caller_id(self, number: str | None, name: str | None, now: int) -> list[Action]:
         """FXO: the media loop's caller-ID receiver decoded an identity."""
         if not isinstance(self.machine, FxoPort) or (number is None and name is None):

@@ -11,26 +11,55 @@ code) is matched by one; collecting digits against a map in real time belongs to
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 MAX_DIGIT_MAP_LEN = 512  # cap: a map is typed by people, this is generous
 _SINGLE = set("0123456789*#ABCD")
+_DIGITS = frozenset("0123456789")
 
 
 class DigitMapError(ValueError):
     """The digit map text is not well formed; the message says where."""
 
 
-def _compile_alternative(alt: str, where: int) -> str:
-    out: list[str] = []
+@dataclass(frozen=True, slots=True)
+class Element:
+    """One position of an alternative: the symbols it accepts, possibly repeated (``.``)."""
+
+    symbols: frozenset[str]
+    repeat: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """One ``|``-separated pattern; ``timer`` when it ends in ``T``."""
+
+    elements: tuple[Element, ...]
+    timer: bool = False
+
+
+def _set_symbols(body: str) -> frozenset[str]:
+    out: set[str] = set()
+    for lo, hi, single in re.findall(r"([0-9])-([0-9])|([0-9*#])", body):
+        if single:
+            out.add(single)
+        else:
+            out.update(str(d) for d in range(int(lo), int(hi) + 1))
+    return frozenset(out)
+
+
+def _parse_alternative(alt: str, where: int) -> Alternative:
+    out: list[Element] = []
+    timer = False
     i = 0
     last_repeatable = False
     while i < len(alt):
         ch = alt[i].upper() if alt[i] in "abcdt" else alt[i]
         if ch in _SINGLE:
-            out.append(re.escape(ch))
+            out.append(Element(frozenset(ch)))
             last_repeatable = True
         elif ch == "X" or alt[i] == "x":
-            out.append("[0-9]")
+            out.append(Element(_DIGITS))
             last_repeatable = True
         elif ch == "[":
             end = alt.find("]", i)
@@ -44,27 +73,34 @@ def _compile_alternative(alt: str, where: int) -> str:
             for lo, hi in re.findall(r"([0-9])-([0-9])", body):
                 if lo > hi:
                     raise DigitMapError(f"backwards range '{lo}-{hi}' at position {where + i}")
-            out.append("[" + body.replace("*", r"\*") + "]")
+            out.append(Element(_set_symbols(body)))
             i = end
             last_repeatable = True
         elif ch == ".":
             if not last_repeatable:
                 raise DigitMapError(f"'.' with nothing to repeat at position {where + i}")
-            out.append("*")
+            out[-1] = Element(out[-1].symbols, repeat=True)
             last_repeatable = False
         elif ch == "T":
             if i != len(alt) - 1:
                 raise DigitMapError(f"'T' must end an alternative (position {where + i})")
+            timer = True
         else:
             raise DigitMapError(f"unexpected {alt[i]!r} at position {where + i}")
         i += 1
     if not out:
         raise DigitMapError(f"empty alternative at position {where}")
-    return "".join(out)
+    return Alternative(tuple(out), timer)
 
 
-def compile_digit_map(text: str) -> re.Pattern[str]:
-    """Compile to a regular expression matching complete dialled strings."""
+def _element_regex(element: Element) -> str:
+    chars = "".join(sorted(element.symbols))
+    body = re.escape(chars) if len(chars) == 1 else "[" + re.escape(chars) + "]"
+    return body + ("*" if element.repeat else "")
+
+
+def parse_digit_map(text: str) -> tuple[Alternative, ...]:
+    """The alternatives of a digit map, for matching digit by digit (firmware.pbx.digits)."""
     if len(text) > MAX_DIGIT_MAP_LEN:
         raise DigitMapError(f"longer than {MAX_DIGIT_MAP_LEN} characters")
     body = text.strip()
@@ -72,11 +108,18 @@ def compile_digit_map(text: str) -> re.Pattern[str]:
         body = body[1:-1]
     if not body:
         raise DigitMapError("empty digit map")
-    parts: list[str] = []
+    parts: list[Alternative] = []
     pos = 0
     for alt in body.split("|"):
-        parts.append(_compile_alternative(alt.strip(), pos))
+        parts.append(_parse_alternative(alt.strip(), pos))
         pos += len(alt) + 1
+    return tuple(parts)
+
+
+def compile_digit_map(text: str) -> re.Pattern[str]:
+    """Compile to a regular expression matching complete dialled strings."""
+    alternatives = parse_digit_map(text)
+    parts = ["".join(_element_regex(e) for e in alt.elements) for alt in alternatives]
     return re.compile("(?:" + "|".join(parts) + ")")
 
 

@@ -1,0 +1,122 @@
+"""The I/O shell around :class:`firmware.pbx.calls.CallControl` in the appliance.
+
+Reports from the port controllers go to call control; its commands go back: line events
+to the port controllers (whose card commands and tones the appliance applies as usual),
+joins and splits to the media loops' cross-connects, DTMF into an exchange line's audio.
+Runs on the event loop; owns one timer for the call-control deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Literal
+
+from drivers.linecard import protocol as card
+from firmware.dsp.dtmf import generate_dtmf
+from firmware.dsp.pcm import SAMPLE_RATE
+from firmware.lines import messages as m
+from firmware.lines.timing import LineTiming
+from firmware.pbx.calls import CallCommand, CallControl, Join, LineEvent, PortInfo, SendDtmf, Split
+from firmware.service.ports import Action
+
+if TYPE_CHECKING:
+    from firmware.service.appliance import Appliance
+
+log = logging.getLogger(__name__)
+
+
+class LocalCalls:
+    def __init__(self, appliance: Appliance) -> None:
+        assert appliance.config is not None
+        self._app = appliance
+        infos: list[PortInfo] = []
+        counts = {"fxs": 0, "fxo": 0}
+        for number, controller in sorted(appliance.ports.items()):
+            kind: Literal["fxs", "fxo"] = "fxs" if controller.kind is card.PortKind.FXS else "fxo"
+            guard = LineTiming.from_profile(controller.profile).release_guard_ms
+            infos.append(PortInfo(number, kind, counts[kind], guard))
+            counts[kind] += 1
+        self.control = CallControl(appliance.config, infos)
+        self._timer: asyncio.TimerHandle | None = None
+        self.last_decision_ms: float | None = None  # last digit in -> commands out, for status
+
+    def _now(self) -> int:
+        return int(time.monotonic() * 1000)
+
+    def on_report(self, port: int, report: m.Report) -> None:
+        started = time.perf_counter()
+        try:
+            commands = self.control.handle(port, report, self._now())
+        except Exception:
+            log.exception("call control failed on %s from port %d", report, port)
+            return
+        if isinstance(report, m.DigitDialled) and commands:
+            self.last_decision_ms = (time.perf_counter() - started) * 1000
+            log.info(
+                "port %d: route decided %.2f ms after the last digit", port, self.last_decision_ms
+            )
+        self._run(commands)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _run(self, commands: list[CallCommand]) -> None:
+        actions: list[Action] = []
+        now = self._now()
+        for command in commands:
+            match command:
+                case LineEvent(port=port, event=event):
+                    controller = self._app.ports.get(port)
+                    if controller is None:
+                        log.error("call control addressed port %d, which is not there", port)
+                        continue
+                    try:
+                        actions += controller.on_call(event, now)
+                    except Exception:
+                        log.exception("port %d refused %s", port, event)
+                case Join(a=a, b=b):
+                    media_a, media_b = self._app.media.get(a), self._app.media.get(b)
+                    if media_a is not None and media_b is not None:
+                        media_a.link.join(media_b.link)
+                        log.info("audio of ports %d and %d connected", a, b)
+                case Split(a=a, b=b):
+                    for port in (a, b):
+                        media = self._app.media.get(port)
+                        if media is not None:
+                            link = media.link
+                            log.info(
+                                "port %d audio split: %d frames from port %d, %d under- and "
+                                "%d overruns",
+                                port,
+                                link.frames_passed,
+                                b if port == a else a,
+                                link.underruns,
+                                link.overruns,
+                            )
+                            link.split()
+                case SendDtmf(port=port, digits=digits, on_ms=on_ms, off_ms=off_ms):
+                    media = self._app.media.get(port)
+                    if media is not None:
+                        pcm = generate_dtmf(digits, on_ms=on_ms, off_ms=off_ms, rate=SAMPLE_RATE)
+                        media.link.send_pcm(pcm.astype("<i2").tobytes())
+                        log.info("port %d: dialling %s by DTMF", port, digits)
+        if actions:
+            self._app.run_actions(actions)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.control.next_deadline()
+        if deadline is not None:
+            delay = max(deadline - self._now(), 0) / 1000
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._run(self.control.handle_timer(self._now()))
