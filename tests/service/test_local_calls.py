@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -23,22 +21,8 @@ ITU = get_profile("ITU")  # what a fresh simulated box uses (system.country defa
 def box(tmp_path: Path) -> Iterator[Appliance]:
     app = Appliance(tmp_path, "--fxs", "2", "--fxo", "1", "--stderr")
     app.wait_notify("READY=1")
-    # Keep reading sd_notify messages as systemd would: the kernel queues only
-    # net.unix.max_dgram_qlen (10) datagrams, after which the appliance's send blocks.
-    stop = threading.Event()
-    drain = threading.Thread(target=_drain, args=(app, stop), daemon=True)
-    drain.start()
     yield app
-    stop.set()
-    drain.join(2)
     app.close()
-
-
-def _drain(app: Appliance, stop: threading.Event) -> None:
-    app.notify.settimeout(0.1)
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError, OSError):
-            app.notify.recv(4096)
 
 
 def record(box: Appliance, handset: int, path: Path, seconds: float) -> np.ndarray:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -37,7 +39,26 @@ class Appliance:
             stderr=subprocess.STDOUT,
             env=env,
         )
+        # Read sd_notify messages all the time, as systemd does: the kernel queues only
+        # net.unix.max_dgram_qlen (10) datagrams, after which the appliance's sd_notify (a
+        # blocking send inside python-systemd, GIL held) would stall the whole process.
         self.messages: list[str] = []
+        self._received: queue.Queue[str] = queue.Queue()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read_notify, daemon=True)
+        self._reader.start()
+
+    def _read_notify(self) -> None:
+        self.notify.settimeout(0.2)
+        while not self._closed.is_set():
+            try:
+                msg = self.notify.recv(4096).decode()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.messages.append(msg)
+            self._received.put(msg)
 
     @property
     def control(self) -> Path:
@@ -46,13 +67,11 @@ class Appliance:
     def wait_notify(self, prefix: str, timeout: float = START_TIMEOUT_S) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.notify.settimeout(0.5)
             try:
-                msg = self.notify.recv(4096).decode()
-            except TimeoutError:
+                msg = self._received.get(timeout=0.5)
+            except queue.Empty:
                 assert self.proc.poll() is None, f"ponte run exited:\n{self.log_text()}"
                 continue
-            self.messages.append(msg)
             if msg.startswith(prefix):
                 return msg
         raise AssertionError(f"no {prefix!r} from ponte run; log:\n{self.log_text()}")
@@ -78,6 +97,8 @@ class Appliance:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._closed.set()
+        self._reader.join(2)
         self.notify.close()
         self.log.close()
 
