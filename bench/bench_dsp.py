@@ -81,6 +81,10 @@ def receivers() -> dict[str, Callable[[], Callable[[Pcm], object]]]:
 
 
 def combined() -> Callable[[Pcm], object]:
+    """The line receiver (shares the frame conversion and power), else the parts in turn."""
+    receive = _optional("firmware.dsp.receive")
+    if receive is not None:
+        return receive.LineReceiver(get_profile("US")).feed  # type: ignore[no-any-return]
     feeds = [make() for make in receivers().values()]
 
     def feed(frame: Pcm) -> None:

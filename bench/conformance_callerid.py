@@ -180,6 +180,21 @@ def report() -> list[tuple[str, str, str]]:
             "0",
         )
     )
+    for fmt in (dtmf_clip.FORMAT_A_C, dtmf_clip.FORMAT_HASH):
+        decoder = dtmf_clip.DtmfClipDecoder(fmt)
+        false = 0
+        for i in range(0, len(audio), FRAME_SAMPLES):
+            false += sum(
+                isinstance(r, dtmf_clip.DtmfClip)
+                for r in decoder.feed(audio[i : i + FRAME_SAMPLES])
+            )
+        rows.append(
+            (
+                f"DTMF caller ID {fmt} false numbers in {CORPUS_MINUTES:.0f} min of speech/music",
+                str(false),
+                "0",
+            )
+        )
     for standard in FSK_STANDARDS:
         rows.append(
             (

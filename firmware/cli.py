@@ -24,7 +24,7 @@ COMMANDS: dict[str, str] = {
     "update": "firmware.update.cli",
     "api": "firmware.api.cli",
     "dsp": "firmware.dsp.cli",
-    "sim": "drivers.sim.cli",
+    "sim": "firmware.service.sim_cli",
     "run": "firmware.service.cli",
     "hwtest": "hwtests.cli",
     "console": "tui.cli",

@@ -99,14 +99,19 @@ class CardUnderTest:
         self.backlog.clear()
 
     def expect(
-        self, kind: type[M], timeout: float = 2.0, where: Callable[[M], bool] = lambda _: True
+        self,
+        kind: type[M],
+        timeout: float = 2.0,
+        where: Callable[[M], bool] = lambda _: True,
+        since: float = 0.0,
     ) -> tuple[float, M]:
-        """The first event of ``kind`` matching ``where`` (from the backlog or new), with
-        the monotonic time it arrived.  Raises AssertionError naming what was seen."""
+        """The first event of ``kind`` matching ``where`` that arrived at or after the
+        monotonic time ``since`` (from the backlog or new), with its arrival time.
+        Raises AssertionError naming what was seen."""
         deadline = time.monotonic() + timeout
         while True:
             for i, (when, event) in enumerate(self.backlog):
-                if isinstance(event, kind) and where(event):
+                if when >= since and isinstance(event, kind) and where(event):
                     del self.backlog[i]
                     return when, event
             remaining = deadline - time.monotonic()

@@ -53,8 +53,11 @@ READ_CHUNK = 4096
 MAX_EVENTS = 4096
 
 
-class LinkOpenError(LinecardError):
-    """The URL could not be opened (no such device, nothing listening, bad URL)."""
+class LinkOpenError(LinecardError, OSError):
+    """The URL could not be opened (no such device, nothing listening, bad URL).
+
+    An OSError too, as pyserial's own SerialException is, so callers catching OSError
+    around open() keep working."""
 
 
 @dataclass(frozen=True)

@@ -59,10 +59,10 @@ from drivers.linecard.session import (
     Timing,
 )
 from drivers.sim.co import CentralOffice, CoLine
-from drivers.sim.country import country as country_tones
 from drivers.sim.endpoint import Scheduler, SimError, Timer
 from drivers.sim.handset import Handset
-from drivers.sim.tones import FRAME_SAMPLES, DtmfDetector, Pcm
+from drivers.sim.signals import BUILTIN, SignalKit
+from drivers.sim.tones import FRAME_SAMPLES, Pcm
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,9 @@ class FxsPort(_Port):
         self.on_hook_tx = False
         self.ring_command: Ring | None = None
         self._ring_timers: list[Timer] = []
-        self.detector = DtmfDetector()
+        self.detector = card.signals.dtmf_detector()
+        # The phone's caller-ID display: it decodes what the SLIC sends while on hook.
+        self.caller_id_receiver = card.signals.caller_id_receiver(card.country.code)
         handset.plug(self)
 
     def hook(self, off_hook: bool, when: float) -> None:
@@ -222,11 +224,13 @@ class SimCard:
         card_dtmf: bool = True,
         timing: Timing | None = None,
         rng: random.Random | None = None,
+        signals: SignalKit | None = None,
     ) -> None:
         if fxs < 0 or fxo < 0 or not 1 <= fxs + fxo <= 32:
             raise SimError(f"{fxs} FXS + {fxo} FXO ports: need 1..32 ports in all")
         self.clock = clock
-        self.country = country_tones(country)
+        self.signals = signals or BUILTIN
+        self.country = self.signals.exchange(country)
         self.card_dtmf = card_dtmf
         self.timing = timing
         self._rng = rng or random.Random()
@@ -249,7 +253,8 @@ class SimCard:
             [
                 CoLine(
                     n,
-                    country=self.country,
+                    exchange=self.country,
+                    detector=self.signals.dtmf_detector(),
                     scheduler=self.scheduler,
                     clock=clock,
                     notify=self._changed,
@@ -342,6 +347,9 @@ class SimCard:
                 handset = port.handset
                 if handset.is_off_hook or port.on_hook_tx:
                     handset.hear_frame(heard, now)
+                if port.on_hook_tx and not handset.is_off_hook and port.caller_id_receiver:
+                    for decoded in port.caller_id_receiver.feed(heard):
+                        handset.caller_id_received(decoded, now)
                 talk = handset.talk_frame() if handset.is_off_hook else silence
                 if self.card_dtmf and handset.is_off_hook:
                     for digit, duration in port.detector.feed(talk):

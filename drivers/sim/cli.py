@@ -17,7 +17,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from drivers.sim.signals import SignalKit
 
 HELP = "line-card simulator: start one, or drive its handsets and central office"
 
@@ -74,7 +77,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="UART: socket://HOST:PORT (port 0 picks one), pty, or pty:LINKPATH",
     )
     start.add_argument("--audio-port", type=int, default=0, help="PCM TCP port on 127.0.0.1")
-    start.add_argument("--country", default="US", help="exchange tones and cadences (US)")
+    start.add_argument(
+        "--country", default="US", help="exchange tones, cadences and caller ID (US)"
+    )
     start.add_argument(
         "--no-card-dtmf", action="store_true", help="the card does not report DTMF digits"
     )
@@ -106,6 +111,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ring = cs.add_parser("ring", help="ring the line (an incoming call)", parents=[COMMON])
     ring.add_argument("number", type=int, help="exchange line (1 = first FXO port)")
     ring.add_argument("--caller-id", help="calling number (digits)")
+    ring.add_argument("--name", help="calling name (sent with the number where the country can)")
     for name, text in (
         ("cancel", "the caller gives up before the line answers"),
         ("answer", "the far end answers the call the line made"),
@@ -150,7 +156,8 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
     req["action"] = args.action
     if args.command in ("handset", "co"):
         req["number"] = args.number
-    for key in ("digits", "pulse", "ms", "seconds", "caller_id", "mode", "hex", "port", "kind"):
+    keys = ("digits", "pulse", "ms", "seconds", "caller_id", "name", "mode", "hex", "port", "kind")
+    for key in keys:
         value = getattr(args, key, None)
         if value is not None:
             req[key] = value
@@ -166,7 +173,7 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
     return req
 
 
-def _start(args: argparse.Namespace, control: Path) -> int:
+def _start(args: argparse.Namespace, control: Path, signals: SignalKit | None) -> int:
     import asyncio
     import logging
     import signal
@@ -189,6 +196,7 @@ def _start(args: argparse.Namespace, control: Path) -> int:
             country=args.country,
             card_dtmf=not args.no_card_dtmf,
             seed=args.seed,
+            signals=signals,
         )
         try:
             await sim.start()
@@ -207,12 +215,13 @@ def _start(args: argparse.Namespace, control: Path) -> int:
     return asyncio.run(run())
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, signals: SignalKit | None = None) -> int:
+    """Run ``args``; ``start`` uses ``signals`` (default: the simulator's built-in ones)."""
     from drivers.sim.control import default_control_path, request
 
     control: Path = args.control or default_control_path()
     if args.command == "start":
-        return _start(args, control)
+        return _start(args, control, signals)
     req = _request(args)
     try:
         response = request(control, req)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -18,9 +19,17 @@ from typing import Protocol
 import numpy as np
 
 from drivers.linecard.protocol import Polarity
-from drivers.sim.country import CountryTones
 from drivers.sim.endpoint import MAX_LOG, AudioEndpoint, Scheduler, SimError, Timer
-from drivers.sim.tones import FRAME_SAMPLES, DtmfDetector, Pcm, ToneSource
+from drivers.sim.signals import (
+    MAX_CALLER_ID_DIGITS,
+    MAX_CALLER_ID_NAME,
+    Alerting,
+    CallerIdBurst,
+    DigitDetector,
+    Exchange,
+    ToneRenderer,
+)
+from drivers.sim.tones import FRAME_SAMPLES, SAMPLE_RATE, BufferSource, Pcm
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +111,21 @@ class CoLine(AudioEndpoint):
         self,
         number: int,
         *,
-        country: CountryTones,
+        exchange: Exchange,
+        detector: DigitDetector,
         scheduler: Scheduler,
         clock: Callable[[], float],
         notify: Callable[[], None],
     ) -> None:
         super().__init__(f"co line {number}")
         self.number = number
-        self.country = country
+        self.country = exchange
         self.state = CoState.IDLE
         self.digits = ""  # dialled in the current call
         self.dialled: deque[str] = deque(maxlen=MAX_LOG)  # completed numbers, oldest first
         self.caller_id: str | None = None  # of the current incoming call
+        self.caller_name: str | None = None
+        self.caller_id_sent = 0  # bursts put on the line (the count, for status and tests)
         self.flashes = 0
         self.polarity = Polarity.FORWARD
         self.loop_current = False
@@ -125,8 +137,9 @@ class CoLine(AudioEndpoint):
         self._scheduler = scheduler
         self._clock = clock
         self._notify = notify
-        self._detector = DtmfDetector()
-        self._tone: ToneSource | None = None
+        self._detector = detector
+        self._tone: ToneRenderer | None = None
+        self._on_hook_audio: BufferSource | None = None  # caller ID towards an idle port
         self._timers: dict[str, Timer] = {}
         self._ring_timers: list[Timer] = []
         self._break_start: float | None = None
@@ -137,23 +150,47 @@ class CoLine(AudioEndpoint):
 
     # --- exchange-side actions (tests, CLI) ---------------------------------------
 
-    def ring(self, caller_id: str | None = None) -> None:
+    def ring(
+        self, caller_id: str | None = None, name: str | None = None, date: str | None = None
+    ) -> None:
         """An incoming call: ring the port with the country's cadence until it seizes.
 
-        ``caller_id`` is kept with the call; FSK/DTMF generation arrives with the signal
-        processing work (issue 3), so nothing is sent on the audio yet.
+        With ``caller_id`` or ``name``, and an exchange that renders caller ID, the burst
+        goes on the line where the country puts it (:class:`~drivers.sim.signals.Alerting`);
+        ``date`` is MMDDhhmm (default: the local time now).
         """
-        if caller_id is not None and not (caller_id.isdigit() and len(caller_id) <= 20):
-            raise SimError(f"caller ID {caller_id!r} must be up to 20 digits")
+        if caller_id is not None and not (
+            caller_id.isdigit() and len(caller_id) <= MAX_CALLER_ID_DIGITS
+        ):
+            raise SimError(f"caller ID {caller_id!r} must be up to {MAX_CALLER_ID_DIGITS} digits")
+        if name is not None and not (
+            0 < len(name) <= MAX_CALLER_ID_NAME and name.isascii() and name.isprintable()
+        ):
+            raise SimError(f"caller name {name!r} must be 1..{MAX_CALLER_ID_NAME} ASCII characters")
+        if (self.state, CoInput.RING) not in TRANSITIONS:
+            raise SimError(f"{self.name}: cannot ring while {self.state.value}")
+        burst = None
+        render = self.country.caller_id
+        if render is not None and (caller_id is not None or name is not None):
+            try:
+                burst = render(caller_id, name, date or time.strftime("%m%d%H%M"))
+            except ValueError as exc:
+                raise SimError(f"caller ID for {self.country.code}: {exc}") from None
         self._transition(CoInput.RING)
-        self.caller_id = caller_id
-        self._ring_cycle(self._clock())
+        self.caller_id, self.caller_name = caller_id, name
+        now = self._clock()
+        if burst is None:
+            self._ring_cycle(now)
+        else:
+            self._alert_and_send(burst, now)
 
     def cancel(self) -> None:
         """The caller gives up before the port answers."""
         self._transition(CoInput.CANCEL)
-        self._stop_ringing(self._clock())
-        self.caller_id = None
+        now = self._clock()
+        self._stop_ringing(now)
+        self._set_polarity(Polarity.FORWARD, now)
+        self.caller_id = self.caller_name = None
 
     def answer(self) -> None:
         """The far end answers the call the port is making."""
@@ -176,7 +213,7 @@ class CoLine(AudioEndpoint):
         self.stop_playing()
         now = self._clock()
         if chosen is DisconnectMode.TONE:
-            self._tone = ToneSource(self.country.busy)
+            self._tone = self.country.busy()
         elif chosen is DisconnectMode.REVERSAL:
             self._tone = None
             flipped = Polarity.FORWARD if self.polarity is Polarity.REVERSE else Polarity.REVERSE
@@ -214,7 +251,7 @@ class CoLine(AudioEndpoint):
         if previous is CoState.RINGING:
             self._stop_ringing(when)
         else:
-            self._tone = ToneSource(self.country.dial)
+            self._tone = self.country.dial()
             self.digits = ""
         self._set_loop_current(True, when)
 
@@ -236,7 +273,7 @@ class CoLine(AudioEndpoint):
             self._transition(CoInput.RELEASE)
         self._tone = None
         self.loop_current = False
-        self.caller_id = None
+        self.caller_id = self.caller_name = None
         self.disconnect_mode = None
         self.stop_playing()
         if self.polarity is not Polarity.FORWARD:
@@ -247,6 +284,12 @@ class CoLine(AudioEndpoint):
     def to_port(self) -> Pcm:
         """20 ms from the exchange towards the port (tones, or the far end talking)."""
         if not self.seized:
+            # On hook only caller ID is on the line; the port's DAA monitors it on hook.
+            if self._on_hook_audio is not None:
+                frame = self._on_hook_audio.read(FRAME_SAMPLES)
+                if self._on_hook_audio.done:
+                    self._on_hook_audio = None
+                return frame
             return np.zeros(FRAME_SAMPLES, dtype=np.int16)
         if self._tone is not None:
             return self._tone.read(FRAME_SAMPLES)
@@ -293,7 +336,7 @@ class CoLine(AudioEndpoint):
     def _dial_timeout(self, when: float) -> None:
         self.dialled.append(self.digits)
         self._transition(CoInput.DIAL_TIMEOUT)
-        self._tone = ToneSource(self.country.ringback)
+        self._tone = self.country.ringback()
         if self.auto_answer_s is not None:
             self._timers["dial"] = self._scheduler.at(
                 when + self.auto_answer_s, lambda t: self.answer()
@@ -309,6 +352,53 @@ class CoLine(AudioEndpoint):
             t += off / 1000
         self._ring_timers.append(self._scheduler.at(t, self._ring_cycle))
 
+    def _later(self, when: float, action: Callable[[float], None]) -> None:
+        self._ring_timers.append(self._scheduler.at(when, action))
+
+    def _alert_and_send(self, burst: CallerIdBurst, now: float) -> None:
+        """Alerting, caller-ID data, then ringing, on the country's timeline."""
+        delay = np.zeros(round(burst.delay_ms * SAMPLE_RATE / 1000), dtype=np.int16)
+        if burst.alerting is Alerting.AFTER_FIRST_RING:
+            # GR-30-CORE: the data goes in the silence after the first ring (cycle).
+            t = now
+            for on, off in self.country.ring_cadence:
+                self._later(t, self._ring_on)
+                t += on / 1000
+                self._later(t, self._ring_off)
+                last_off = t
+                t += off / 1000
+            data_at = last_off + burst.delay_ms / 1000
+            self._later(data_at, lambda _t: self._send_on_hook(burst.data))
+            data_end = data_at + len(burst.data) / SAMPLE_RATE
+            # The second ring waits for the data if the cadence's silence is too short.
+            self._later(max(t, data_end + burst.data_to_ring_ms / 1000), self._ring_cycle)
+            return
+        start = now
+        parts = [delay, burst.data]
+        if burst.alerting in (Alerting.POLARITY_REVERSAL_DTAS, Alerting.POLARITY_REVERSAL):
+            self._set_polarity(Polarity.REVERSE, now)
+            start = now + burst.pr_to_alert_ms / 1000
+        if burst.alerting in (Alerting.POLARITY_REVERSAL_DTAS, Alerting.DTAS):
+            if burst.alert is not None:
+                parts.insert(0, burst.alert)
+        elif burst.alerting is Alerting.RING_PULSE:
+            self._later(now, self._ring_on)
+            start = now + burst.ring_pulse_ms / 1000
+            self._later(start, self._ring_off)
+        audio = np.concatenate(parts)
+        self._later(start, lambda _t: self._send_on_hook(audio))
+        ring_at = start + len(audio) / SAMPLE_RATE + burst.data_to_ring_ms / 1000
+        self._later(ring_at, self._first_ring_after_data)
+
+    def _send_on_hook(self, pcm: Pcm) -> None:
+        self.caller_id_sent += 1
+        self._on_hook_audio = BufferSource(pcm)
+
+    def _first_ring_after_data(self, when: float) -> None:
+        # The reversal announced the call; the line returns to normal for ringing.
+        self._set_polarity(Polarity.FORWARD, when)
+        self._ring_cycle(when)
+
     def _ring_on(self, when: float) -> None:
         if self._port is not None:
             self._port.ring_voltage(True, when)
@@ -321,6 +411,7 @@ class CoLine(AudioEndpoint):
         for timer in self._ring_timers:
             timer.cancel()
         self._ring_timers.clear()
+        self._on_hook_audio = None  # the exchange stops caller ID when the call is answered
         self._ring_off(when)
 
     def _set_loop_current(self, present: bool, when: float) -> None:

@@ -127,11 +127,14 @@ def _co(sim: Simulator, req: Request) -> Any:
     line: CoLine = sim.co.line(int(_number(req, "number") or 0))
     action = _str(req, "action")
     if action == "ring":
-        caller_id = req.get("caller_id")
+        caller_id, name = req.get("caller_id"), req.get("name")
         if caller_id is not None and not isinstance(caller_id, str):
             raise SimError("'caller_id' must be a string of digits")
-        line.ring(caller_id)
-        return {}
+        if name is not None and not isinstance(name, str):
+            raise SimError("'name' must be a string")
+        line.ring(caller_id, name)
+        sent = line.country.caller_id is not None and (caller_id is not None or name is not None)
+        return {"caller_id_sent": sent}
     simple: dict[str, Callable[[], None]] = {"cancel": line.cancel, "answer": line.answer}
     if action in simple:
         simple[action]()

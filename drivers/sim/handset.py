@@ -6,10 +6,11 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from drivers.linecard.protocol import Polarity
 from drivers.sim.endpoint import MAX_LOG, AudioEndpoint, Scheduler, SimError, Timer
+from drivers.sim.signals import DecodedCallerId
 from drivers.sim.tones import DTMF_KEYS
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,10 @@ class Handset(AudioEndpoint):
         self.hook_log: deque[tuple[float, bool]] = deque(maxlen=MAX_LOG)
         self.polarity = Polarity.FORWARD
         self._pending: list[Timer] = []
+        # The display: the last caller ID (or decoding failure) heard on hook, and when.
+        self.caller_id: DecodedCallerId | None = None
+        self.caller_id_at: float | None = None
+        self.caller_ids = 0
 
     def plug(self, port: HookSwitch) -> None:
         self._port = port
@@ -142,6 +147,28 @@ class Handset(AudioEndpoint):
 
     def set_polarity(self, polarity: Polarity) -> None:
         self.polarity = polarity
+
+    def caller_id_received(self, decoded: DecodedCallerId, when: float) -> None:
+        """The phone's caller-ID receiver decoded a burst heard on hook."""
+        log.info("%s: caller ID %s", self.name, decoded)
+        self.caller_id = decoded
+        self.caller_id_at = when
+        self.caller_ids += 1
+        self._notify()
+
+    def caller_id_view(self) -> dict[str, Any] | None:
+        """The last caller ID for ``status`` (JSON-ready), None if none was received."""
+        cid = self.caller_id
+        if cid is None:
+            return None
+        return {
+            "number": cid.number,
+            "name": cid.name,
+            "date": cid.date,
+            "error": cid.error,
+            "at": self.caller_id_at,
+            "count": self.caller_ids,
+        }
 
     # --- internals ------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import random
+import socket
 import tty
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -41,6 +42,7 @@ from drivers.sim.card import SimCard
 from drivers.sim.co import CentralOffice
 from drivers.sim.endpoint import SimError
 from drivers.sim.handset import Handset
+from drivers.sim.signals import SignalKit
 from drivers.sim.tones import FRAME_MS
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,21 @@ CONTROL_LINE_LIMIT = 64 * 1024
 AUDIO_FORMAT = PcmFormat(8000, FRAME_MS)
 # An audio client must say which line it is within this time.
 AUDIO_HELLO_TIMEOUT_S = 5.0
+
+
+def _claim_control_path(path: Path) -> None:
+    """Refuse a control path a live simulator answers on; clear one a dead one left."""
+    if not path.is_socket():
+        if path.exists():
+            raise SimError(f"control path {path} exists and is not a socket")
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # left over by a killed simulator
+            return
+    raise SimError(f"another simulator is already running at {path}")
 
 
 class Simulator:
@@ -72,8 +89,10 @@ class Simulator:
         card_dtmf: bool = True,
         timing: Timing | None = None,
         seed: int | None = None,
+        signals: SignalKit | None = None,
     ) -> None:
         self._fxs, self._fxo, self._country = fxs, fxo, country
+        self._signals = signals
         self._card_dtmf, self._timing = card_dtmf, timing
         self._rng = random.Random(seed)
         self.listen = listen
@@ -109,6 +128,8 @@ class Simulator:
         if self._loop is not None:
             raise SimError("a Simulator is started once")
         self._loop = asyncio.get_running_loop()
+        if self.control_path is not None:
+            _claim_control_path(self.control_path)
         self._card = SimCard(
             fxs=self._fxs,
             fxo=self._fxo,
@@ -117,6 +138,7 @@ class Simulator:
             card_dtmf=self._card_dtmf,
             timing=self._timing,
             rng=self._rng,
+            signals=self._signals,
         )
         self._card.notify = self._kick
         await self._open_uart()
@@ -128,8 +150,6 @@ class Simulator:
         if self.control_path is not None:
             from drivers.sim.control import serve_control
 
-            if self.control_path.is_socket():
-                self.control_path.unlink()  # left over by a killed simulator
             self._control_server = await asyncio.start_unix_server(
                 self._tracked(lambda r, w: serve_control(self, r, w)),
                 path=str(self.control_path),
@@ -259,6 +279,7 @@ class Simulator:
                     "polarity": h.polarity.name.lower(),
                     "playing": h.playing,
                     "recording": h.recording,
+                    "caller_id": h.caller_id_view(),
                 }
                 for h in card.handsets
             ],
@@ -270,6 +291,7 @@ class Simulator:
                     "digits": line.digits,
                     "dialled": list(line.dialled),
                     "caller_id": line.caller_id,
+                    "caller_name": line.caller_name,
                     "loop_current": line.loop_current,
                     "polarity": line.polarity.name.lower(),
                 }

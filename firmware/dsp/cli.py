@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 HELP = "generate and analyse line signals (tones, DTMF, caller ID) in WAV files"
 
@@ -61,15 +61,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--format",
         default="mdmf",
-        help="sdmf, mdmf, etsi, vmwi-on, vmwi-off, dtmf (with --country for the variant)",
+        choices=["sdmf", "mdmf", "etsi", "vmwi-on", "vmwi-off", "sdmf-vmwi-on", "dtmf"],
+        help="message format (dtmf: the national variant of --country, else A...C)",
     )
-    p.add_argument("--number", default="")
-    p.add_argument("--name", default="")
+    p.add_argument("--number", default=None)
+    p.add_argument("--name", default=None)
     p.add_argument("--date", default=None, help="MMDDhhmm (default: none)")
     p.add_argument("--absence", choices=["private", "unavailable"], default=None)
     p.add_argument("--redirecting", default=None, help="redirecting number (MDMF/ETSI)")
     p.add_argument("--standard", choices=["bell202", "v23"], default=None)
     p.add_argument("--country", default=None, help="use the country's caller ID settings")
+    p.add_argument(
+        "--dtmf-format",
+        choices=["A...C", "A...#", "D...C", "D...#", "...#"],
+        default=None,
+        help="DTMF caller ID variant (default: the country's, else A...C)",
+    )
     p.add_argument(
         "--call-waiting", action="store_true",
         help="type II burst (no seizure), after the CPE alerting signal when available",
@@ -85,6 +92,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--callerid", choices=["bell202", "v23", "auto"], default="auto",
         help="FSK standard to decode (default: the country's, or both)",
     )  # fmt: skip
+    p.add_argument(
+        "--dtmf-format",
+        choices=["A...C", "A...#", "D...C", "D...#", "...#"],
+        default=None,
+        help="also decode DTMF caller ID of this variant (default: the country's, if DTMF)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -256,91 +269,63 @@ def _dtmf(args: argparse.Namespace) -> int:
     return _write(args.output, pcm, args.rate, f"DTMF {args.digits!r}")
 
 
-CID_FORMATS = ("sdmf", "mdmf", "etsi", "vmwi-on", "vmwi-off", "dtmf")
-
-
-def _callerid_message(cid: Any, args: argparse.Namespace, standard: str) -> Any:
-    """The message object for ``--format`` from the agreed firmware.dsp.callerid model."""
-    date = None
-    if args.date is not None:
-        text = args.date
-        if len(text) != 8 or not text.isdigit():
-            raise CliError(f"--date {text!r} must be MMDDhhmm (8 digits)")
-        date = cid.DateTime(int(text[:2]), int(text[2:4]), int(text[4:6]), int(text[6:]))
-    absence = None if args.absence is None else cid.Absence[args.absence.upper()]
-    fmt = args.format
-    if fmt == "sdmf":
-        if date is None:
-            raise CliError("SDMF needs --date MMDDhhmm")
-        if absence is None and not args.number:
-            raise CliError("SDMF needs --number or --absence")
-        return cid.SdmfCallerId(date, args.number or None, absence)
-    if fmt in ("mdmf", "etsi"):
-        return cid.CallSetup(
-            date_time=date,
-            number=args.number or None,
-            number_absence=absence if not args.number else None,
-            name=args.name or None,
-            name_absence=absence if not args.name and absence is not None else None,
-            redirecting_number=args.redirecting,
-        )
-    active = fmt == "vmwi-on"
-    if standard == "bell202" and args.date is None and not args.number:
-        return cid.SdmfVmwi(active)
-    return cid.MessageWaiting(active, date_time=date, number=args.number or None)
-
-
 def _callerid(args: argparse.Namespace) -> int:
-    cid = _optional("firmware.dsp.callerid")
-    if cid is None:
+    analysis = _optional("firmware.dsp.callerid.analysis")
+    if analysis is None:
         raise CliError("caller ID generation is not in this build (firmware.dsp.callerid missing)")
+    from firmware.dsp.callerid import CallerIdError
+
     _check_rate(args.rate)
-    if args.format not in CID_FORMATS:
-        raise CliError(f"--format {args.format!r}: use one of {', '.join(CID_FORMATS)}")
-    country = None
+    spec = None
     if args.country is not None:
         from firmware.dsp.profiles import get_profile
 
-        country = get_profile(args.country).callerid
+        spec = get_profile(args.country).callerid
+    dtmf_format = None
     if args.format == "dtmf":
-        return _dtmf_callerid(args, country)
-    standard = (
-        args.standard
-        or (country.standard if country is not None and country.fsk else None)
-        or ("v23" if args.format == "etsi" else "bell202")
-    )
-    msg = _callerid_message(cid, args, standard)
-    pcm = cid.modulate_message(
+        dtmf_format = args.dtmf_format or (
+            spec.dtmf_format if spec is not None and spec.dtmf_format else "A...C"
+        )
+    try:
+        msg = analysis.build_message(
+            args.format,
+            number=args.number,
+            name=args.name,
+            date=args.date,
+            absence=args.absence,
+            redirecting=args.redirecting,
+            dtmf_format=dtmf_format,
+        )
+    except CallerIdError as exc:  # the date field is parsed as a line would send it
+        raise CliError(exc.reason) from None
+    standard = args.standard or ("v23" if args.format == "etsi" else "bell202")
+    if spec is not None and spec.fsk and args.standard is None:
+        standard = spec.standard
+    pcm = analysis.render(
         msg,
         standard=standard,
+        spec=spec if args.standard is None else None,
         level_dbm0=args.level,
         call_waiting=args.call_waiting,
         rate=args.rate,
     )
-    what = f"caller ID {args.format} ({standard}{', type II' if args.call_waiting else ''})"
-    if args.call_waiting:
-        type2 = _optional("firmware.dsp.callerid.type2")
-        if type2 is not None and hasattr(type2, "cas_tone"):
-            import numpy as np
+    if dtmf_format is not None:
+        what = f"caller ID dtmf {dtmf_format}"
+    else:
+        what = f"caller ID {args.format} ({standard}{', type II' if args.call_waiting else ''})"
+    if args.call_waiting and dtmf_format is None:
+        import numpy as np
 
-            gap = np.zeros(round(args.rate * CAS_TO_FSK_MS / 1000), dtype=np.int16)
-            pcm = np.concatenate([type2.cas_tone(rate=args.rate), gap, pcm])
-            what += " after the CPE alerting signal"
+        from firmware.dsp.callerid import type2
+
+        gap = np.zeros(round(args.rate * CAS_TO_FSK_MS / 1000), dtype=np.int16)
+        pcm = np.concatenate([type2.cas_tone(rate=args.rate), gap, pcm])
+        what += " after the CPE alerting signal"
     return _write(args.output, pcm, args.rate, what)
 
 
-CAS_TO_FSK_MS = 160  # GR-30-CORE: ACK 55..160 ms after CAS, FSK 50..500 ms after the ACK
-
-
-def _dtmf_callerid(args: argparse.Namespace, country: Any) -> int:
-    clip = _optional("firmware.dsp.callerid.dtmf_clip")
-    if clip is None:
-        raise CliError(
-            "DTMF caller ID is not in this build (firmware.dsp.callerid.dtmf_clip missing)"
-        )
-    variant = country.dtmf_format if country is not None and country.dtmf_format else "A...C"
-    pcm = clip.generate_dtmf_clip(args.number, variant=variant, rate=args.rate)
-    return _write(args.output, pcm, args.rate, f"DTMF caller ID {variant} {args.number!r}")
+CAS_TO_FSK_MS = 160  # stands for the CPE acknowledgement window (GR-30-CORE: ACK within
+#                       160 ms of the CAS end, FSK 50..500 ms after the ACK)
 
 
 # --- analysis ---------------------------------------------------------------------------
@@ -386,12 +371,11 @@ def _analyse(args: argparse.Namespace) -> int:
             for t in dtmf.detect_dtmf(pcm, rate)
         ]
 
-    cid = _optional("firmware.dsp.callerid")
-    if cid is None:
+    if _optional("firmware.dsp.callerid.analysis") is None:
         report["missing"].append("callerid")
         report["callerid"] = None
     else:
-        report["callerid"] = _decode_callerid(cid, pcm, args.callerid, profile)
+        report["callerid"] = _decode_callerid(pcm, args.callerid, profile, args.dtmf_format)
 
     events = progress.analyse(np.asarray(pcm), profile, rate)
     report["progress"] = [_jsonable(e) for e in events]
@@ -425,48 +409,64 @@ def _analyse(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _decode_callerid(cid: Any, pcm: Any, choice: str, profile: Any) -> list[dict[str, Any]]:
-    """Every FSK caller ID message with its time, fields and checksum verdict."""
-    from firmware.dsp.pcm import FRAME_SAMPLES, SAMPLE_RATE
+def _decode_callerid(
+    pcm: Any, choice: str, profile: Any, dtmf_format: str | None = None
+) -> list[dict[str, Any]]:
+    """Every caller ID message with its time, fields and checksum verdict, and every
+    2130+2750 Hz alerting signal (type II CAS or the ETSI/BT DT-AS before a burst)."""
+    from firmware.dsp.callerid import analysis, type2
+    from firmware.dsp.pcm import FRAME_SAMPLES
 
-    if choice != "auto":
-        standards = [choice]
-    elif profile.callerid.fsk:
-        other = "v23" if profile.callerid.standard == "bell202" else "bell202"
-        standards = [profile.callerid.standard, other]
-    else:
-        standards = ["bell202", "v23"]
-    found: list[dict[str, Any]] = []
-    for standard in standards:
-        demod = cid.FskDemodulator(standard, SAMPLE_RATE)
-        for start in range(0, len(pcm), FRAME_SAMPLES):
-            out = demod.feed(pcm[start : start + FRAME_SAMPLES])
-            at_ms = (start + FRAME_SAMPLES) * 1000 / SAMPLE_RATE
-            found += [_cid_record(cid, standard, at_ms, m) for m in out]
-        found += [
-            _cid_record(cid, standard, len(pcm) * 1000 / SAMPLE_RATE, m) for m in demod.flush()
-        ]
-    # Either demodulator reads the other standard's bursts (1200/2200 vs 1300/2100 Hz):
-    # keep one record per burst and name the standard by the tones actually present.
-    unique: list[dict[str, Any]] = []
-    for record in sorted(found, key=lambda r: r["at_ms"]):
-        if any(
-            r["data"] == record["data"] and abs(r["at_ms"] - record["at_ms"]) < 200 for r in unique
-        ):
-            continue
-        record["standard"] = _fsk_standard(pcm, record["at_ms"]) or record["standard"]
-        unique.append(record)
-    return unique
+    spec = profile.callerid
+    if dtmf_format is None and spec.standard == "dtmf":
+        dtmf_format = spec.dtmf_format
+    standard: Literal["bell202", "v23", "auto"] = (
+        "bell202" if choice == "bell202" else "v23" if choice == "v23" else "auto"
+    )
+    findings = analysis.analyse(pcm, standard=standard, dtmf_format=dtmf_format)
+    if standard == "auto" and not any(f.signalling in ("bell202", "v23") for f in findings):
+        # The tone census can be fooled (an alerting signal next to a short burst):
+        # then let each demodulator try, the country's standard first.
+        # Either demodulator reads the other standard's bursts (1200/2200 vs 1300/2100 Hz),
+        # so name the standard by the tones present just before each message.
+        order: tuple[Literal["bell202", "v23"], ...] = ("bell202", "v23")
+        if spec.standard == "v23":
+            order = ("v23", "bell202")
+        for std in order:
+            fsk_only = analysis.analyse(pcm, standard=std)
+            if fsk_only:
+                relabelled = [
+                    analysis.Finding(f.at_ms, _fsk_standard(pcm, f.at_ms) or std, f.result)
+                    for f in fsk_only
+                ]
+                findings = sorted([*findings, *relabelled], key=lambda f: f.at_ms)
+                break
+    records = [
+        {"at_ms": f.at_ms, "signalling": f.signalling, **analysis.to_dict(f.result)}
+        for f in findings
+    ]
+    cas = type2.CasDetector()
+    for start in range(0, len(pcm), FRAME_SAMPLES):
+        for event in cas.feed(pcm[start : start + FRAME_SAMPLES]):
+            records.append(
+                {
+                    "at_ms": event.at_ms,
+                    "signalling": "2130+2750",
+                    "kind": "alerting signal (CAS / DT-AS)",
+                    "fields": {"duration_ms": round(event.duration_ms, 1)},
+                }
+            )
+    return sorted(records, key=lambda r: r["at_ms"])
 
 
 def _fsk_standard(pcm: Any, at_ms: float) -> str | None:
-    """bell202 or v23, by the mark/space tones in the 300 ms before ``at_ms``."""
+    """bell202 or v23, by the mark/space tones in the 250 ms before ``at_ms``."""
     import numpy as np
 
     from firmware.dsp.pcm import SAMPLE_RATE
 
     end = min(round(at_ms * SAMPLE_RATE / 1000), len(pcm))
-    x = np.asarray(pcm[max(end - 3 * SAMPLE_RATE // 10, 0) : end], dtype=np.float64)
+    x = np.asarray(pcm[max(end - SAMPLE_RATE // 4, 0) : end], dtype=np.float64)
     if x.size < SAMPLE_RATE // 50:
         return None
     t = np.arange(x.size) / SAMPLE_RATE
@@ -479,38 +479,16 @@ def _fsk_standard(pcm: Any, at_ms: float) -> str | None:
     return "bell202" if bell > v23 else "v23"
 
 
-def _cid_record(cid: Any, standard: str, at_ms: float, item: Any) -> dict[str, Any]:
-    if isinstance(item, cid.CallerIdError):
-        return {
-            "at_ms": at_ms,
-            "standard": standard,
-            "checksum": "bad" if isinstance(item, cid.ChecksumError) else "n/a",
-            "error": type(item).__name__,
-            "reason": item.reason,
-            "data": item.data.hex(),
-        }
-    return {
-        "at_ms": at_ms,
-        "standard": standard,
-        "checksum": "ok",
-        "message": _jsonable(item),
-        "data": cid.encode_message(item).hex(),
-    }
-
-
 def _describe_cid(record: dict[str, Any]) -> str:
-    head = f"{record['at_ms'] / 1000:8.3f} s  {record['standard']:<7}"
-    if "error" in record:
+    head = f"{record['at_ms'] / 1000:8.3f} s  {record['signalling']:<7}"
+    if record["kind"] == "error":
         return f"{head} {record['error']}: {record['reason']} (checksum {record['checksum']})"
-    msg = dict(record["message"])
-    kind = msg.pop("type")
-    parts = [f"{k}={_short(v)}" for k, v in msg.items() if v not in (None, [], ()) and k != "extra"]
-    return f"{head} {kind} {' '.join(parts)} (checksum ok)"
+    parts = [f"{k}={_short(v)}" for k, v in record["fields"].items() if k != "extra"]
+    verdict = f" (checksum {record['checksum']})" if "checksum" in record else ""
+    return f"{head} {record['kind']} {' '.join(parts)}{verdict}"
 
 
 def _short(value: Any) -> str:
-    if isinstance(value, dict) and value.get("type") == "DateTime":
-        return f"{value['month']:02d}-{value['day']:02d}T{value['hour']:02d}:{value['minute']:02d}"
     return repr(value) if isinstance(value, str) else str(value)
 
 

@@ -122,6 +122,10 @@ class DtmfError(ValueError):
     """Bad input given to a DTMF generator or detector (names what was wrong)."""
 
 
+class DtmfStateError(RuntimeError):
+    """The receiver's state machine met a case its table lacks: a bug here, not bad input."""
+
+
 @dataclass(frozen=True, slots=True)
 class DtmfStart:
     """A digit began at ``at_ms`` (reported once it has lasted long enough to count)."""
@@ -492,9 +496,7 @@ class DtmfDetector:
         try:
             action = self._transitions[(self._state, obs)]
         except KeyError:
-            raise RuntimeError(
-                f"DTMF receiver: no transition from {self._state} on {obs}"
-            ) from None
+            raise DtmfStateError(f"no transition from {self._state} on {obs}") from None
         action(digit, window)
 
     def _stay(self, digit: str | None, window: int) -> None:
@@ -564,7 +566,10 @@ class DtmfDetector:
 def detect_dtmf(pcm: Pcm, rate: int = SAMPLE_RATE) -> list[DtmfTone]:
     """Every digit in a whole recording, with start times and durations in ms."""
     detector = DtmfDetector(rate)
-    events = detector.feed(np.asarray(pcm))
+    arr = np.asarray(pcm)
+    events: list[DtmfEvent] = []
+    for start in range(0, arr.size, MAX_CHUNK_SAMPLES):  # any length, in capped chunks
+        events += detector.feed(arr[start : start + MAX_CHUNK_SAMPLES])
     # Trailing silence closes a digit that runs to the end of the recording.
     events += detector.feed(np.zeros(round(rate * 3 * MIN_PAUSE_MS / 1000), dtype=np.int16))
     tones: list[DtmfTone] = []

@@ -39,10 +39,7 @@ def power_dbm0(samples: npt.ArrayLike) -> float:
     arr = np.asarray(samples, dtype=np.float64)
     if arr.size == 0:
         return SILENCE_DBM0
-    mean_square = float(np.dot(arr, arr)) / arr.size
-    if mean_square <= 0.0:
-        return SILENCE_DBM0
-    return max(10 * math.log10(mean_square / RMS_0DBM0**2), SILENCE_DBM0)
+    return _dbm0(float(np.dot(arr, arr)) / arr.size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +51,28 @@ class Level:
     clipped: int  # samples at full scale
 
 
+def level_of(x: npt.NDArray[np.float64]) -> tuple[Level, float]:
+    """The level of one frame already converted to float64, and its mean square.
+
+    The per-line receive path converts each frame once and shares the mean square with the
+    call-progress detector; this is the one place that turns it into a :class:`Level`.
+    """
+    if x.size == 0:
+        return Level(SILENCE_DBM0, 0, 0), 0.0
+    mean_square = float(np.dot(x, x)) / x.size
+    peak = int(max(x.max(), -x.min()))
+    clipped = int(np.count_nonzero(np.abs(x) >= CLIP_THRESHOLD)) if peak >= CLIP_THRESHOLD else 0
+    return Level(_dbm0(mean_square), peak, clipped), mean_square
+
+
+def _dbm0(mean_square: float) -> float:
+    if mean_square <= 0.0:
+        return SILENCE_DBM0
+    return max(10 * math.log10(mean_square / RMS_0DBM0**2), SILENCE_DBM0)
+
+
 def measure(frame: npt.ArrayLike) -> Level:
-    arr = np.asarray(frame)
-    mags = np.abs(arr.astype(np.int32))
-    peak = int(mags.max()) if mags.size else 0
-    return Level(power_dbm0(arr), peak, int(np.count_nonzero(mags >= CLIP_THRESHOLD)))
+    return level_of(np.asarray(frame, dtype=np.float64))[0]
 
 
 class LevelMeter:
@@ -77,10 +91,8 @@ class LevelMeter:
         self.frames = 0
 
     def feed(self, frame: npt.ArrayLike) -> Level:
-        arr = np.asarray(frame, dtype=np.float64)
-        level = measure(frame)
-        ms = float(np.dot(arr, arr)) / arr.size if arr.size else 0.0
-        self._mean_square += self._alpha * (ms - self._mean_square)
+        level, mean_square = level_of(np.asarray(frame, dtype=np.float64))
+        self._mean_square += self._alpha * (mean_square - self._mean_square)
         self.peak = max(self.peak, level.peak)
         self.clipped += level.clipped
         self.frames += 1
@@ -88,6 +100,4 @@ class LevelMeter:
 
     @property
     def power_dbm0(self) -> float:
-        if self._mean_square <= 0.0:
-            return SILENCE_DBM0
-        return max(10 * math.log10(self._mean_square / RMS_0DBM0**2), SILENCE_DBM0)
+        return _dbm0(self._mean_square)

@@ -206,11 +206,16 @@ class CountryProfile:
 # --- loading --------------------------------------------------------------------------
 
 
+MERGED_TABLES: Final = ("tones", "rings")  # a child adds to these; other tables replace
+
+
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: tones and rings by entry, everything else whole (a
+    country's caller ID table must not inherit timings of another signalling method)."""
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        if key in MERGED_TABLES and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
         else:
             out[key] = value
     return out

@@ -24,6 +24,7 @@ How it works, per frame:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -51,12 +52,18 @@ VOICE_OVER_FLOOR_DB: Final = 9.0  # voice must stand this far above the line noi
 VOICE_FRAMES: Final = 5  # voice frames within the last VOICE_WINDOW to declare voice
 VOICE_WINDOW: Final = 8
 SILENCE_MS: Final = 1000.0  # default quiet time before "silence" is reported
-FLOOR_FRAMES: Final = 75  # noise floor = quietest frame of the last 1.5 s
+FLOOR_BLOCK: Final = 10  # frames per block of the noise-floor minimum
+FLOOR_BLOCKS: Final = 8  # noise floor = quietest frame of the last 1.4..1.6 s
 DEBOUNCE_MS: Final = 50.0  # a tone must appear (or vanish) this long to count: bridges
 #                            G.711/noise dropouts, far below the 167 ms shortest off time
 MAX_FRAME: Final = 8000  # samples per feed (one second at 8 kHz): a cap, not a typical size
 HISTORY: Final = 32  # on/off durations kept per family (covers 3 cycles of 4-part cadences)
 EDGE_PROBE_BLOCKS: Final = 4  # 1 ms blocks used to estimate on/off power around an edge
+SIT_TONES: Final = 3  # ITU-T Q.35 / E.180: three tones, rising
+SIT_MIN_HZ: Final = 850.0  # the first SIT tone is 900..1000 Hz (Q.35), 913.8 in North America
+SIT_TOLERANCE: Final = 0.25  # each tone's length (274..380 ms variants) within 25 %
+SIT_SLACK_MS: Final = 40.0  # plus two 20 ms frames of edge uncertainty
+SIT_GAP_FRAMES: Final = 2  # frames of nothing tolerated between two SIT tones
 SAME_FAMILY_HZ: Final = 45.0  # within the ~50 Hz resolution of a 20 ms frame
 EDGE_FLOOR_DB: Final = 20.0  # an edge is where the power crosses the on level minus this
 
@@ -132,6 +139,26 @@ def cadence_matches(
         if ok:
             return True
     return False
+
+
+def sit_elements(spec: ToneSpec | None, rate: int) -> list[tuple[float, float]]:
+    """(frequency, ms) of a three-tone rising SIT, or [] if the country's SIT is not one."""
+    if spec is None:
+        return []
+    parts = [s for s in spec.segments if not s.silent]
+    if len(parts) < SIT_TONES:
+        return []
+    out = []
+    for seg in parts[:SIT_TONES]:
+        if len(seg.components) != 1 or seg.components[0].modulation_hz or seg.duration_ms is None:
+            return []
+        out.append((seg.components[0].freq_hz, seg.duration_ms))
+    freqs = [f for f, _ in out]
+    if freqs != sorted(freqs) or freqs[0] < SIT_MIN_HZ or freqs[-1] >= rate / 2:
+        return []
+    if min(b - a for a, b in itertools.pairwise(freqs)) < 2 * SAME_FAMILY_HZ:
+        return []
+    return out
 
 
 def _lines(spec: ToneSpec) -> tuple[float, ...]:
@@ -237,6 +264,14 @@ class CallProgressDetector:
                 continue  # once-only or oddly shaped: not detectable by cadence
             cycles = ringback_cycles if name == "ringback" else 1 if name == "dial" else busy_cycles
             targets.append(_Target(name, spec, index, cadence, cycles))
+        # Special information tone: three single tones rising (950/1400/1800 Hz, or the
+        # North American 913.8/1370.6/1776.7), told by their order and lengths.
+        self._sit = sit_elements(profile.tones.get("sit"), rate)
+        self._sit_bins = []
+        for f, _ in self._sit:
+            if f not in freqs:
+                freqs.append(f)
+            self._sit_bins.append(freqs.index(f))
         self._freqs = np.array(freqs, dtype=np.float64)
         self._families = [
             _Family(
@@ -247,6 +282,7 @@ class CallProgressDetector:
             for fam in families
         ]
         self._targets = targets
+        self._family_targets = [[t for t in targets if t.family == i] for i in range(len(families))]
         # Steady-tone threshold per family: longer than any cadenced burst in that family.
         self._steady_ms = []
         for i in range(len(families)):
@@ -286,8 +322,15 @@ class CallProgressDetector:
         self._active: dict[int, _Target] = {}  # family -> recognised tone
         self._prev_frame: npt.NDArray[np.float64] | None = None
         self._samples = 0
-        self._levels: deque[float] = deque(maxlen=FLOOR_FRAMES)
+        self._floor_blocks: deque[float] = deque(maxlen=FLOOR_BLOCKS)  # minima of past blocks
+        self._block_min = math.inf
+        self._blocks_floor = math.inf
+        self._block_frames = 0
         self._quiet_hold_ms = 0.0
+        self._sit_index = -1  # element of the SIT being heard (-1: none)
+        self._sit_start = 0.0
+        self._sit_gap = 0  # non-SIT frames inside the sequence
+        self._sit_parts: list[float] = []
         self._voice_hist: deque[bool] = deque(maxlen=VOICE_WINDOW)
         self._voice = False
         self._quiet_since: float | None = 0.0
@@ -314,27 +357,38 @@ class CallProgressDetector:
         if arr.dtype.kind not in "iuf":
             raise ProgressError(f"frame dtype {arr.dtype} is not numeric PCM")
         x = arr.astype(np.float64)
+        total = float(np.dot(x, x)) / x.size
+        if not math.isfinite(total):
+            raise ProgressError("frame holds NaN or infinite samples")
+        return self.feed_samples(x, total)
+
+    def feed_samples(self, x: npt.NDArray[np.float64], total: float) -> list[ProgressEvent]:
+        """:meth:`feed` for a caller that already has the frame as float64 (1-D, at most
+        :data:`MAX_FRAME`, not empty) and its mean power ``total``: a line receiver
+        running several detectors computes those once."""
         n = x.size
         start_ms = self.now_ms
         events: list[ProgressEvent] = []
-
-        total = float(np.dot(x, x)) / n
         level_db = 10 * math.log10(total / RMS_0DBM0**2) if total > 0 else SILENCE_DBM0
         on_family = -1
+        sit_bin = -1
         if total >= self._tone_min_ms and self._freqs.size:
             proj = self._bank_for(n) @ x
-            half = self._freqs.size
-            sq = proj * proj
-            # Python floats from here: for a handful of bins this beats numpy calls.
-            power = ((sq[:half] + sq[half:]) * (2.0 / (n * n))).tolist()
+            # |X|^2 per bin, unscaled; the thresholds are scaled instead.  Python floats
+            # from here: for a handful of bins this beats further numpy calls.
+            power = np.square(proj).reshape(2, -1).sum(axis=0).tolist()
+            scaled = total * n * n / 2.0  # a bin holding all of the power reaches this
             best = 0.0
-            floor = COMPONENT_SHARE_MIN * total
+            floor = COMPONENT_SHARE_MIN * scaled
             for i, fam in enumerate(self._families):
                 for bins in fam.bins:
                     p = [power[j] for j in bins]
-                    ratio = sum(p) / total
+                    ratio = sum(p) / scaled
                     if ratio >= TONE_RATIO_MIN and min(p) >= floor and ratio > best:
                         best, on_family = ratio, i
+            for k, j in enumerate(self._sit_bins):
+                if power[j] >= TONE_RATIO_MIN * scaled:
+                    sit_bin = k
         changed: set[int] = set()
         end_ms = start_ms + n * 1000.0 / self.rate
         for i, fam in enumerate(self._families):
@@ -356,6 +410,8 @@ class CallProgressDetector:
                 fam.power_frames += 1
                 self._quiet_hold_ms = self._hold_ms[i]
         self._check_targets(end_ms, changed, events)
+        if self._sit:
+            self._track_sit(sit_bin, start_ms, end_ms, level_db, events)
         self._activity(on_family >= 0, level_db, start_ms, n, events)
         self._prev_frame = x
         self._samples += n
@@ -413,9 +469,9 @@ class CallProgressDetector:
                     fam.heard_ms = None
                     fam.durations.clear()  # a new on part starts a fresh history
                 continue
-            for target in self._targets:
-                if target.family != i:
-                    continue
+            if not (i in changed or fam.on or fam.durations):
+                continue  # silent and no cadence under way: nothing can match
+            for target in self._family_targets[i]:
                 measured = self._match(target, fam, current, i in changed)
                 if measured is not None:
                     self._active[i] = target
@@ -458,6 +514,45 @@ class CallProgressDetector:
                 return (*durs[-count + 1 :], current)
         return None
 
+    def _track_sit(
+        self, k: int, start_ms: float, end_ms: float, level_db: float, events: list[ProgressEvent]
+    ) -> None:
+        """Follow the three rising SIT tones: element 0, then 1, then 2, each of its length."""
+        i = self._sit_index
+        if k == i:  # nothing heard and nothing pending (most frames), or the same tone
+            self._sit_gap = 0
+            return
+        fits = self._sit_fits
+        if i >= 0 and k == i + 1 and fits(i, start_ms - self._sit_start):
+            self._sit_parts.append(start_ms - self._sit_start)
+            self._sit_index, self._sit_start, self._sit_gap = k, start_ms, 0
+            return
+        if i >= 0 and k == -1 and self._sit_gap < SIT_GAP_FRAMES:
+            self._sit_gap += 1  # a short gap (BT puts 15 ms between the tones)
+            return
+        if i == len(self._sit) - 1:
+            last = start_ms - self._sit_start - self._sit_gap * (end_ms - start_ms)
+            if fits(i, last):
+                parts = (*self._sit_parts, last)
+                events.append(
+                    ToneDetected(
+                        "sit",
+                        end_ms,
+                        tuple(round(d, 1) for d in parts),
+                        round(level_db, 1),
+                        tuple(f for f, _ in self._sit),
+                    )
+                )
+        self._sit_parts = []
+        self._sit_index, self._sit_start, self._sit_gap = (
+            (0, start_ms, 0) if k == 0 else (-1, 0.0, 0)
+        )
+
+    def _sit_fits(self, index: int, duration: float) -> bool:
+        want = self._sit[index][1]
+        low = want * (1 - SIT_TOLERANCE) - SIT_SLACK_MS
+        return low <= duration <= want * (1 + SIT_TOLERANCE) + SIT_SLACK_MS
+
     def _stop_after_ms(self, target: _Target) -> float:
         if target.cadence is None:
             return 2 * EDGE_SLACK_MS + 60.0  # a steady tone that drops for 60 ms has ended
@@ -467,8 +562,14 @@ class CallProgressDetector:
         self, tonal: bool, level_db: float, start_ms: float, n: int, events: list[ProgressEvent]
     ) -> None:
         # Noise floor by minimum statistics: speech pauses within a second and a half.
-        self._levels.append(level_db)
-        floor = min(self._levels)
+        # (block minima keep this O(1) per frame instead of a min over 75 values)
+        self._block_min = min(self._block_min, level_db)
+        self._block_frames += 1
+        floor = min(self._block_min, self._blocks_floor)
+        if self._block_frames == FLOOR_BLOCK:
+            self._floor_blocks.append(self._block_min)
+            self._blocks_floor = min(self._floor_blocks)
+            self._block_min, self._block_frames = math.inf, 0
         loud = level_db >= max(VOICE_MIN_DBM0, floor + VOICE_OVER_FLOOR_DB)
         voice_frame = loud and not tonal
         self._voice_hist.append(voice_frame)

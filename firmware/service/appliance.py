@@ -21,16 +21,17 @@ from drivers.audio.format import PcmFormat
 from drivers.audio.socket_stream import SocketStream
 from drivers.linecard import protocol as card
 from drivers.linecard.link import Link, LinkFailed
-from drivers.linecard.session import LinkDown, LinkUp, PeerFault
+from drivers.linecard.session import DownReason, LinkDown, LinkUp, PeerFault
 from firmware.dsp.pcm import FRAME_MS, SAMPLE_RATE
 from firmware.dsp.profiles import get_profile
 from firmware.lines import messages as m
 from firmware.lines.cardclock import CardClock
+from firmware.service.callerid_rx import Heard
 from firmware.service.media import PortMedia
 from firmware.service.ports import Action, CardCommand, PortController, Report, ToneChange
 from firmware.service.simulator import SimulatorProcess
 from firmware.service.supervisor import Supervisor
-from firmware.store import Config, ConfigStore
+from firmware.store import Config, ConfigStore, default_config
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,14 @@ class Appliance:
             raise
 
     async def _start(self) -> None:
-        self.store = ConfigStore.open(self.options.data_dir)
+        # A new box in simulation gets extensions and lines for the simulated ports; with a
+        # real card, ports beyond the configuration run with the system's country.
+        defaults = (
+            default_config(self.options.fxs, self.options.fxo)
+            if self.options.linecard is None
+            else None
+        )
+        self.store = ConfigStore.open(self.options.data_dir, defaults=defaults)
         current = self.store.current()
         self.config = current.config
         log.info("configuration version %d loaded from %s", current.version, self.options.data_dir)
@@ -180,7 +188,8 @@ class Appliance:
                 line = lines[fxo_index] if fxo_index < len(lines) else None
                 fxo_index += 1
             country = (line.country if line is not None else "") or self.config.system.country
-            self.ports[number] = PortController(number, kind, get_profile(country), self._clock)
+            profile = get_profile(country)
+            self.ports[number] = PortController(number, kind, profile, self._clock)
             if audio is None:
                 log.warning("port %d: no PCM audio configured; tones and DTMF are off", number)
                 continue
@@ -191,6 +200,9 @@ class Appliance:
                 detect_dtmf=detect_dtmf and kind is card.PortKind.FXS,
                 on_digit=self._digit_from_thread,
                 on_failure=self._media_failed_from_thread,
+                fxo_profile=profile if kind is card.PortKind.FXO else None,
+                on_caller_id=self._caller_id_from_thread,
+                on_busy=self._busy_from_thread,
             )
             self.media[number] = media
             media.start()
@@ -286,10 +298,14 @@ class Appliance:
                     self._clock.reset()
                     for port in self.ports:
                         await self.link.send(card.StatusRequest(port))
+                case LinkDown(reason=DownReason.CLOSED):
+                    log.info("line card link closed")  # we closed it: stopping
                 case LinkDown(reason=reason):
                     self.counters.link_downs += 1
-                    log.error("line card link down: %s", reason)
-                    self.raise_alarm("linecard.link", "critical", f"line card link down: {reason}")
+                    log.error("line card link down: %s", reason.value)
+                    self.raise_alarm(
+                        "linecard.link", "critical", f"line card link down: {reason.value}"
+                    )
                 case PeerFault():
                     log.warning("line card protocol fault: %s", event)
                 case LinkFailed(description=why):
@@ -325,6 +341,30 @@ class Appliance:
         if controller is not None:
             self._spawn(self._apply(controller.on_digit(digit, self._now())))
 
+    def _caller_id_from_thread(self, port: int, heard: Heard) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._on_caller_id, port, heard)
+
+    def _on_caller_id(self, port: int, heard: Heard) -> None:
+        if heard.error is not None:
+            log.warning("port %d: caller ID not decoded: %s", port, heard.error)
+            return
+        log.info("port %d: caller ID %s %r", port, heard.number, heard.name)
+        controller = self.ports.get(port)
+        if controller is not None:
+            now = self._now()
+            self._spawn(self._apply(controller.on_caller_id(heard.number, heard.name, now)))
+
+    def _busy_from_thread(self, port: int, tone: str) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._on_busy, port, tone)
+
+    def _on_busy(self, port: int, tone: str) -> None:
+        log.info("port %d: %s tone from the exchange", port, tone)
+        controller = self.ports.get(port)
+        if controller is not None:
+            self._spawn(self._apply(controller.on_busy(self._now())))
+
     def _media_failed_from_thread(self, port: int, error: BaseException) -> None:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._media_failed, port, error)
@@ -348,9 +388,23 @@ class Appliance:
                 case CardCommand(message=message):
                     assert self.link is not None
                     await self.link.send(message)
+                    if isinstance(message, card.Seize | card.Release):
+                        media = self.media.get(message.port)
+                        if media is not None:
+                            media.listen_for_progress(isinstance(message, card.Seize))
                 case Report(port=port, report=report):
                     self.counters.reports += 1
-                    log.info("port %d: %s", port, type(report).__name__)
+                    cid = getattr(report, "caller_id", None)
+                    if cid is None:
+                        log.info("port %d: %s", port, type(report).__name__)
+                    else:
+                        log.info(
+                            "port %d: %s number=%s name=%s",
+                            port,
+                            type(report).__name__,
+                            cid.number,
+                            cid.name,
+                        )
                     self._port_changed(port, type(report).__name__)
                     if self._on_report is not None:
                         self._on_report(port, report)

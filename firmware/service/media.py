@@ -1,15 +1,18 @@
 """Per-port media loop: the line's PCM clock drives it, one thread per port.
 
 Each 20 ms frame the card sends is read, fed to the DTMF detector (when the card does
-not detect digits itself), and answered at once with one frame of whatever the port
-should hear: the current tone, or silence.  Answering in lockstep with the card's clock
+not detect digits itself) and, on FXO ports, to the caller-ID receiver (always: caller ID
+comes while on hook) and the call-progress detector (while the line is seized), and
+answered at once with one frame of whatever the port should hear: the current tone, or
+silence.  Answering in lockstep with the card's clock
 keeps the two directions aligned without a buffer of our own, and a new tone goes out
 with the very next frame (dial tone within one frame of the hook event being handled).
 
 Threading: the loop thread owns the stream and the detector.  The asyncio side changes
 the tone with :meth:`PortMedia.play`, a single reference swap (atomic under the GIL);
-detected digits go back through ``on_digit``, which must be thread-safe
-(``loop.call_soon_threadsafe`` in the service).
+detected digits, caller IDs and busy-tone verdicts go back through ``on_digit``,
+``on_caller_id`` and ``on_busy``, which must be thread-safe (``loop.call_soon_threadsafe``
+in the service).  :meth:`PortMedia.listen_for_progress` is another reference swap.
 """
 
 from __future__ import annotations
@@ -21,15 +24,21 @@ from collections.abc import Callable
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from drivers.audio.base import PcmStream
 from drivers.audio.errors import AudioError
 from firmware.dsp.dtmf import DtmfDetector, DtmfStart
+from firmware.dsp.profiles import CountryProfile
+from firmware.dsp.progress import CallProgressDetector, ToneDetected
 from firmware.dsp.tones import TonePlayer, ToneSpec
+from firmware.service.callerid_rx import CallerIdReceiver, Heard
 
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S: Final = 2.0  # a stream blocks for at most a few frames; beyond that it is wedged
+# Call-progress verdicts that mean the far end is gone (or never came).
+CLEARING_TONES: Final = frozenset({"busy", "congestion"})
 
 
 class PortMedia:
@@ -41,12 +50,23 @@ class PortMedia:
         detect_dtmf: bool,
         on_digit: Callable[[int, str], None],
         on_failure: Callable[[int, BaseException], None],
+        fxo_profile: CountryProfile | None = None,
+        on_caller_id: Callable[[int, Heard], None] | None = None,
+        on_busy: Callable[[int, str], None] | None = None,
     ) -> None:
         self.port = port
         self.stream = stream
         self._detector = DtmfDetector(stream.fmt.rate) if detect_dtmf else None
         self._on_digit = on_digit
         self._on_failure = on_failure
+        # FXO ports: what the exchange sends on hook, and its tones once seized.
+        self._profile = fxo_profile
+        self._cid = (
+            CallerIdReceiver(fxo_profile, stream.fmt.rate) if fxo_profile is not None else None
+        )
+        self._on_caller_id = on_caller_id
+        self._on_busy = on_busy
+        self._progress: CallProgressDetector | None = None
         self._player: TonePlayer | None = None
         self._silence = bytes(stream.fmt.bytes_per_frame)
         self._samples = stream.fmt.samples_per_frame
@@ -59,6 +79,14 @@ class PortMedia:
         """Play ``spec`` from the next frame on (None: silence).  Any thread."""
         self._player = None if spec is None else TonePlayer(spec, self.stream.fmt.rate)
         self.tone_started_at = None
+
+    def listen_for_progress(self, seized: bool) -> None:
+        """FXO: run the call-progress detector from now on (a fresh one) or stop it."""
+        if self._profile is None:
+            return
+        self._progress = (
+            CallProgressDetector(self._profile, self.stream.fmt.rate) if seized else None
+        )
 
     def start(self) -> None:
         if self._thread is not None:
@@ -89,10 +117,13 @@ class PortMedia:
                     if self.tone_started_at is None:
                         self.tone_started_at = time.monotonic()
                 self.frames += 1
+                pcm = np.frombuffer(heard, dtype="<i2")
                 if self._detector is not None:
-                    for event in self._detector.feed(np.frombuffer(heard, dtype="<i2")):
+                    for event in self._detector.feed(pcm):
                         if isinstance(event, DtmfStart):
                             self._on_digit(self.port, event.digit)
+                if self._cid is not None:
+                    self._fxo_frame(pcm)
         except AudioError as e:
             if not self._stop.is_set():
                 log.error("port %d audio stopped: %s", self.port, e)
@@ -100,3 +131,15 @@ class PortMedia:
         except Exception as e:  # a bug: the service must hear of it, not a silent thread
             log.exception("port %d media loop crashed", self.port)
             self._on_failure(self.port, e)
+
+    def _fxo_frame(self, pcm: npt.NDArray[np.int16]) -> None:
+        assert self._cid is not None
+        for result in self._cid.feed(pcm):
+            if self._on_caller_id is not None:
+                self._on_caller_id(self.port, result)
+        progress = self._progress
+        if progress is not None:
+            for event in progress.feed(pcm):
+                if isinstance(event, ToneDetected) and event.tone in CLEARING_TONES:
+                    if self._on_busy is not None:
+                        self._on_busy(self.port, event.tone)

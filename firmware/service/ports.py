@@ -16,6 +16,7 @@ from firmware.dsp.profiles import CountryProfile
 from firmware.dsp.tones import ToneSpec
 from firmware.lines import messages as m
 from firmware.lines.cardclock import CardClock
+from firmware.lines.errors import InvalidValue
 from firmware.lines.fxo import FxoPort
 from firmware.lines.fxs import FxsPort
 from firmware.lines.timing import LineTiming
@@ -108,15 +109,29 @@ class PortController:
             return []
         return self._run(m.DtmfDigit(digit), now)
 
+    def on_caller_id(self, number: str | None, name: str | None, now: int) -> list[Action]:
+        """FXO: the media loop's caller-ID receiver decoded an identity."""
+        if not isinstance(self.machine, FxoPort) or (number is None and name is None):
+            return []
+        try:
+            cid = m.CallerId(number=number, name=name)
+        except InvalidValue as exc:  # the far end sent something a CallerId cannot hold
+            log.warning("port %d: caller ID not usable: %s", self.port, exc)
+            return []
+        return self._run(m.CallerIdDetected(cid), now)
+
+    def on_busy(self, now: int) -> list[Action]:
+        """FXO: the call-progress detector heard busy or congestion tone."""
+        if not isinstance(self.machine, FxoPort) or not self.machine.off_hook:
+            return []
+        return self._run(m.BusyToneDetected(), now)
+
     def on_timer(self, now: int) -> list[Action]:
         return self._translate(self.machine.handle_timer(now))
 
     def _run(self, event: m.FxsEvent | m.FxoEvent, now: int) -> list[Action]:
-        if isinstance(self.machine, FxsPort):
-            outputs = self.machine.handle(event, now)  # type: ignore[arg-type]
-        else:
-            outputs = self.machine.handle(event, now)  # type: ignore[arg-type]
-        return self._translate(outputs)
+        # _event only builds events of this port's kind; a wrong one raises in the machine.
+        return self._translate(self.machine.handle(event, now))  # type: ignore[arg-type]
 
     def _event(self, message: card.Message, now: int) -> m.FxsEvent | m.FxoEvent | None:
         match message:

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from drivers.sim.country import COUNTRIES
-
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S: Final = 20.0  # a cold start imports numpy; a loaded CI machine is slow
@@ -43,18 +41,6 @@ class SimulatorEndpoints:
     control: str
 
 
-def simulated_country(country: str) -> str:
-    """The simulator's central office models a few national networks; pick the nearest."""
-    if country.upper() in COUNTRIES:
-        return country.upper()
-    log.warning(
-        "the simulated exchange has no %s tones (it knows %s); it behaves as US",
-        country,
-        ", ".join(sorted(COUNTRIES)),
-    )
-    return "US"
-
-
 class SimulatorProcess:
     def __init__(self, *, fxs: int, fxo: int, country: str, control: Path) -> None:
         self.args = [
@@ -68,7 +54,7 @@ class SimulatorProcess:
             "--fxo",
             str(fxo),
             "--country",
-            simulated_country(country),
+            country,  # every country profile: ponte sim start runs firmware.dsp's kit
             "--listen",
             "socket://127.0.0.1:0",
             "--control",

@@ -236,3 +236,15 @@ def test_any_single_byte_corruption_is_detected(msg, data):
     except CallerIdError:
         return
     raise AssertionError(f"corrupted byte {i} decoded as {decoded}")
+
+
+def test_every_message_class_writes_its_own_bytes():
+    for msg in (
+        decode_message(PUBLISHED_SDMF),
+        SdmfVmwi(False),
+        CallSetup(number="1"),
+        MessageWaiting(active=True),
+        UnknownMessage(0x89, b"hi"),
+    ):
+        assert msg.to_bytes() == encode_message(msg)
+        assert decode_message(msg.to_bytes()) == msg

@@ -163,6 +163,20 @@ def test_resample_keeps_tone_frequency_and_level():
     assert levels.power_dbm0(y[800:-800]) == pytest.approx(-10.0, abs=0.1)
 
 
+def test_dtmf_file_round_trip(capsys, tmp_path):
+    wav = tmp_path / "d.wav"
+    status, out, _ = run(capsys, "dtmf", "0123456789*#ABCD", "--on-ms", "50", "-o", str(wav))
+    assert status == 0 and "DTMF '0123456789*#ABCD'" in out
+    status, out, _ = run(capsys, "analyse", str(wav), "--json")
+    tones = json.loads(out)["dtmf"]
+    assert "".join(t["digit"] for t in tones) == "0123456789*#ABCD"
+    for i, t in enumerate(tones):
+        assert t["start_ms"] == pytest.approx(i * 120, abs=10)
+        assert t["duration_ms"] == pytest.approx(50, abs=10)
+    status, out, _ = run(capsys, "analyse", str(wav))
+    assert "DTMF:\n" in out and " 0  " in out
+
+
 def test_missing_modules_are_reported_not_skipped(capsys, tmp_path):
     wav = tmp_path / "t.wav"
     run(capsys, "tone", "US", "ringback", "--seconds", "1", "-o", str(wav))
@@ -179,10 +193,11 @@ def test_missing_modules_are_reported_not_skipped(capsys, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("argv", "standard", "kind", "fields"),
+    ("argv", "signalling", "kind", "fields"),
     [
         (["--format", "mdmf", "--number", "5551234", "--name", "J SMITH", "--date", "12251030"],
-         "bell202", "CallSetup", {"number": "5551234", "name": "J SMITH"}),
+         "bell202", "CallSetup",
+         {"number": "5551234", "name": "J SMITH", "date_time": "12-25 10:30"}),
         (["--format", "sdmf", "--date", "01020304", "--number", "5550000"],
          "bell202", "SdmfCallerId", {"number": "5550000"}),
         (["--format", "sdmf", "--date", "01020304", "--absence", "private"],
@@ -191,60 +206,86 @@ def test_missing_modules_are_reported_not_skipped(capsys, tmp_path):
          "v23", "CallSetup", {"number": "0123456789", "redirecting_number": "0700"}),
         (["--format", "mdmf", "--country", "GB", "--absence", "unavailable"],
          "v23", "CallSetup", {"number_absence": "unavailable", "name_absence": "unavailable"}),
-        (["--format", "vmwi-on"], "bell202", "SdmfVmwi", {"active": True}),
+        (["--format", "sdmf-vmwi-on"], "bell202", "SdmfVmwi", {"active": True}),
+        (["--format", "vmwi-on"], "bell202", "MessageWaiting", {"active": True}),
         (["--format", "vmwi-off", "--country", "DE"], "v23", "MessageWaiting", {"active": False}),
         (["--format", "mdmf", "--call-waiting", "--number", "42"],
          "bell202", "CallSetup", {"number": "42"}),
+        (["--format", "dtmf", "--country", "DK", "--number", "4512345678"],
+         "dtmf A...#", "dtmf", {"number": "4512345678", "digits": "A4512345678#"}),
+        (["--format", "dtmf", "--country", "SE", "--number", "0812345"],
+         "dtmf A...C", "dtmf", {"number": "0812345", "digits": "A0812345C"}),
+        (["--format", "dtmf", "--country", "FI", "--absence", "private"],
+         "dtmf A...C", "dtmf", {"absence": "private"}),
+        (["--format", "dtmf", "--dtmf-format", "D...#", "--number", "123", "--country", "ITU"],
+         "dtmf D...#", "dtmf", {"number": "123", "digits": "D123#"}),
+        (["--format", "dtmf", "--dtmf-format", "...#", "--number", "456", "--country", "ITU"],
+         "dtmf ...#", "dtmf", {"number": "456", "digits": "456#"}),
     ],
 )  # fmt: skip
-def test_callerid_bursts_round_trip(capsys, tmp_path, argv, standard, kind, fields):
+def test_callerid_bursts_round_trip(capsys, tmp_path, argv, signalling, kind, fields):
     wav = tmp_path / "cid.wav"
     status, out, err = run(capsys, "callerid", *argv, "-o", str(wav))
     assert status == 0, err
-    # A second of line silence around the burst, as a recording would have.
+    # Half a second of line silence around the burst, as a recording would have.
     audio = wavio.read_wav(wav.read_bytes()).pcm
     padded = np.concatenate([np.zeros(4000, np.int16), audio, np.zeros(4000, np.int16)])
     wav.write_bytes(wavio.write_wav(padded, 8000))
-    status, out, _ = run(capsys, "analyse", str(wav), "--json")
-    records = json.loads(out)["callerid"]
-    assert len(records) == 1, records
+    country = argv[argv.index("--country") + 1] if "--country" in argv else "US"
+    extra = (
+        ["--dtmf-format", argv[argv.index("--dtmf-format") + 1]] if "--dtmf-format" in argv else []
+    )
+    status, out, _ = run(capsys, "analyse", str(wav), "--country", country, *extra, "--json")
+    doc = json.loads(out)
+    records = [r for r in doc["callerid"] if r["signalling"] != "2130+2750"]
+    assert len(records) == 1, doc["callerid"]
     rec = records[0]
-    assert rec["standard"] == standard and rec["checksum"] == "ok"
-    assert rec["message"]["type"] == kind
+    assert rec["signalling"] == signalling and rec["kind"] == kind
+    if kind != "dtmf":
+        assert rec["checksum"] == "ok"
     for key, value in fields.items():
-        assert rec["message"][key] == value
-    status, out, _ = run(capsys, "analyse", str(wav))
-    assert f"{standard:<7} {kind}" in out and "(checksum ok)" in out
+        assert rec["fields"][key] == value
+    if "--call-waiting" in argv:  # the CPE alerting signal precedes the burst
+        cas = [r for r in doc["callerid"] if r["signalling"] == "2130+2750"]
+        assert len(cas) == 1 and cas[0]["at_ms"] < rec["at_ms"]
+    if kind == "dtmf":  # the digits also show as DTMF
+        digits = "".join(t["digit"] for t in doc["dtmf"])
+        assert digits == rec["fields"]["digits"]
+    status, out, _ = run(capsys, "analyse", str(wav), "--country", country, *extra)
+    assert f"{signalling:<7} {kind}" in out
 
 
 def test_bad_checksum_is_reported_with_the_bytes(capsys, tmp_path):
-    cid = pytest.importorskip("firmware.dsp.callerid")
+    from firmware.dsp import callerid as cid
+
     data = bytearray(cid.encode_message(cid.CallSetup(number="5551234")))
     data[-1] ^= 0x01
     burst = cid.fsk_modulate(bytes(data), standard="bell202")
     wav = tmp_path / "bad.wav"
     wav.write_bytes(wavio.write_wav(np.concatenate([np.zeros(800, np.int16), burst]), 8000))
-    status, out, _ = run(capsys, "analyse", str(wav), "--json")
+    status, out, _ = run(capsys, "analyse", str(wav), "--country", "US", "--json")
     assert status == 0
     (rec,) = json.loads(out)["callerid"]
     assert rec["checksum"] == "bad" and rec["error"] == "ChecksumError"
     assert rec["data"] == bytes(data).hex()
-    status, out, _ = run(capsys, "analyse", str(wav))
+    status, out, _ = run(capsys, "analyse", str(wav), "--country", "US")
     assert "ChecksumError" in out and "(checksum bad)" in out
 
 
 def test_callerid_usage_errors(capsys, tmp_path):
     out_wav = str(tmp_path / "x.wav")
     status, _, err = run(capsys, "callerid", "--format", "sdmf", "--number", "1", "-o", out_wav)
-    assert status == 1 and "SDMF needs --date" in err
+    assert status == 1 and "--date MMDDhhmm" in err
     status, _, err = run(capsys, "callerid", "--format", "mdmf", "--date", "1399", "-o", out_wav)
-    assert status == 1 and "MMDDhhmm" in err
-    status, _, err = run(capsys, "callerid", "--format", "fax", "-o", out_wav)
-    assert status == 1 and "use one of sdmf" in err
+    assert status == 1 and "MMDDHHMM" in err
     status, _, err = run(
         capsys, "callerid", "--format", "mdmf", "--date", "13010000", "-o", out_wav
     )
     assert status == 1 and "month" in err
+    status, _, err = run(capsys, "callerid", "--format", "mdmf", "-o", out_wav)
+    assert status == 1 and "at least one parameter" in err
+    with pytest.raises(SystemExit):  # argparse refuses an unknown format by itself
+        cli.main(["dsp", "callerid", "--format", "fax", "-o", out_wav])
 
 
 def test_conformance_aggregator_finds_sections_and_prints_one_table(capsys):
@@ -270,3 +311,14 @@ def test_conformance_aggregator_finds_sections_and_prints_one_table(capsys):
     assert [c.strip() for c in lines[0].split("|")] == ["area", "measure", "result", "target"]
     assert "progress | false busy" in text and "ERROR RuntimeError: espeak-ng missing" in text
     assert sum(line.startswith("progress") for line in lines) == 1  # area named once
+
+
+@pytest.mark.parametrize(("samples", "rate"), [(0, 8000), (1, 8000), (333, 11025), (7, 48000)])
+def test_tiny_and_odd_recordings_analyse_cleanly(capsys, tmp_path, samples, rate):
+    wav = tmp_path / "tiny.wav"
+    wav.write_bytes(wavio.write_wav(np.full(samples, 1000, np.int16), rate))
+    status, out, err = run(capsys, "analyse", str(wav), "--json")
+    assert status == 0, err
+    doc = json.loads(out)
+    assert doc["rate"] == rate and doc["dtmf"] == [] and doc["callerid"] == []
+    assert doc["seconds"] == pytest.approx(samples / rate, abs=1e-3)

@@ -71,6 +71,10 @@ def test_known_values():
     assert get_profile("DK").callerid.dtmf_format == "A...#"
     assert get_profile("CA").tones["ringback"] == us.tones["ringback"]
     assert get_profile("CA").source != us.source  # inherits values, not citations
+    # A country's own caller ID table replaces the parent's whole: no DT-AS timing left
+    # over from the ITU default on a DTMF caller ID country.
+    assert get_profile("BR").callerid.alert_ms is None
+    assert get_profile("BR").tones["dial"] == get_profile("ITU").tones["dial"]
 
 
 def test_pulse_digit_mappings():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.dsp import g711, levels
+from firmware.dsp import g711, levels, wavio
 from firmware.dsp.pcm import SAMPLE_RATE, to_pcm
 from firmware.dsp.profiles import COUNTRY_CODES, CountryProfile, get_profile
 from firmware.dsp.progress import (
@@ -238,6 +241,11 @@ def test_bad_input_is_refused():
         det.feed(np.zeros((2, 160), np.int16))
     with pytest.raises(ProgressError, match="cap"):
         det.feed(np.zeros(9000, np.int16))
+    with pytest.raises(ProgressError, match="NaN or infinite"):
+        det.feed(np.array([0.0, np.nan] * 80))
+    with pytest.raises(ProgressError, match="NaN or infinite"):
+        det.feed(np.array([0.0, np.inf] * 80))
+    assert det.feed(np.zeros(160, np.int16)) == []  # still usable afterwards
     with pytest.raises(ProgressError, match="not numeric"):
         det.feed(np.array(["a"] * 160))
     with pytest.raises(ProgressError, match="sample rate"):
@@ -278,6 +286,32 @@ def test_cadence_matches():
     assert not cadence_matches([2000.0], Cadence((2000.0, 4000.0)), 1, open_last=3000)
 
 
+SIT_COUNTRIES = [
+    c
+    for c in COUNTRY_CODES
+    if c not in ("AU", "ES", "FI", "NZ")  # no three-tone SIT there
+]
+
+
+@pytest.mark.parametrize("code", SIT_COUNTRIES)
+def test_special_information_tone(code):
+    profile = get_profile(code)
+    spec = profile.tones["sit"]
+    pcm = TonePlayer(spec, level_offset_db=-10).render_ms(3000)
+    power = next(s for s in spec.segments if not s.silent).power_dbm0 - 10
+    heard = line(pcm, law="alaw", snr_db=15.0, level_db=power)
+    found = [e for e in analyse(heard, profile) if isinstance(e, ToneDetected)]
+    assert found and found[0].tone == "sit", (code, found)
+    assert len(found[0].on_off_ms) == 3
+    assert 700 < found[0].at_ms < 1300
+    # The same three tones in the wrong order are not a SIT.
+    backwards = ToneSpec(tuple(reversed(spec.segments[:3])), "backwards")
+    assert not [
+        e for e in analyse(TonePlayer(backwards).render_ms(3000), profile)
+        if isinstance(e, ToneDetected) and e.tone == "sit"
+    ]  # fmt: skip
+
+
 def test_speech_is_not_busy():
     """A few minutes of the espeak-ng corpus (bench/conformance_progress.py runs 30)."""
     corpus = pytest.importorskip("bench.corpus")
@@ -292,3 +326,53 @@ def test_speech_is_not_busy():
         assert first_voice.at_ms < 3000
     busy = [e for es in false_tones.values() for e in es if e.tone in ("busy", "congestion")]
     assert busy == []
+    assert not [e for es in false_tones.values() for e in es if e.tone == "sit"]
+
+
+SOX = shutil.which("sox")
+
+
+@pytest.mark.skipif(SOX is None, reason="sox (Debian package) not installed")
+@pytest.mark.parametrize(
+    ("code", "freqs", "cadence", "tone"),
+    [
+        ("US", (480, 620), (500, 500), "busy"),
+        ("US", (480, 620), (250, 250), "congestion"),
+        ("GB", (400,), (400, 350, 225, 525), "congestion"),
+        ("DE", (425,), (480, 480), "busy"),
+        ("US", (440, 480), (2000, 4000), "ringback"),
+    ],
+)
+def test_tones_made_by_sox_are_recognised(tmp_path, code, freqs, cadence, tone):
+    """A tone generator nobody here wrote (sox synth), through a sox A-law file."""
+    assert SOX is not None
+    parts = []
+    for i, ms in enumerate(cadence * 4):
+        part = tmp_path / f"p{i}.wav"
+        if i % 2:
+            cmd = [
+                SOX,
+                "-n",
+                "-r",
+                "8000",
+                "-b",
+                "16",
+                "-c",
+                "1",
+                str(part),
+                "trim",
+                "0",
+                f"{ms / 1000}",
+            ]
+        else:
+            synth = ["synth", f"{ms / 1000}", "sine", str(freqs[0])]
+            for f in freqs[1:]:
+                synth += ["synth", f"{ms / 1000}", "sine", "mix", str(f)]
+            cmd = [SOX, "-n", "-r", "8000", "-b", "16", "-c", "1", str(part), *synth, "vol", "0.05"]
+        subprocess.run(cmd, check=True, timeout=60)
+        parts.append(str(part))
+    out = tmp_path / "tone.wav"
+    subprocess.run([SOX, *parts, "-e", "a-law", str(out)], check=True, timeout=60)
+    pcm = wavio.read_wav(out.read_bytes()).pcm
+    found = first_tone(analyse(pcm, get_profile(code)))
+    assert found is not None and found.tone == tone, found

@@ -193,6 +193,7 @@ async def test_loop_url_lifecycle() -> None:
 )
 async def test_unopenable_urls_raise_a_clear_error(url: str) -> None:
     link = Link(url)
-    with pytest.raises(LinkOpenError, match="cannot open line card at"):
+    with pytest.raises(LinkOpenError, match="cannot open line card at") as caught:
         await link.open()
+    assert isinstance(caught.value, OSError)
     await link.close()

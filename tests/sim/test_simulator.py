@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import wave
 from pathlib import Path
 
@@ -160,3 +161,17 @@ async def test_audio_client_must_name_a_real_port() -> None:
         assert await asyncio.wait_for(reader.read(), 3) == b""  # dropped, nothing attached
         writer.close()
         assert sim.status()["audio_ports"] == []
+
+
+async def test_control_socket_is_not_stolen_from_a_running_simulator(tmp_path: Path) -> None:
+    control = tmp_path / "ctl.sock"
+    async with Simulator(fxs=1, fxo=0, control=control):
+        with pytest.raises(SimError, match="already running"):
+            await Simulator(fxs=1, fxo=0, control=control).start()
+    assert not control.exists()
+    # A socket file left by a killed simulator is cleared.
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(control))
+    stale.close()
+    async with Simulator(fxs=1, fxo=0, control=control) as sim:
+        assert sim.status()["control"] == str(control)

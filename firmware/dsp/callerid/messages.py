@@ -1,7 +1,7 @@
 """Caller ID messages: the data link layer shared by Bell 202 and V.23 FSK signalling.
 
-Every message is ``type, length, body, checksum`` (Telcordia GR-30-CORE §5.3, ETSI EN 300 659-3
-§5): the length counts the body bytes, and the checksum is the two's complement of the modulo-256
+Every message is ``type, length, body, checksum`` (Telcordia GR-30-CORE, ETSI EN 300 659-3):
+the length counts the body bytes, and the checksum is the two's complement of the modulo-256
 sum of all the other bytes, so a good message sums to zero.  Multiple-data-message bodies are
 ``parameter type, parameter length, value`` triples.
 
@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from typing import Final
 
 # --- message types ------------------------------------------------------------------------
-MSG_SDMF_CALLER_ID: Final = 0x04  # GR-30-CORE §5.3.1: Single Data Message Format (CND)
-MSG_SDMF_VMWI: Final = 0x06  # SR-TSV-002476 §2.3: SDMF message waiting indicator
-MSG_MDMF_CALL_SETUP: Final = 0x80  # GR-30-CORE MDMF; ETSI EN 300 659-3 §5.2.1 call set-up
-MSG_MDMF_MESSAGE_WAITING: Final = 0x82  # ETSI EN 300 659-3 §5.2.2; GR-30 MDMF VMWI
-MSG_MDMF_ADVICE_OF_CHARGE: Final = 0x86  # ETSI EN 300 659-3 §5.2.3 (kept as raw parameters)
-MSG_MDMF_SMS: Final = 0x89  # ETSI EN 300 659-3 §5.2.4 short message service (raw)
+MSG_SDMF_CALLER_ID: Final = 0x04  # GR-30-CORE: Single Data Message Format (CND)
+MSG_SDMF_VMWI: Final = 0x06  # SR-TSV-002476: SDMF message waiting indicator
+MSG_MDMF_CALL_SETUP: Final = 0x80  # GR-30-CORE MDMF; ETSI EN 300 659-3 call set-up
+MSG_MDMF_MESSAGE_WAITING: Final = 0x82  # ETSI EN 300 659-3; GR-30 MDMF VMWI
+MSG_MDMF_ADVICE_OF_CHARGE: Final = 0x86  # ETSI EN 300 659-3 (kept as raw parameters)
+MSG_MDMF_SMS: Final = 0x89  # ETSI EN 300 659-3 short message service (raw)
 KNOWN_MESSAGE_TYPES: Final = frozenset(
     {
         MSG_SDMF_CALLER_ID,
@@ -48,7 +48,7 @@ P_REDIRECTION_REASON: Final = 0x05  # GR-30 MDMF: call forwarding reason (Bell o
 P_CALL_QUALIFIER: Final = 0x06  # GR-30 MDMF: 'L' long distance (Bell only)
 P_NAME: Final = 0x07  # calling party name
 P_NAME_ABSENCE: Final = 0x08  # reason for absence of name: 'P' / 'O'
-P_VISUAL_INDICATOR: Final = 0x0B  # EN 300 659-3 §5.4.8: 0xFF on, 0x00 off
+P_VISUAL_INDICATOR: Final = 0x0B  # EN 300 659-3: 0xFF on, 0x00 off
 P_MESSAGE_ID: Final = 0x0D  # EN 300 659-3: message identification
 P_CALL_TYPE: Final = 0x11  # EN 300 659-3: 1 voice, 2 ring-back-when-free, 0x81 msg waiting
 P_MESSAGE_COUNT: Final = 0x13  # EN 300 659-3: number of messages waiting
@@ -56,7 +56,7 @@ P_FORWARDED_CALL_TYPE: Final = 0x15  # EN 300 659-3: type of forwarded call
 P_CALLING_USER_TYPE: Final = 0x16  # EN 300 659-3: type of calling user
 P_REDIRECTING_NUMBER: Final = 0x1A  # EN 300 659-3: last redirecting party number
 
-VISUAL_INDICATOR_ON: Final = 0xFF  # EN 300 659-3 §5.4.8 / GR-30: activation
+VISUAL_INDICATOR_ON: Final = 0xFF  # EN 300 659-3 / GR-30: activation
 VISUAL_INDICATOR_OFF: Final = 0x00  # deactivation
 SDMF_VMWI_ON: Final = b"\x42\x42\x42"  # SR-TSV-002476: SDMF VMWI activate ("BBB")
 SDMF_VMWI_OFF: Final = b"\x6f\x6f\x6f"  # SR-TSV-002476: SDMF VMWI deactivate ("ooo")
@@ -243,12 +243,20 @@ class SdmfCallerId:
             raise InvalidMessage("SDMF carries exactly one of number and absence reason")
         _check_number("number", self.number)
 
+    def to_bytes(self) -> bytes:
+        """Type, length, body and checksum (same as :func:`encode_message`)."""
+        return encode_message(self)
+
 
 @dataclass(frozen=True, slots=True)
 class SdmfVmwi:
     """Bell SDMF visual message waiting indicator (type 0x06)."""
 
     active: bool
+
+    def to_bytes(self) -> bytes:
+        """Type, length, body and checksum (same as :func:`encode_message`)."""
+        return encode_message(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +293,10 @@ class CallSetup:
         if not _call_setup_params(self):
             raise InvalidMessage("a call set-up message needs at least one parameter")
 
+    def to_bytes(self) -> bytes:
+        """Type, length, body and checksum (same as :func:`encode_message`)."""
+        return encode_message(self)
+
 
 @dataclass(frozen=True, slots=True)
 class MessageWaiting:
@@ -306,6 +318,10 @@ class MessageWaiting:
             raise InvalidMessage(f"message count must be 0..255, got {self.message_count!r}")
         _check_extra(self.extra, _MESSAGE_WAITING_FIELDS)
 
+    def to_bytes(self) -> bytes:
+        """Type, length, body and checksum (same as :func:`encode_message`)."""
+        return encode_message(self)
+
 
 @dataclass(frozen=True, slots=True)
 class UnknownMessage:
@@ -321,6 +337,10 @@ class UnknownMessage:
             raise InvalidMessage(f"message type 0x{self.message_type:02X} has its own class")
         if len(self.body) > BODY_MAX:
             raise InvalidMessage(f"message body is {len(self.body)} bytes (max 255)")
+
+    def to_bytes(self) -> bytes:
+        """Type, length, body and checksum (same as :func:`encode_message`)."""
+        return encode_message(self)
 
 
 CallerIdMessage = SdmfCallerId | SdmfVmwi | CallSetup | MessageWaiting | UnknownMessage
@@ -366,7 +386,7 @@ def _message_waiting_params(msg: MessageWaiting) -> list[Parameter]:
 
 
 def checksum(data: bytes) -> int:
-    """The byte that makes ``data`` plus itself sum to zero modulo 256 (GR-30 §5.3)."""
+    """The byte that makes ``data`` plus itself sum to zero modulo 256 (GR-30)."""
     return -sum(data) & 0xFF
 
 

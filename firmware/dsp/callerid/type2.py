@@ -28,10 +28,10 @@ from firmware.dsp.callerid.messages import CallerIdError, CallerIdMessage
 from firmware.dsp.levels import peak_for_dbm0
 from firmware.dsp.pcm import SAMPLE_RATE, Pcm, to_pcm
 
-CAS_LOW_HZ: Final = 2130.0  # SR-TSV-002476 §2.2 / GR-30-CORE: CPE alerting signal, ±0.5 %
-CAS_HIGH_HZ: Final = 2750.0  # SR-TSV-002476 §2.2; ETSI EN 300 659-1 §6.2 DT-AS uses the same
-BELL_CAS_MS: Final = 80.0  # SR-TSV-002476 §2.2: 80 ms (75..85 ms)
-ETSI_DTAS_MS: Final = 100.0  # ETSI EN 300 659-2 §6.1 / EN 300 659-1: DT-AS 100 ms (±10 ms)
+CAS_LOW_HZ: Final = 2130.0  # SR-TSV-002476 / GR-30-CORE: CPE alerting signal, ±0.5 %
+CAS_HIGH_HZ: Final = 2750.0  # SR-TSV-002476; ETSI EN 300 659-1 DT-AS uses the same
+BELL_CAS_MS: Final = 80.0  # SR-TSV-002476: 80 ms (75..85 ms)
+ETSI_DTAS_MS: Final = 100.0  # ETSI EN 300 659-2 / EN 300 659-1: DT-AS 100 ms (±10 ms)
 CAS_DEFAULT_LEVEL_DBM0: Final = -15.0  # per tone; SR-TSV-002476: -14..-32 dBm per tone at CPE
 CAS_RAMP_MS: Final = 2.0  # rise and fall so the tone does not splatter into the DTMF band
 
@@ -44,9 +44,9 @@ CAS_MAX_MS: Final = 130.0  # longest accepted (ETSI 110 ms, plus margin)
 CAS_PURITY: Final = 0.8  # share of the block energy the two tones must hold (speech: far less)
 
 # Handshake (FXS side).
-ACK_DIGITS: Final = frozenset("AD")  # SR-TSV-002476 §2.3: 'A' non-ADSI CPE, 'D' ADSI CPE
-ACK_WINDOW_MS: Final = 160.0  # SR-TSV-002476 §2.3: ACK must start within 160 ms of CAS end
-FSK_AFTER_ACK_MS: Final = 60.0  # SR-TSV-002476 §2.4: FSK starts 50..500 ms after the ACK
+ACK_DIGITS: Final = frozenset("AD")  # SR-TSV-002476: 'A' non-ADSI CPE, 'D' ADSI CPE
+ACK_WINDOW_MS: Final = 160.0  # SR-TSV-002476: ACK must start within 160 ms of CAS end
+FSK_AFTER_ACK_MS: Final = 60.0  # SR-TSV-002476: FSK starts 50..500 ms after the ACK
 
 CasStandard = Literal["bell", "etsi"]
 
@@ -291,8 +291,8 @@ class CallWaitingSender:
         return out
 
 
-CPE_ACK_WITHIN_MS: Final = 100.0  # SR-TSV-002476 §2.3: the CPE sends its ACK within 100 ms
-FSK_WAIT_MS: Final = 700.0  # ACK end to FSK start may be 500 ms (§2.4); margin for the mark
+CPE_ACK_WITHIN_MS: Final = 100.0  # SR-TSV-002476: the CPE sends its ACK within 100 ms
+FSK_WAIT_MS: Final = 700.0  # ACK to FSK may take 500 ms (SR-TSV-002476); margin for the mark
 FSK_MAX_MS: Final = 2000.0  # a burst in progress may run this much past the wait (255 bytes)
 
 

@@ -1,0 +1,156 @@
+"""The simulator's signal processing, built from ``firmware.dsp`` for every country profile.
+
+``drivers.sim`` cannot import ``firmware``; it asks a :class:`drivers.sim.signals.SignalKit`
+for tones, caller ID and detectors.  :class:`DspKit` is the one ``ponte sim start`` uses:
+the exchange plays the profile's tones and ring cadence and sends the profile's caller ID
+(standard, alerting and timing), the card and the exchange hear DTMF with the conformance
+detector, and the simulated telephones decode caller ID like an FXO port does.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Final
+
+from drivers.sim.endpoint import SimError
+from drivers.sim.signals import (
+    Alerting,
+    CallerIdBurst,
+    CallerIdReceiver,
+    CallerIdRenderer,
+    DecodedCallerId,
+    DigitDetector,
+    Exchange,
+    ToneRenderer,
+)
+from drivers.sim.tones import Pcm
+from firmware.dsp.callerid import CallerIdMessage, DtmfClip, analysis, cas_tone
+from firmware.dsp.dtmf import DtmfDetector, DtmfEnd
+from firmware.dsp.profiles import CallerIdSpec, CountryProfile, ProfileError, get_profile
+from firmware.dsp.tones import TonePlayer, ToneSpec
+from firmware.service import callerid_rx
+
+# Networks that signal a far-end clear by opening the loop (calling-party control):
+# GR-506-CORE for North America, BT SIN 351 for the UK; the others send busy tone.
+LOOP_DROP_COUNTRIES: Final = frozenset({"US", "CA", "GB"})
+# Where inside the profile's data-delay window the exchange starts the data: near its
+# start, but not on the edge a receiver may treat as too early.
+DATA_DELAY_MARGIN_MS: Final = 50
+# NTT's CAR is repeated 0.5 s on / 0.5 s off until the terminal answers (NTT "Telephone
+# Service Interface", caller ID); the simulator sends one burst and no off-hook handshake.
+NTT_CAR_MS: Final = 500
+
+_ALERTING: Final = {
+    "ring": Alerting.AFTER_FIRST_RING,
+    "pr_dtas": Alerting.POLARITY_REVERSAL_DTAS,
+    "dtas": Alerting.DTAS,
+    "rpas": Alerting.RING_PULSE,
+    "pr": Alerting.POLARITY_REVERSAL,
+    "ntt_car": Alerting.RING_PULSE,
+}
+
+
+class _Tone:
+    def __init__(self, spec: ToneSpec) -> None:
+        self._player = TonePlayer(spec)
+
+    def read(self, n: int) -> Pcm:
+        return self._player.next_frame(n)
+
+
+def _renderer(spec: ToneSpec) -> ToneRenderer:
+    return _Tone(spec)
+
+
+class _Digits:
+    """``firmware.dsp.dtmf.DtmfDetector`` as the simulator's (digit, duration_ms) feed."""
+
+    def __init__(self) -> None:
+        self._detector = DtmfDetector()
+
+    def feed(self, frame: Pcm) -> list[tuple[str, int]]:
+        return [
+            (e.digit, round(e.duration_ms))
+            for e in self._detector.feed(frame)
+            if isinstance(e, DtmfEnd)
+        ]
+
+
+class _Receiver:
+    def __init__(self, profile: CountryProfile) -> None:
+        self._rx = callerid_rx.CallerIdReceiver(profile)
+
+    def feed(self, frame: Pcm) -> list[DecodedCallerId]:
+        return [DecodedCallerId(h.number, h.name, h.date, h.error) for h in self._rx.feed(frame)]
+
+
+def caller_id_renderer(profile: CountryProfile) -> CallerIdRenderer:
+    """(number, name, MMDDhhmm) -> the burst the profile's exchange sends."""
+    spec: CallerIdSpec = profile.callerid
+    lo, hi = spec.data_delay_ms
+    delay = min(hi, lo + DATA_DELAY_MARGIN_MS)
+    alerting = _ALERTING[spec.alerting]
+    alert = None
+    if spec.alerting in ("pr_dtas", "dtas"):
+        alert = cas_tone(standard="etsi", duration_ms=spec.alert_ms)
+    pulse_ms = NTT_CAR_MS if spec.alerting == "ntt_car" else (spec.alert_ms or 0)
+
+    def render(number: str | None, name: str | None, date: str | None) -> CallerIdBurst:
+        message: DtmfClip | CallerIdMessage
+        if spec.standard == "dtmf":
+            if number is None:
+                raise ValueError(f"{profile.code} sends caller ID as DTMF: a number is needed")
+            assert spec.dtmf_format is not None  # the profile validates this
+            message = DtmfClip(spec.dtmf_format, number=number)  # DTMF carries no name
+        else:
+            message = analysis.build_message("mdmf", number=number, name=name, date=date)
+        data = analysis.render(message, spec=spec)
+        return CallerIdBurst(
+            data=data,
+            alerting=alerting,
+            delay_ms=delay,
+            data_to_ring_ms=spec.data_to_ring_ms,
+            alert=alert,
+            pr_to_alert_ms=(spec.pr_to_alert_ms or 0) if spec.alerting == "pr_dtas" else 0,
+            ring_pulse_ms=pulse_ms if alerting is Alerting.RING_PULSE else 0,
+        )
+
+    return render
+
+
+def exchange(profile: CountryProfile) -> Exchange:
+    ring = profile.ring.on_off_ms
+    pairs = tuple((round(on), round(off)) for on, off in zip(ring[0::2], ring[1::2], strict=True))
+    tones = profile.tones
+    congestion = tones.get("congestion", tones["busy"])
+    return Exchange(
+        profile.code,
+        dial=functools.partial(_renderer, tones["dial"]),
+        ringback=functools.partial(_renderer, tones["ringback"]),
+        busy=functools.partial(_renderer, tones["busy"]),
+        congestion=functools.partial(_renderer, congestion),
+        ring_cadence=pairs,
+        flash_ms=profile.flash.send_ms,
+        disconnect="loop-drop" if profile.code in LOOP_DROP_COUNTRIES else "tone",
+        caller_id=caller_id_renderer(profile),
+    )
+
+
+class DspKit:
+    """:class:`drivers.sim.signals.SignalKit` from ``firmware.dsp``: any profiled country."""
+
+    def exchange(self, country: str) -> Exchange:
+        return exchange(_profile(country))
+
+    def dtmf_detector(self) -> DigitDetector:
+        return _Digits()
+
+    def caller_id_receiver(self, country: str) -> CallerIdReceiver | None:
+        return _Receiver(_profile(country))
+
+
+def _profile(country: str) -> CountryProfile:
+    try:
+        return get_profile(country)
+    except ProfileError as exc:
+        raise SimError(str(exc)) from None
