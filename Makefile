@@ -51,13 +51,20 @@ venv: $(VENV_STAMP)
 # --- running --------------------------------------------------------------------
 
 run: $(VENV_STAMP)
-	@echo "Ponte in simulation: 4 phones (FXS ports 1-4), 2 exchange lines (FXO 5-6). Ctrl-C stops."
-	@echo "In another terminal, pick up phone 1 and listen to its dial tone:"
+	@mkdir -p var
+	@echo "Ponte in simulation: 4 phones (FXS ports 1-4), 2 exchange lines (FXO 5-6)."
+	@echo "The appliance logs to var/ponte.log; the console opens on it (Ctrl+Q quits both)."
+	@echo "In another terminal, pick up phone 1 and watch the dashboard:"
 	@echo "  .venv/bin/ponte sim --control var/sim.sock handset 1 off-hook"
-	@echo "  .venv/bin/ponte sim --control var/sim.sock handset 1 record dial.wav --seconds 3"
-	@echo "  .venv/bin/ponte sim --control var/sim.sock handset 1 dial 123"
-	@echo "  .venv/bin/ponte sim --control var/sim.sock handset 1 on-hook"
-	$(BIN)/ponte run --simulate --data-dir var --stderr
+	@$(BIN)/ponte run --simulate --data-dir var --stderr >var/ponte.log 2>&1 & pid=$$!; \
+	trap 'kill -TERM $$pid 2>/dev/null; wait $$pid 2>/dev/null || true' EXIT; \
+	trap 'exit 130' INT TERM; \
+	for _ in $$(seq 600); do \
+	  if $(PY) -c 'import socket; socket.socket(socket.AF_UNIX).connect("var/api.sock")' 2>/dev/null; then break; fi; \
+	  if ! kill -0 $$pid 2>/dev/null; then echo "ponte run stopped:"; tail -n 20 var/ponte.log; exit 1; fi; \
+	  sleep 0.1; \
+	done; \
+	$(BIN)/ponte console --socket var/api.sock
 
 # --- checks ---------------------------------------------------------------------
 

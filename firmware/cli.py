@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "sim": "firmware.service.sim_cli",
     "run": "firmware.service.cli",
     "hwtest": "hwtests.cli",
+    "console": "tui.cli",
 }
 
 
