@@ -13,6 +13,7 @@ import copy
 from typing import Any
 
 from firmware.lines.errors import InvalidValue, LineError, LocalProtocolError, RemoteProtocolError
+from firmware.lines.messages import Output
 
 
 def check_now(now: int) -> None:
@@ -21,11 +22,48 @@ def check_now(now: int) -> None:
 
 
 class TimedMachine:
-    """Clock and rollback handling; subclasses implement ``_fire_due`` and ``_next``."""
+    """Clock and rollback handling; subclasses implement ``_run_timers`` and ``_dispatch``."""
 
     def __init__(self) -> None:
         self._clock = 0  # latest time processed
         self._last_hw_at = 0  # latest hardware timestamp seen
+
+    def _run_timers(self, until: int) -> list[Output]:
+        raise NotImplementedError
+
+    def _dispatch(self, event: Any, t: int) -> list[Output]:
+        raise NotImplementedError
+
+    def _handle(self, event: Any, at: int | None, now: int) -> list[Output]:
+        """Feed one event (``at``: its hardware timestamp, if it has one); returns the
+        outputs.  Raises and changes nothing if the event is illegal."""
+        saved = self._snapshot()
+        try:
+            t = self._event_time(at, now)
+            out = self._run_timers(t)
+            out += self._dispatch(event, t)
+            # The event may have made a timer due at once (a ring burst that ended too long
+            # after the last ring, for instance): never leave one overdue.
+            out += self._run_timers(t)
+        except LineError:
+            self._restore(saved)
+            raise
+        self._clock = t
+        if at is not None:
+            self._last_hw_at = at
+        return out
+
+    def handle_timer(self, now: int) -> list[Output]:
+        """Fire every timer due at or before ``now``."""
+        saved = self._snapshot()
+        try:
+            self._event_time(None, now)
+            out = self._run_timers(now)
+        except LineError:
+            self._restore(saved)
+            raise
+        self._clock = now
+        return out
 
     def _event_time(self, at: int | None, now: int) -> int:
         """The time an event is processed at, after checking the clocks agree."""

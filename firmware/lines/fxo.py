@@ -30,7 +30,7 @@ from types import MappingProxyType
 
 from firmware.lines import messages as m
 from firmware.lines._clock import TimedMachine
-from firmware.lines.errors import LineError, LocalProtocolError
+from firmware.lines.errors import LocalProtocolError
 from firmware.lines.timing import LineTiming
 
 log = logging.getLogger(__name__)
@@ -146,33 +146,7 @@ class FxoPort(TimedMachine):
         """Feed one event; returns the outputs.  Raises and changes nothing if illegal."""
         hardware = m.RingVoltage | m.PolarityReversal | m.LoopCurrent
         at = event.at if isinstance(event, hardware) else None
-        saved = self._snapshot()
-        try:
-            t = self._event_time(at, now)
-            out = self._run_timers(t)
-            out += self._dispatch(event, t)
-            # The event may have made a timer due at once (a ring burst that ended too long
-            # after the last ring, for instance): never leave one overdue.
-            out += self._run_timers(t)
-        except LineError:
-            self._restore(saved)
-            raise
-        self._clock = t
-        if at is not None:
-            self._last_hw_at = at
-        return out
-
-    def handle_timer(self, now: int) -> list[m.Output]:
-        """Fire every timer due at or before ``now``."""
-        saved = self._snapshot()
-        try:
-            self._event_time(None, now)
-            out = self._run_timers(now)
-        except LineError:
-            self._restore(saved)
-            raise
-        self._clock = now
-        return out
+        return self._handle(event, at, now)
 
     # --- timers -------------------------------------------------------------------------------
 

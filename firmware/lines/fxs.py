@@ -26,7 +26,7 @@ from types import MappingProxyType
 
 from firmware.lines import messages as m
 from firmware.lines._clock import TimedMachine
-from firmware.lines.errors import LineError, LocalProtocolError, RemoteProtocolError
+from firmware.lines.errors import LocalProtocolError, RemoteProtocolError
 from firmware.lines.timing import CallerIdMode, LineTiming, RingCadence, digit_for_pulses
 
 log = logging.getLogger(__name__)
@@ -216,33 +216,7 @@ class FxsPort(TimedMachine):
     def handle(self, event: m.FxsEvent, now: int) -> list[m.Output]:
         """Feed one event; returns the outputs.  Raises and changes nothing if illegal."""
         at = event.at if isinstance(event, m.HookOn | m.HookOff) else None
-        saved = self._snapshot()
-        try:
-            t = self._event_time(at, now)
-            out = self._run_timers(t)
-            out += self._dispatch(event, t)
-            # The event may have made a timer due at once (a ring burst that ended too long
-            # after the last ring, for instance): never leave one overdue.
-            out += self._run_timers(t)
-        except LineError:
-            self._restore(saved)
-            raise
-        self._clock = t
-        if at is not None:
-            self._last_hw_at = at
-        return out
-
-    def handle_timer(self, now: int) -> list[m.Output]:
-        """Fire every timer due at or before ``now``."""
-        saved = self._snapshot()
-        try:
-            self._event_time(None, now)
-            out = self._run_timers(now)
-        except LineError:
-            self._restore(saved)
-            raise
-        self._clock = now
-        return out
+        return self._handle(event, at, now)
 
     # --- hook classifier ----------------------------------------------------------------------
 
