@@ -411,6 +411,10 @@ class Appliance:
                             cid.name,
                         )
                     self._port_changed(port, type(report).__name__)
+                    if isinstance(report, m.OffHook | m.Answered | m.HungUp):
+                        media = self.media.get(port)
+                        if media is not None:
+                            media.listen_for_digits(not isinstance(report, m.HungUp))
                     if self._on_report is not None:
                         self._on_report(port, report)
                     if self.calls is not None:

@@ -57,7 +57,10 @@ class PortMedia:
     ) -> None:
         self.port = port
         self.stream = stream
-        self._detector = DtmfDetector(stream.fmt.rate) if detect_dtmf else None
+        # The DTMF receiver runs only while the phone is off hook (listen_for_digits): a
+        # phone on hook cannot dial, and idle ports are most ports most of the time.
+        self._detect_dtmf = detect_dtmf
+        self._detector: DtmfDetector | None = None
         self._on_digit = on_digit
         self._on_failure = on_failure
         # FXO ports: what the exchange sends on hook, and its tones once seized.
@@ -83,6 +86,12 @@ class PortMedia:
         """Play ``spec`` from the next frame on (None: silence).  Any thread."""
         self._player = None if spec is None else TonePlayer(spec, self.stream.fmt.rate)
         self.tone_started_at = None
+
+    def listen_for_digits(self, off_hook: bool) -> None:
+        """FXS: run a fresh DTMF receiver from the next frame on, or stop it.  Any thread."""
+        self._detector = (
+            DtmfDetector(self.stream.fmt.rate) if off_hook and self._detect_dtmf else None
+        )
 
     def listen_for_progress(self, seized: bool) -> None:
         """FXO: run the call-progress detector from now on (a fresh one) or stop it."""
@@ -123,8 +132,9 @@ class PortMedia:
                         self.tone_started_at = time.monotonic()
                 self.frames += 1
                 pcm = np.frombuffer(heard, dtype="<i2")
-                if self._detector is not None:
-                    for event in self._detector.feed(pcm):
+                detector = self._detector
+                if detector is not None:
+                    for event in detector.feed(pcm):
                         if isinstance(event, DtmfStart):
                             self._on_digit(self.port, event.digit)
                 if self._cid is not None:
