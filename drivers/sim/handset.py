@@ -71,6 +71,11 @@ class Handset(AudioEndpoint):
         self.caller_id: DecodedCallerId | None = None
         self.caller_id_at: float | None = None
         self.caller_ids = 0
+        # An answering machine's habit: lift the handset this long after ringing starts,
+        # and (if set) hang up again this long after lifting it.
+        self.auto_answer_s: float | None = None
+        self.auto_hangup_s: float | None = None
+        self.auto_answered = 0
 
     def plug(self, port: HookSwitch) -> None:
         self._port = port
@@ -142,6 +147,9 @@ class Handset(AudioEndpoint):
         self.ringing = active
         if active:
             self.ring_log.append(RingBurst(when))
+            if self.auto_answer_s is not None and not self._pending and not self.is_off_hook:
+                self._later(when + self.auto_answer_s, self._auto_answer)
+                self._notify()
         elif self.ring_log:
             self.ring_log[-1].end = when
 
@@ -171,6 +179,15 @@ class Handset(AudioEndpoint):
         }
 
     # --- internals ------------------------------------------------------------------
+
+    def _auto_answer(self, when: float) -> None:
+        if self.is_off_hook:
+            return
+        self.auto_answered += 1
+        self._set_hook(True, when)
+        if self.auto_hangup_s is not None:
+            self._later(when + self.auto_hangup_s, lambda t: self._set_hook(False, t))
+            self._notify()
 
     def _require_idle_off_hook(self, what: str) -> None:
         if not self.is_off_hook:

@@ -276,6 +276,7 @@ class Simulator:
                     "off_hook": h.is_off_hook,
                     "ringing": h.ringing,
                     "rings": len(h.ring_log),
+                    "auto_answered": h.auto_answered,
                     "polarity": h.polarity.name.lower(),
                     "playing": h.playing,
                     "recording": h.recording,
