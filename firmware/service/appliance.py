@@ -31,7 +31,10 @@ from firmware.service.calls import LocalCalls
 from firmware.service.media import PortMedia
 from firmware.service.ports import Action, CardCommand, PortController, Report, ToneChange
 from firmware.service.simulator import SimulatorProcess
+from firmware.service.sipbridge import SipBridge
+from firmware.service.sipsettings import sip_settings
 from firmware.service.supervisor import Supervisor
+from firmware.sip.errors import SipError
 from firmware.store import Config, ConfigStore, default_config
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,9 @@ class Options:
     fxs: int = 4  # simulator ports
     fxo: int = 2
     sim_control: Path | None = None
+    sip: bool = True  # run the SIP stack (off: local calls only)
+    sip_host: str | None = None  # SIP/RTP bind address; None: 127.0.0.1 simulated, else 0.0.0.0
+    sip_port: int | None = None  # override the configured UDP port (0: any free port)
 
 
 @dataclass(slots=True)
@@ -126,6 +132,7 @@ class Appliance:
         self._timer: asyncio.TimerHandle | None = None
         self._stopped = asyncio.Event()
         self.calls: LocalCalls | None = None  # call control (firmware.pbx) for local calls
+        self.sip: SipBridge | None = None  # the SIP stack, when it runs
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -171,6 +178,7 @@ class Appliance:
         )
         self._build_ports(self.card, audio)
         self.calls = LocalCalls(self)
+        await self._start_sip()
         self._events_task = asyncio.create_task(self._pump_events(), name="linecard-events")
         for port in self.ports:
             await self.link.send(card.StatusRequest(port))
@@ -210,6 +218,34 @@ class Appliance:
             self.media[number] = media
             media.start()
 
+    async def _start_sip(self) -> None:
+        """The SIP stack, bound to the lines' audio; a failure leaves local calls working."""
+        assert self.config is not None and self.calls is not None
+        if not self.options.sip:
+            return
+        simulated = self.options.linecard is None
+        host = self.options.sip_host or ("127.0.0.1" if simulated else "0.0.0.0")
+        try:
+            settings = sip_settings(
+                self.config,
+                bind_host=host,
+                data_dir=self.options.data_dir,
+                line_ports=tuple(sorted(self.media)),
+                udp_port=self.options.sip_port,
+            )
+            bridge = SipBridge(
+                self,
+                settings,
+                port_accounts={a.name: a.fxs for a in self.config.sip.accounts if a.enabled},
+            )
+            await bridge.start()
+        except (SipError, OSError) as exc:
+            log.error("SIP stack not started: %s", exc)
+            self.raise_alarm("sip.stack", "critical", f"SIP stack not started: {exc}")
+            return
+        self.sip = bridge
+        self.calls.attach_sip(bridge)
+
     async def stop(self) -> None:
         """Stop everything that was started, in reverse order; safe to call twice."""
         self.supervisor.stopping()
@@ -219,6 +255,12 @@ class Appliance:
             self._timer = None
         if self.calls is not None:
             self.calls.stop()
+        if self.sip is not None:
+            try:
+                await self.sip.stop()
+            except Exception:
+                log.exception("stopping the SIP stack")
+            self.sip = None
         for media in self.media.values():
             await asyncio.to_thread(media.stop)
         self.media.clear()
@@ -251,7 +293,10 @@ class Appliance:
         fxo = len(kinds) - fxs
         busy = sum(p.state not in ("idle",) for p in self.ports.values())
         link = "up" if self.healthy() else "DOWN"
-        return f"line card {link}, {fxs} FXS + {fxo} FXO, {busy} in use"
+        text = f"line card {link}, {fxs} FXS + {fxo} FXO, {busy} in use"
+        if self.sip is not None:
+            text += f", SIP legs {self.sip.legs_in_use}/{self.sip.settings.max_calls}"
+        return text
 
     def port_views(self) -> list[PortView]:
         return [self._view(n) for n in sorted(self.ports)]

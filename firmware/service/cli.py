@@ -63,6 +63,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "network when simulating, else /etc/systemd/network/10-ponte.network)",
     )
     parser.add_argument(
+        "--sip-host",
+        metavar="ADDRESS",
+        help="address SIP and RTP bind to (default: 127.0.0.1 when simulating, else 0.0.0.0)",
+    )
+    parser.add_argument(
+        "--sip-port",
+        type=int,
+        metavar="PORT",
+        help="SIP UDP port instead of the configured one (0: any free port)",
+    )
+    parser.add_argument(
+        "--no-sip", action="store_true", help="do not start the SIP stack (local calls only)"
+    )
+    parser.add_argument(
         "--api-docs",
         action="store_true",
         help="print the table of this service's API methods for docs/api.md and exit",
@@ -83,6 +97,9 @@ def main(args: argparse.Namespace) -> int:
     if args.simulate and args.linecard:
         print("ponte run: --simulate and --linecard exclude each other", file=sys.stderr)
         return 2
+    if args.sip_port is not None and not 0 <= args.sip_port <= 65535:
+        print("ponte run: --sip-port: 0..65535", file=sys.stderr)
+        return 2
     if not 1 <= args.fxs + args.fxo <= 32 or args.fxs < 0 or args.fxo < 0:
         print("ponte run: --fxs/--fxo: between 1 and 32 ports in all", file=sys.stderr)
         return 2
@@ -99,6 +116,9 @@ def main(args: argparse.Namespace) -> int:
         fxs=args.fxs,
         fxo=args.fxo,
         sim_control=args.sim_control,
+        sip=not args.no_sip,
+        sip_host=args.sip_host,
+        sip_port=args.sip_port,
     )
     try:
         return asyncio.run(_serve(options, api_socket, network_file))

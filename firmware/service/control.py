@@ -319,6 +319,24 @@ class ControlApi:
             requires_login=True,
         )
         s.register(
+            "sip.status",
+            self.sip_status,
+            NoParams,
+            result="{running, transports: [{kind, host, port}], legs_in_use, legs_max, "
+            "registrations: [{account, registered, code, reason, expires_s, retry_attempt, "
+            "retry_in_s, since}], invites_refused, events_dropped}",
+            summary="The SIP stack: transports, registrations, legs in use "
+            "(events: sip.registration)",
+        )
+        s.register(
+            "calls.list",
+            self.calls_list,
+            NoParams,
+            result="{calls: [{leg, direction, account, remote, state, port, started, answered, "
+            "quality: {codec, rx_jitter_ms, rx_loss_pct, rtt_ms, mos} | null}], local: [...]}",
+            summary="Calls in progress: SIP legs with their quality, and calls between lines",
+        )
+        s.register(
             "update.status",
             self.update_status,
             NoParams,
@@ -334,6 +352,51 @@ class ControlApi:
     async def alarms_list(self, params: NoParams, ctx: CallContext) -> JsonValue:
         alarms: list[JsonValue] = [a.to_json() for a in self.appliance.alarms.values()]
         return {"alarms": alarms}
+
+    # -- SIP and calls -------------------------------------------------------------------
+    async def sip_status(self, params: NoParams, ctx: CallContext) -> JsonValue:
+        sip = self.appliance.sip
+        if sip is None:
+            return {"running": False, "legs_in_use": 0, "legs_max": 0, "registrations": []}
+        status: JsonValue = sip.status()
+        return status
+
+    async def calls_list(self, params: NoParams, ctx: CallContext) -> JsonValue:
+        sip = self.appliance.sip
+        calls: list[JsonValue] = []
+        if sip is not None:
+            for leg in list(sip.legs.values()):
+                quality: JsonValue = None
+                if leg.call_id is not None and leg.state == "confirmed":
+                    try:
+                        q = await sip.endpoint.call_quality(leg.call_id)
+                    except Exception as exc:  # the call ended while we asked
+                        log.debug("quality of call %s: %s", leg.call_id, exc)
+                    else:
+                        quality = {
+                            "codec": q.codec,
+                            "rx_jitter_ms": q.rx_jitter_ms,
+                            "rx_loss_pct": q.rx_loss_pct,
+                            "rtt_ms": q.rtt_ms,
+                            "mos": q.mos,
+                        }
+                calls.append(
+                    {
+                        "leg": leg.leg,
+                        "direction": leg.direction,
+                        "account": leg.account,
+                        "remote": leg.remote,
+                        "state": leg.state,
+                        "port": leg.port,
+                        "started": leg.started,
+                        "answered": leg.answered,
+                        "quality": quality,
+                    }
+                )
+        local: list[JsonValue] = []
+        if self.appliance.calls is not None:
+            local = [row.to_json() for row in self.appliance.calls.control.calls_view()]
+        return {"calls": calls, "local": local}
 
     # -- configuration ---------------------------------------------------------------------
     async def config_get(self, params: NoParams, ctx: CallContext) -> JsonValue:

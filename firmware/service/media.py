@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from drivers.audio.base import PcmStream
+from drivers.audio.buffer import DriftBuffer
 from drivers.audio.errors import AudioError
 from firmware.dsp.dtmf import DtmfDetector, DtmfStart
 from firmware.dsp.profiles import CountryProfile
@@ -40,6 +41,18 @@ log = logging.getLogger(__name__)
 JOIN_TIMEOUT_S: Final = 2.0  # a stream blocks for at most a few frames; beyond that it is wedged
 # Call-progress verdicts that mean the far end is gone (or never came).
 CLEARING_TONES: Final = frozenset({"busy", "congestion"})
+
+
+class _SipAttachment:
+    """A SIP leg's buffers as one line's media loop uses them (owned by that loop's thread)."""
+
+    __slots__ = ("uplink", "downlink", "fresh", "frames")
+
+    def __init__(self, uplink: DriftBuffer, downlink: DriftBuffer) -> None:
+        self.uplink = uplink
+        self.downlink = downlink
+        self.fresh = True  # not drained yet
+        self.frames = 0  # frames of the leg's audio played
 
 
 class PortMedia:
@@ -81,6 +94,20 @@ class PortMedia:
         self.link = CrossConnect(
             stream.fmt.bytes_per_frame
         )  # audio to and from another port (pbx calls)
+        # Audio to and from a SIP leg: (uplink, downlink) drift buffers between this loop
+        # (the card's clock) and pjmedia's clock.  A reference swap, like the tone player.
+        self._sip: _SipAttachment | None = None
+        self._sip_frame = bytearray(stream.fmt.bytes_per_frame)
+
+    def attach_sip(self, uplink: DriftBuffer | None, downlink: DriftBuffer | None = None) -> None:
+        """Talk to a SIP leg from the next frame on (None: stop).  Any thread.
+
+        What the line hears is pushed into ``uplink``; what it plays comes from ``downlink``
+        whenever no tone, dialled DTMF or cross-connected port has the line.
+        """
+        self._sip = (
+            None if uplink is None or downlink is None else _SipAttachment(uplink, downlink)
+        )
 
     def play(self, spec: ToneSpec | None) -> None:
         """Play ``spec`` from the next frame on (None: silence).  Any thread."""
@@ -123,9 +150,12 @@ class PortMedia:
             while not self._stop.is_set():
                 heard = self.stream.read_frame()
                 self.link.heard(heard)
+                sip = self._sip
+                if sip is not None:
+                    sip.uplink.push(heard)  # a full buffer counts an overrun, drops the frame
                 player = self._player
                 if player is None:
-                    self.stream.write_frame(self.link.next_frame() or self._silence)
+                    self.stream.write_frame(self._next_frame(sip))
                 else:
                     self.stream.write_frame(player.next_frame(self._samples).tobytes())
                     if self.tone_started_at is None:
@@ -146,6 +176,27 @@ class PortMedia:
         except Exception as e:  # a bug: the service must hear of it, not a silent thread
             log.exception("port %d media loop crashed", self.port)
             self._on_failure(self.port, e)
+
+    def _next_frame(self, sip: _SipAttachment | None) -> bytes:
+        """Dialled DTMF or the cross-connected port first, then the SIP leg, else silence."""
+        frame = self.link.next_frame()
+        if sip is None:
+            return frame or self._silence
+        out = self._sip_frame
+        if sip.fresh:
+            # Whatever an earlier call left in the downlink would be played first: drop it
+            # (here, because this thread is the buffer's only consumer).
+            sip.fresh = False
+            for _ in range(sip.downlink.capacity_samples):
+                if sip.downlink.stats().fill < len(out) // 2 or not sip.downlink.pop_into(out):
+                    break
+        if frame is not None:
+            sip.downlink.pop_into(out)  # keep the leg's buffer level steady meanwhile
+            return frame
+        if sip.downlink.pop_into(out):
+            sip.frames += 1
+            return bytes(out)
+        return self._silence
 
     def _fxo_frame(self, pcm: npt.NDArray[np.int16]) -> None:
         assert self._cid is not None

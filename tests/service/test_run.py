@@ -33,7 +33,11 @@ class Appliance:
         self.log = self.log_path.open("w")
         env = dict(os.environ, NOTIFY_SOCKET=str(self.notify_path), WATCHDOG_USEC="400000")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "firmware", "run", "--data-dir", str(self.data), *extra],
+            # SIP on a free port: parallel test runs must not fight over 5060.
+            [
+                sys.executable, "-m", "firmware", "run", "--data-dir", str(self.data),
+                *(() if "--sip-port" in extra else ("--sip-port", "0")), *extra,
+            ],  # fmt: skip
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT,
