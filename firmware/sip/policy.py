@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from hashlib import sha256
 
 from firmware.sip.digest import ALGORITHMS, digest_response, parse_digest
 from firmware.sip.errors import PeerProtocolError, SipConfigError
+from firmware.sip.firewall import Ban
 from firmware.sip.message import SipRequestHead
 from firmware.store.schema import Config
 
@@ -146,6 +148,14 @@ class InboundPolicy:
             del self._banned[source]
             return None
         return until
+
+    def active_bans(self, now: float) -> tuple[Ban, ...]:
+        """The bans still running, for the kernel firewall (``NftFirewall.update_bans``)."""
+        return tuple(
+            Ban(source, max(1, math.ceil(until - now)))
+            for source, until in self._banned.items()
+            if until > now and _address(source) is not None
+        )
 
     def trunk_for(self, source: str) -> str | None:
         addr = _address(source)

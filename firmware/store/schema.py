@@ -45,6 +45,7 @@ TransportName = Literal["udp", "tcp", "tls"]
 CallerIdStandard = Literal["country", "none", CidStandard]
 Codec = Literal["G722", "PCMA", "PCMU", "GSM", "iLBC", "speex"]
 NetworkMode = Literal["dhcp", "static"]
+FirewallMode = Literal["auto", "on", "off"]
 
 
 def setting(default: T, doc: str, *, check: checks.Check | None = None, secret: bool = False) -> T:
@@ -454,6 +455,11 @@ class SecurityConfig:
     )
     ban: BanConfig = section(BanConfig, "Banning sources that fail authentication.")
     toll_fraud: TollFraudConfig = section(TollFraudConfig, "Rules against toll fraud.")
+    firewall: FirewallMode = setting(
+        "auto",
+        "Kernel SIP rate limits and bans (nftables): on, off, or auto (on with a real "
+        "line card, off in simulation).",
+    )
 
 
 # ---------------------------------------------------------------------------- network
