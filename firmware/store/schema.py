@@ -183,7 +183,9 @@ class TlsTransport:
     )
     port: int = setting(5061, "TLS port.", check=checks.in_range(1, 65535))
     cert_file: str = setting(
-        "", "PEM certificate chain (absolute path).", check=checks.absolute_path_or_empty
+        "",
+        "PEM certificate chain (absolute path); empty with key_file: a self-signed one is made.",
+        check=checks.absolute_path_or_empty,
     )
     key_file: str = setting(
         "", "PEM private key (absolute path).", check=checks.absolute_path_or_empty
