@@ -116,3 +116,50 @@ def test_active_bans_count_down_and_expire() -> None:
     policy.screen("203.0.113.9", 0.0)
     assert policy.active_bans(2.5) == (Ban("203.0.113.9", 8),)
     assert policy.active_bans(10.0) == ()
+
+
+# Runs inside the namespace: 40 TCP connections opened at once from each of two sources.
+TCP_PROBE = """
+import json, select, socket, sys, time
+port = int(sys.argv[1])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port))
+srv.listen(128)
+counts = {}
+for src in ("127.0.0.6", "127.0.0.4"):
+    socks = []
+    for _ in range(40):
+        s = socket.socket()
+        s.bind((src, 0))
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        socks.append(s)
+    # a dropped SYN is sent again after 1 s (RFC 6298 section 2.1): judge before that
+    deadline = time.monotonic() + 0.6
+    pending = list(socks)
+    done = 0
+    while pending and time.monotonic() < deadline:
+        _, writable, _ = select.select([], pending, [], 0.05)
+        for s in writable:
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                done += 1
+            pending.remove(s)
+    counts[src] = done
+    for s in socks:
+        s.close()
+print(json.dumps(counts))
+"""
+
+
+async def test_new_tcp_connections_per_source_are_limited(netns: str) -> None:
+    fw = NftFirewall(("ip", "netns", "exec", netns, "nft"))
+    await fw.apply(FirewallSettings(ports=(PORT,), conn_per_s=5, exempt=("127.0.0.4/32",)))
+    out = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", TCP_PROBE, str(PORT)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    counts = json.loads(out.stdout)
+    assert 5 <= counts["127.0.0.6"] <= 20, counts  # a burst of 10 plus 5/s, not 40
+    assert counts["127.0.0.4"] == 40, counts  # a trunk host opens what it needs
+    await fw.remove()
