@@ -163,6 +163,7 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     from firmware.service.control import ControlApi
     from firmware.service.logring import LogRing
     from firmware.service.simulator import SimulatorError
+    from firmware.service.sipfirewall import SipFirewallService
     from firmware.store import StoreError
 
     ring = LogRing()
@@ -177,7 +178,9 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     except (SimulatorError, StoreError, LinkOpenError, OSError, TimeoutError) as e:
         log.error("cannot start: %s", e)
         return 1
-    assert appliance.store is not None
+    assert appliance.store is not None and appliance.config is not None
+    firewall = SipFirewallService(appliance.raise_alarm, appliance.clear_alarm)
+    await firewall.start(appliance.config, simulated=options.linecard is None)
     server = ApiServer(api_socket, credentials=ConfigCredentialStore(appliance.store))
     control = ControlApi(
         server,
@@ -192,6 +195,7 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     except (ServerStartError, OSError) as e:
         log.error("cannot start the control API on %s: %s", api_socket, e)
         await appliance.stop()
+        await firewall.stop()
         return 1
     control.attach()
     if appliance.sim is not None:
@@ -209,6 +213,7 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     control.detach()
     await server.stop()
     await appliance.stop()
+    await firewall.stop()
     logging.getLogger().removeHandler(ring)
     log.info("stopped")
     return 0

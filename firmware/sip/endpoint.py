@@ -51,6 +51,7 @@ from firmware.sip.settings import (
     AccountSettings,
     EndpointSettings,
     TransportSettings,
+    nameserver_address,
 )
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,8 @@ class _Core:
         for server in s.stun_servers:
             cfg.uaConfig.stunServer.append(server)
         cfg.uaConfig.stunIgnoreFailure = True
+        for server in s.nameservers:
+            cfg.uaConfig.nameserver.append(nameserver_address(server))
         # DESIGN.md: without a sound device call ports leak in the bridge unless this is -1.
         cfg.medConfig.sndAutoCloseTime = -1
         cfg.logConfig.writer = self.log_writer

@@ -45,6 +45,7 @@ TransportName = Literal["udp", "tcp", "tls"]
 CallerIdStandard = Literal["country", "none", CidStandard]
 Codec = Literal["G722", "PCMA", "PCMU", "GSM", "iLBC", "speex"]
 NetworkMode = Literal["dhcp", "static"]
+FirewallMode = Literal["auto", "on", "off"]
 
 
 def setting(default: T, doc: str, *, check: checks.Check | None = None, secret: bool = False) -> T:
@@ -182,7 +183,9 @@ class TlsTransport:
     )
     port: int = setting(5061, "TLS port.", check=checks.in_range(1, 65535))
     cert_file: str = setting(
-        "", "PEM certificate chain (absolute path).", check=checks.absolute_path_or_empty
+        "",
+        "PEM certificate chain (absolute path); empty with key_file: a self-signed one is made.",
+        check=checks.absolute_path_or_empty,
     )
     key_file: str = setting(
         "", "PEM private key (absolute path).", check=checks.absolute_path_or_empty
@@ -454,6 +457,11 @@ class SecurityConfig:
     )
     ban: BanConfig = section(BanConfig, "Banning sources that fail authentication.")
     toll_fraud: TollFraudConfig = section(TollFraudConfig, "Rules against toll fraud.")
+    firewall: FirewallMode = setting(
+        "auto",
+        "Kernel SIP rate limits and bans (nftables): on, off, or auto (on with a real "
+        "line card, off in simulation).",
+    )
 
 
 # ---------------------------------------------------------------------------- network

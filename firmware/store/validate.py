@@ -256,10 +256,13 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
     }
     if not enabled_transports:
         add("sip.transports", "at least one transport must be enabled")
-    if transports.tls.enabled:
-        for key in ("cert_file", "key_file"):
-            if not getattr(transports.tls, key):
-                add(f"sip.transports.tls.{key}", "required when TLS is enabled")
+    # Both or neither: with neither, the SIP core makes a self-signed certificate
+    # (firmware.sip.provision.ensure_self_signed).
+    if transports.tls.enabled and bool(transports.tls.cert_file) != bool(transports.tls.key_file):
+        have, missing = (
+            ("cert_file", "key_file") if transports.tls.cert_file else ("key_file", "cert_file")
+        )
+        add(f"sip.transports.tls.{missing}", f"required with {have} (a certificate needs its key)")
     if (
         transports.tls.enabled
         and transports.tcp.enabled

@@ -160,11 +160,12 @@ def test_feature_code_clashing_with_a_route_names_the_route() -> None:
     )
 
 
-def test_tls_needs_certificate_and_key() -> None:
+def test_tls_needs_certificate_and_key_together() -> None:
     doc = set_path(to_document(default_config()), "sip.transports.tls.enabled", True)
+    parse(doc)  # neither: the SIP core makes a self-signed certificate
+    doc = set_path(doc, "sip.transports.tls.cert_file", "/etc/ponte/cert.pem")
     assert problems(doc) == [
-        "sip.transports.tls.cert_file: required when TLS is enabled",
-        "sip.transports.tls.key_file: required when TLS is enabled",
+        "sip.transports.tls.key_file: required with cert_file (a certificate needs its key)",
     ]
 
 
