@@ -226,7 +226,8 @@ class Appliance:
         simulated = self.options.linecard is None
         host = self.options.sip_host or ("127.0.0.1" if simulated else "0.0.0.0")
         try:
-            settings = sip_settings(
+            settings, policy = await asyncio.to_thread(
+                sip_settings,
                 self.config,
                 bind_host=host,
                 data_dir=self.options.data_dir,
@@ -237,6 +238,7 @@ class Appliance:
                 self,
                 settings,
                 port_accounts={a.name: a.fxs for a in self.config.sip.accounts if a.enabled},
+                policy=policy,
             )
             await bridge.start()
         except (SipError, OSError) as exc:

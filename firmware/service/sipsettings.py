@@ -1,17 +1,21 @@
-"""The SIP endpoint's settings for this appliance: the stored configuration plus how it runs."""
+"""The SIP endpoint's settings for this appliance: the stored configuration plus how it runs.
+
+Blocking (DNS lookups of registrars, /etc/resolv.conf, a self-signed certificate written
+once): the appliance calls :func:`sip_settings` in a worker thread.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
-from firmware.sip.settings import (
-    EndpointSettings,
-    TlsSettings,
-    TransportSettings,
-    endpoint_from_store,
-)
+from firmware.sip.policy import InboundPolicy, policy_from_store
+from firmware.sip.provision import endpoint_settings_from_store, resolve_host, system_nameservers
+from firmware.sip.settings import EndpointSettings
 from firmware.store import Config
+
+POLICY_SECRET_BYTES = 32  # nonce HMAC key (RFC 7616 §3.3 leaves the nonce format to us)
 
 
 def sip_settings(
@@ -21,26 +25,22 @@ def sip_settings(
     data_dir: Path,
     line_ports: tuple[int, ...],
     udp_port: int | None = None,
-) -> EndpointSettings:
-    """Transports on ``bind_host`` as configured (``udp_port`` overrides the UDP port)."""
-    t = config.sip.transports
-    transports: list[TransportSettings] = []
-    if t.udp.enabled:
-        transports.append(
-            TransportSettings("udp", bind_host, t.udp.port if udp_port is None else udp_port)
+) -> tuple[EndpointSettings, InboundPolicy]:
+    """Endpoint settings and inbound policy; ``udp_port`` overrides the UDP port."""
+    settings = endpoint_settings_from_store(
+        config,
+        bind_host=bind_host,
+        data_dir=data_dir,
+        line_ports=line_ports,
+        system_nameservers=system_nameservers(),
+    )
+    if udp_port is not None:
+        settings = dataclasses.replace(
+            settings,
+            transports=tuple(
+                dataclasses.replace(t, port=udp_port) if t.kind == "udp" else t
+                for t in settings.transports
+            ),
         )
-    if t.tcp.enabled:
-        transports.append(TransportSettings("tcp", bind_host, t.tcp.port))
-    if t.tls.enabled and t.tls.cert_file and t.tls.key_file:
-        tls = TlsSettings(
-            cert_file=t.tls.cert_file,
-            key_file=t.tls.key_file,
-            ca_file=t.tls.ca_file,
-            verify_server=t.tls.verify_server,
-            require_client_cert=t.tls.require_client_cert,
-        )
-        transports.append(TransportSettings("tls", bind_host, t.tls.port, tls))
-    if not transports:
-        transports.append(TransportSettings("udp", bind_host, 0 if udp_port is None else udp_port))
-    settings = endpoint_from_store(config.sip, tuple(transports))
-    return dataclasses.replace(settings, line_ports=line_ports)
+    policy = InboundPolicy(policy_from_store(config, resolve_host), os.urandom(POLICY_SECRET_BYTES))
+    return settings, policy
