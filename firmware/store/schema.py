@@ -138,8 +138,9 @@ class FxoLine:
     )
     destination: str = setting(
         "",
-        "Extension that incoming calls on this line ring; empty rejects them.",
-        check=checks.extension_or_empty,
+        "Number incoming calls on this line are routed to, like a number dialled on the box "
+        "(an extension, or an outside number a route sends to a trunk); empty rejects them.",
+        check=checks.digit_string,
     )
 
 

@@ -158,6 +158,10 @@ class _Parser:
                 value = self.value(hints[name], raw[name], sub)
                 if value is _INVALID:
                     continue
+                if f.metadata.get("secret") and value == REDACTED:
+                    # Taken as a secret, an export of it would read back as "keep the old one".
+                    self.fail(sub, f"{REDACTED!r} is what a redacted export writes, not a secret")
+                    continue
                 kwargs[name] = value
             check = f.metadata.get("check")
             if check is not None:
@@ -211,6 +215,28 @@ def _route_target(to: str, config: Config) -> str | None:
     return f"{to!r} is not a destination ('extensions', 'fxo:N' or 'trunk:NAME')"
 
 
+def _fxo_destination(number: str, config: Config, known_ext: set[str]) -> str | None:
+    """An exchange line's destination is routed like a dialled number: the first route that
+    matches takes it (docs/dialplan.md); an unusable one would leave every call ringing."""
+    for route in config.dialplan.routes:
+        try:
+            pattern = compile_digit_map(route.pattern)
+        except DigitMapError:
+            continue  # reported on the route itself
+        if pattern.fullmatch(number) is None:
+            continue
+        if route.to.startswith("fxo:"):
+            line = f"route {route.name!r} sends {number!r} to an exchange line"
+            return f"{line}: a line cannot call a line"
+        if route.to != "extensions":
+            return None
+        target = route.prefix + number[route.strip :]
+        if target not in known_ext:
+            return f"extension {target!r} is not defined in extensions (route {route.name!r})"
+        return None
+    return f"no route in dialplan.routes matches {number!r}"
+
+
 def _duplicates(values: list[str]) -> Iterator[tuple[int, str]]:
     seen: set[str] = set()
     for i, value in enumerate(values):
@@ -237,11 +263,10 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
                 f"extension {fxs.extension!r} is not defined in extensions",
             )
     for i, fxo in enumerate(config.lines.fxo):
-        if fxo.destination and fxo.destination not in known_ext:
-            add(
-                f"lines.fxo[{i}].destination",
-                f"extension {fxo.destination!r} is not defined in extensions",
-            )
+        if fxo.destination:
+            problem = _fxo_destination(fxo.destination, config, known_ext)
+            if problem:
+                add(f"lines.fxo[{i}].destination", problem)
     if len(config.lines.fxs) > schema.MAX_FXS_PORTS:
         add("lines.fxs", f"at most {schema.MAX_FXS_PORTS} FXS ports")
     if len(config.lines.fxo) > schema.MAX_FXO_PORTS:
