@@ -18,22 +18,17 @@ from firmware.dsp.dtmf import generate_dtmf
 from firmware.dsp.pcm import SAMPLE_RATE
 from firmware.lines import messages as m
 from firmware.lines.timing import LineTiming
-from firmware.pbx.calls import (
+from firmware.pbx.calls import CallCommand, CallControl, Join, LineEvent, PortInfo, SendDtmf, Split
+from firmware.pbx.legs import (
     AnswerSip,
-    CallCommand,
-    CallControl,
     ConnectSip,
     DisconnectSip,
     HangupSip,
-    Join,
-    LineEvent,
     PlaceSipCall,
-    PortInfo,
     RingSip,
-    SendDtmf,
     SendSipDtmf,
+    SipEnded,
     SipEvent,
-    Split,
 )
 from firmware.service.ports import Action
 
@@ -169,8 +164,6 @@ class LocalCalls:
                 bridge.send_dtmf(leg, digits)
 
     def _spawn_sip_end(self, leg: int) -> None:
-        from firmware.pbx.calls import SipEnded
-
         asyncio.get_running_loop().call_soon(
             self.on_sip_event, SipEnded(leg, 503, "the SIP stack is not running")
         )

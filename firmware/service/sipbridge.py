@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from firmware.lines import messages as m
-from firmware.pbx.calls import (
+from firmware.lines.errors import InvalidValue
+from firmware.pbx.legs import (
+    NUMBER_MAX,
+    TEXT_MAX,
+    PeerKind,
     SipAnswered,
     SipDtmf,
     SipEnded,
@@ -53,6 +57,9 @@ log = logging.getLogger(__name__)
 
 # RFC 3261 §21.5.4: 503 Service Unavailable, what a leg we could not place ends with.
 PLACEMENT_FAILED: Final = 503
+# pjsua reports status 0 for a call that ended before any response (our own hang-up of a
+# call still trying): RFC 3261 §21.4.25 487 Request Terminated is what the far end saw.
+ENDED_WITHOUT_RESPONSE: Final = 487
 HELD_EVENTS_CAP: Final = 64  # events of call ids whose placement is still in flight
 STOP_TIMEOUT_S: Final = 10.0
 
@@ -109,6 +116,23 @@ class Registration:
             "retry_in_s": self.retry_in_s,
             "since": self.since,
         }
+
+
+def _caller_id(number: str | None, name: str | None) -> m.CallerId | None:
+    """The far end's identity as a line can show it; what a CallerId cannot hold is dropped."""
+    if not (number or name):
+        return None
+    try:
+        return m.CallerId(number=number or None, name=name or None)
+    except InvalidValue:
+        pass
+    for keep in ({"number": number or None}, {"name": name or None}):
+        try:
+            return m.CallerId(**keep) if any(keep.values()) else None
+        except InvalidValue:
+            continue
+    log.info("caller ID %r %r cannot be shown on a line", number, name)
+    return None
 
 
 def call_uri(account: AccountSettings, number: str) -> str:
@@ -224,7 +248,7 @@ class SipBridge:
         except (SipError, OSError) as exc:
             log.warning("leg %d: calling %s failed: %s", leg, uri, exc)
             self.legs.pop(leg, None)
-            self._deliver(SipEnded(leg, PLACEMENT_FAILED, str(exc)))
+            self._deliver(SipEnded(leg, PLACEMENT_FAILED, str(exc)[:TEXT_MAX]))
             return
         finally:
             self._placing -= 1
@@ -391,16 +415,16 @@ class SipBridge:
         if control is None:
             return
         leg = control.new_leg()
-        kind: Literal["trunk", "account", "user"]
+        kind: PeerKind
         if event.account in self._port_accounts:
             kind = "account"
         elif event.peer_kind == "trunk":
             kind = "trunk"
         else:
             kind = "user"
-        number, name = event.caller_number, event.caller_name
-        caller = m.CallerId(number=number, name=name) if (number or name) else None
-        self.legs[leg] = Leg(leg, "in", event.account, number or event.from_uri, event.call_id)
+        caller = _caller_id(event.caller_number, event.caller_name)
+        remote = event.caller_number or event.from_uri
+        self.legs[leg] = Leg(leg, "in", event.account, remote, event.call_id)
         self.legs[leg].state = "incoming"
         self._by_call[event.call_id] = leg
         log.info(
@@ -413,7 +437,16 @@ class SipBridge:
             event.peer,
             event.called,
         )
-        self._deliver(SipIncoming(leg, event.account, kind, event.peer, event.called, caller))
+        self._deliver(
+            SipIncoming(
+                leg,
+                event.account[:TEXT_MAX],
+                kind,
+                event.peer[:TEXT_MAX],
+                event.called[:NUMBER_MAX],
+                caller,
+            )
+        )
 
     def _call_event(self, leg: int, event: Any) -> None:
         record = self.legs.get(leg)
@@ -445,7 +478,8 @@ class SipBridge:
                     self.legs.pop(leg, None)
                     if record.call_id is not None:
                         self._by_call.pop(record.call_id, None)
-                    self._deliver(SipEnded(leg, code, reason))
+                    final = code if 100 <= code <= 699 else ENDED_WITHOUT_RESPONSE
+                    self._deliver(SipEnded(leg, final, reason[:TEXT_MAX]))
 
     # --- plumbing -----------------------------------------------------------------------
 
