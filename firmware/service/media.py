@@ -13,6 +13,13 @@ the tone with :meth:`PortMedia.play`, a single reference swap (atomic under the 
 detected digits, caller IDs and busy-tone verdicts go back through ``on_digit``,
 ``on_caller_id`` and ``on_busy``, which must be thread-safe (``loop.call_soon_threadsafe``
 in the service).  :meth:`PortMedia.listen_for_progress` is another reference swap.
+
+FXS ports also play on-hook transmissions (caller ID, message waiting) queued with
+:meth:`PortMedia.send_on_hook`: they go before any tone or call audio, frame by frame on
+the card's clock, and ``on_done`` is called from the loop thread once the last sample has
+been written.  :meth:`PortMedia.stop_on_hook` drops the rest at once.  Both are reference
+swaps too; a finished transmission stays in place (marked done) rather than being cleared,
+so the loop never overwrites a newer one that the asyncio side just queued.
 """
 
 from __future__ import annotations
@@ -37,9 +44,29 @@ from firmware.service.crossconnect import CrossConnect
 
 log = logging.getLogger(__name__)
 
+MAX_ON_HOOK_S: Final = 10.0  # cap on one queued transmission (caller ID lasts under 4 s)
 JOIN_TIMEOUT_S: Final = 2.0  # a stream blocks for at most a few frames; beyond that it is wedged
 # Call-progress verdicts that mean the far end is gone (or never came).
 CLEARING_TONES: Final = frozenset({"busy", "congestion"})
+
+
+class _OnHook:
+    """One queued transmission: its samples, how far it got, who to tell at the end."""
+
+    __slots__ = ("done", "on_done", "pcm", "position")
+
+    def __init__(self, pcm: npt.NDArray[np.int16], on_done: Callable[[int], None]) -> None:
+        self.pcm = pcm
+        self.position = 0
+        self.on_done = on_done
+        self.done = False
+
+    def next_frame(self, samples: int) -> bytes:
+        chunk = self.pcm[self.position : self.position + samples]
+        self.position += samples
+        if len(chunk) < samples:
+            chunk = np.concatenate((chunk, np.zeros(samples - len(chunk), dtype=np.int16)))
+        return chunk.astype("<i2", copy=False).tobytes()
 
 
 class PortMedia:
@@ -78,6 +105,7 @@ class PortMedia:
         self._thread: threading.Thread | None = None
         self.frames = 0
         self.tone_started_at: float | None = None  # monotonic time the current tone first went out
+        self._on_hook: _OnHook | None = None
         self.link = CrossConnect(
             stream.fmt.bytes_per_frame
         )  # audio to and from another port (pbx calls)
@@ -86,6 +114,27 @@ class PortMedia:
         """Play ``spec`` from the next frame on (None: silence).  Any thread."""
         self._player = None if spec is None else TonePlayer(spec, self.stream.fmt.rate)
         self.tone_started_at = None
+
+    def send_on_hook(self, pcm: npt.NDArray[np.int16], on_done: Callable[[int], None]) -> None:
+        """Play ``pcm`` from the next frame on, before anything else.  Any thread.
+
+        ``on_done(port)`` runs on the media thread after the last sample went out (not
+        after :meth:`stop_on_hook`); it must be thread-safe and quick.
+        """
+        if pcm.ndim != 1 or len(pcm) > MAX_ON_HOOK_S * self.stream.fmt.rate:
+            raise ValueError(
+                f"on-hook transmission of {pcm.shape} samples, at most {MAX_ON_HOOK_S} s"
+            )
+        self._on_hook = _OnHook(pcm, on_done)
+
+    def stop_on_hook(self) -> None:
+        """Drop the on-hook transmission in progress from the next frame on.  Any thread."""
+        self._on_hook = None
+
+    @property
+    def sending_on_hook(self) -> bool:
+        tx = self._on_hook
+        return tx is not None and not tx.done
 
     def listen_for_digits(self, off_hook: bool) -> None:
         """FXS: run a fresh DTMF receiver from the next frame on, or stop it.  Any thread."""
@@ -124,7 +173,13 @@ class PortMedia:
                 heard = self.stream.read_frame()
                 self.link.heard(heard)
                 player = self._player
-                if player is None:
+                on_hook = self._on_hook
+                if on_hook is not None and not on_hook.done:
+                    self.stream.write_frame(on_hook.next_frame(self._samples))
+                    if on_hook.position >= len(on_hook.pcm):
+                        on_hook.done = True
+                        on_hook.on_done(self.port)
+                elif player is None:
                     self.stream.write_frame(self.link.next_frame() or self._silence)
                 else:
                     self.stream.write_frame(player.next_frame(self._samples).tobytes())
