@@ -455,7 +455,7 @@ class SimCard:
                 fxs.stop_ring(now)
             case SetPolarity() if fxs is not None:
                 fxs.polarity = m.polarity
-                fxs.handset.set_polarity(m.polarity)
+                fxs.handset.set_polarity(m.polarity, now)
             case OnHookTransmission() if fxs is not None:
                 fxs.on_hook_tx = m.enable
             case Seize() if fxo is not None:

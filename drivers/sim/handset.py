@@ -81,6 +81,7 @@ class Handset(AudioEndpoint):
         self.caller_ids = 0
         # When the SLIC passed audio to the phone on hook (caller ID, VMWI): (start, end).
         self.on_hook_signal_log: deque[RingBurst] = deque(maxlen=MAX_LOG)
+        self.polarity_log: deque[tuple[float, Polarity]] = deque(maxlen=MAX_LOG)
 
     def plug(self, port: HookSwitch) -> None:
         self._port = port
@@ -155,7 +156,9 @@ class Handset(AudioEndpoint):
         elif self.ring_log:
             self.ring_log[-1].end = when
 
-    def set_polarity(self, polarity: Polarity) -> None:
+    def set_polarity(self, polarity: Polarity, when: float | None = None) -> None:
+        if polarity is not self.polarity and when is not None:
+            self.polarity_log.append((when, polarity))
         self.polarity = polarity
 
     def on_hook_audio(self, frame: Pcm, when: float) -> None:
@@ -169,11 +172,13 @@ class Handset(AudioEndpoint):
         else:
             self.on_hook_signal_log.append(RingBurst(start, when))
 
-    def timeline(self) -> dict[str, list[list[float | None]]]:
-        """Ring bursts and on-hook signal spans as [start, end] (simulator clock, s)."""
+    def timeline(self) -> dict[str, list[list[float | str | None]]]:
+        """Ring bursts and on-hook signal spans as [start, end], line reversals as
+        [when, "reverse" | "forward"] (simulator clock, s)."""
         return {
             "rings": [[r.start, r.end] for r in self.ring_log],
             "on_hook_signal": [[s.start, s.end] for s in self.on_hook_signal_log],
+            "polarity": [[t, pol.name.lower()] for t, pol in self.polarity_log],
         }
 
     def caller_id_received(self, decoded: DecodedCallerId, when: float) -> None:

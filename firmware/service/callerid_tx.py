@@ -21,9 +21,12 @@ from datetime import datetime, tzinfo
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
+
 from drivers.linecard import protocol as card
 from firmware.dsp.callerid.messages import DateTime, InvalidMessage
 from firmware.dsp.callerid.transmit import (
+    Alerting,
     OnHookBurst,
     line_spec,
     render_on_hook,
@@ -39,6 +42,11 @@ log = logging.getLogger(__name__)
 # A ring pulse (RP-AS, NTT CAR) is one burst of the ringing cadence followed by a pause
 # longer than any transmission; the transmission ends it with StopRing.
 RING_PULSE_PAUSE_MS: Final = 0xFFFF  # the longest pause the Ring command carries
+# The card plays PCM from a FIFO (the simulator's holds 200 ms, drivers/sim/card.py
+# JITTER_FRAMES) while commands take the faster link: the on-hook audio path must stay open
+# this long after the last sample we write, or the end of the data never reaches the phone.
+# Transmissions before ringing end in at least data_to_ring_ms of silence anyway.
+CARD_FIFO_MS: Final = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +62,15 @@ class Transmission:
     @property
     def duration_ms(self) -> int:
         return len(self.pcm) * 1000 // SAMPLE_RATE
+
+
+def _with_tail(burst: OnHookBurst, pcm: Pcm) -> Pcm:
+    """``pcm`` with enough silence after the data for the card's FIFO to play it out."""
+    trailing = (
+        burst.data_to_ring_ms if burst.before_ring and burst.alerting is not Alerting.NONE else 0
+    )
+    missing = max(0, CARD_FIFO_MS - trailing) * SAMPLE_RATE // 1000
+    return np.concatenate((pcm, np.zeros(missing, dtype=np.int16))) if missing else pcm
 
 
 def _commands(port: int, burst: OnHookBurst) -> tuple[list[card.Message], list[card.Message]]:
@@ -95,7 +112,7 @@ class LineCallerId:
         burst = render_on_hook(self._spec(), number=cid.number, name=cid.name, when=_date_time(now))
         before, after = _commands(self.port, burst)
         what = f"caller ID {cid.number} {cid.name!r}"
-        pcm = burst.line_audio(already_ms=already_ms)
+        pcm = _with_tail(burst, burst.line_audio(already_ms=already_ms))
         return Transmission(self.port, pcm, tuple(before), tuple(after), what)
 
     def message_waiting(
@@ -105,7 +122,8 @@ class LineCallerId:
         burst = render_vmwi(self._spec(), active=active, count=count, when=_date_time(now))
         before, after = _commands(self.port, burst)
         what = f"message waiting {'on' if active else 'off'}"
-        return Transmission(self.port, burst.line_audio(), tuple(before), tuple(after), what)
+        pcm = _with_tail(burst, burst.line_audio())
+        return Transmission(self.port, pcm, tuple(before), tuple(after), what)
 
 
 def _date_time(now: datetime) -> DateTime:
