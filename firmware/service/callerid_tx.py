@@ -45,8 +45,11 @@ RING_PULSE_PAUSE_MS: Final = 0xFFFF  # the longest pause the Ring command carrie
 # The card plays PCM from a FIFO (the simulator's holds 200 ms, drivers/sim/card.py
 # JITTER_FRAMES) while commands take the faster link: the on-hook audio path must stay open
 # this long after the last sample we write, or the end of the data never reaches the phone.
-# Transmissions before ringing end in at least data_to_ring_ms of silence anyway.
 CARD_FIFO_MS: Final = 200
+# The same FIFO delays the data against the ring command that follows CallerIdSent: keep
+# this much silence beyond data_to_ring_ms so the gap the phone sees is never shorter than
+# the standard's (the simulator's FIFO runs 1-3 frames deep on a loaded machine).
+FIFO_LATENCY_MARGIN_MS: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +69,12 @@ class Transmission:
 
 def _with_tail(burst: OnHookBurst, pcm: Pcm) -> Pcm:
     """``pcm`` with enough silence after the data for the card's FIFO to play it out."""
-    trailing = (
-        burst.data_to_ring_ms if burst.before_ring and burst.alerting is not Alerting.NONE else 0
-    )
-    missing = max(0, CARD_FIFO_MS - trailing) * SAMPLE_RATE // 1000
+    if burst.before_ring and burst.alerting is not Alerting.NONE:
+        # line_audio ends in data_to_ring_ms of silence already.
+        extra = max(FIFO_LATENCY_MARGIN_MS, CARD_FIFO_MS - burst.data_to_ring_ms)
+    else:
+        extra = CARD_FIFO_MS
+    missing = extra * SAMPLE_RATE // 1000
     return np.concatenate((pcm, np.zeros(missing, dtype=np.int16))) if missing else pcm
 
 

@@ -45,6 +45,11 @@ from firmware.service.crossconnect import CrossConnect
 log = logging.getLogger(__name__)
 
 MAX_ON_HOOK_S: Final = 10.0  # cap on one queued transmission (caller ID lasts under 4 s)
+# Frames of an on-hook transmission written ahead into the card's PCM FIFO when it starts:
+# a loaded host answers the card's clock a frame late now and then, and the card fills the
+# gap with silence, which in the middle of FSK loses 24 bits and the message.  Taken back
+# at the end (no frame written for as many periods), so call audio gets no extra delay.
+ON_HOOK_CUSHION_FRAMES: Final = 3  # engineering choice: 60 ms of the card's 200 ms FIFO
 JOIN_TIMEOUT_S: Final = 2.0  # a stream blocks for at most a few frames; beyond that it is wedged
 # Call-progress verdicts that mean the far end is gone (or never came).
 CLEARING_TONES: Final = frozenset({"busy", "congestion"})
@@ -53,13 +58,14 @@ CLEARING_TONES: Final = frozenset({"busy", "congestion"})
 class _OnHook:
     """One queued transmission: its samples, how far it got, who to tell at the end."""
 
-    __slots__ = ("done", "on_done", "pcm", "position")
+    __slots__ = ("ahead", "done", "on_done", "pcm", "position")
 
     def __init__(self, pcm: npt.NDArray[np.int16], on_done: Callable[[int], None]) -> None:
         self.pcm = pcm
         self.position = 0
         self.on_done = on_done
         self.done = False
+        self.ahead = 0  # frames written beyond one per period (the cushion)
 
     def next_frame(self, samples: int) -> bytes:
         chunk = self.pcm[self.position : self.position + samples]
@@ -106,6 +112,7 @@ class PortMedia:
         self.frames = 0
         self.tone_started_at: float | None = None  # monotonic time the current tone first went out
         self._on_hook: _OnHook | None = None
+        self._drain = 0  # periods to write nothing in, so the card's FIFO shrinks back
         self.link = CrossConnect(
             stream.fmt.bytes_per_frame
         )  # audio to and from another port (pbx calls)
@@ -129,7 +136,9 @@ class PortMedia:
 
     def stop_on_hook(self) -> None:
         """Drop the on-hook transmission in progress from the next frame on.  Any thread."""
-        self._on_hook = None
+        tx, self._on_hook = self._on_hook, None
+        if tx is not None and not tx.done:
+            self._drain = tx.ahead  # take the cushion back
 
     @property
     def sending_on_hook(self) -> bool:
@@ -175,10 +184,9 @@ class PortMedia:
                 player = self._player
                 on_hook = self._on_hook
                 if on_hook is not None and not on_hook.done:
-                    self.stream.write_frame(on_hook.next_frame(self._samples))
-                    if on_hook.position >= len(on_hook.pcm):
-                        on_hook.done = True
-                        on_hook.on_done(self.port)
+                    self._on_hook_frame(on_hook)
+                elif self._drain > 0:
+                    self._drain -= 1
                 elif player is None:
                     self.stream.write_frame(self.link.next_frame() or self._silence)
                 else:
@@ -201,6 +209,20 @@ class PortMedia:
         except Exception as e:  # a bug: the service must hear of it, not a silent thread
             log.exception("port %d media loop crashed", self.port)
             self._on_failure(self.port, e)
+
+    def _on_hook_frame(self, tx: _OnHook) -> None:
+        samples = self._samples
+        if tx.position == 0:
+            while tx.ahead < ON_HOOK_CUSHION_FRAMES and tx.position + samples < len(tx.pcm):
+                self.stream.write_frame(tx.next_frame(samples))
+                tx.ahead += 1
+        if tx.position < len(tx.pcm):
+            self.stream.write_frame(tx.next_frame(samples))
+        elif tx.ahead > 0:
+            tx.ahead -= 1  # the card plays what it holds
+        if tx.position >= len(tx.pcm) and tx.ahead == 0:
+            tx.done = True
+            tx.on_done(self.port)
 
     def _fxo_frame(self, pcm: npt.NDArray[np.int16]) -> None:
         assert self._cid is not None

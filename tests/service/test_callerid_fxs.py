@@ -21,12 +21,16 @@ import pytest
 
 from firmware.dsp.profiles import get_profile
 from firmware.store import ConfigStore, default_config
+from firmware.store.schema import CallerIdStandard
 from tests.service.test_run import Appliance
 
+# The simulated card's PCM FIFO delays audio against commands by a frame or a few; the box
+# allows FIFO_LATENCY_MARGIN_MS for it, this much more is tolerated on a loaded machine.
+FIFO_SLACK_S = 0.06
 TIMEZONE = "America/New_York"  # not the machine's: the date must come from the configuration
 
 
-def start_box(tmp_path: Path, country: str, caller_id: str = "country") -> Appliance:
+def start_box(tmp_path: Path, country: str, caller_id: CallerIdStandard = "country") -> Appliance:
     base = default_config(2, 1)
     fxs = tuple(dataclasses.replace(line, caller_id=caller_id) for line in base.lines.fxs)
     config = dataclasses.replace(
@@ -129,8 +133,9 @@ def test_gb_v23_after_reversal_and_dtas_before_ringing(
     (start, end), first_ring = timeline["on_hook_signal"][0], timeline["rings"][0]
     spec = get_profile("GB").callerid
     assert spec.pr_to_alert_ms is not None
-    # SIN 227: ringing no sooner than 200 ms after the data (one frame of slack).
-    assert end + spec.data_to_ring_ms / 1000 - 0.02 <= first_ring[0], timeline
+    # SIN 227: ringing no sooner than 200 ms after the data.  The box keeps 100 ms more for
+    # the card's PCM FIFO; allow the FIFO 60 ms beyond that on a loaded machine.
+    assert end + spec.data_to_ring_ms / 1000 - FIFO_SLACK_S <= first_ring[0], timeline
     assert len(timeline["on_hook_signal"]) == 1  # DT-AS and data: one transmission
     # The line was reversed for the data and is back to normal for ringing.
     (reversed_at, first), (forward_at, second) = timeline["polarity"]
@@ -151,7 +156,7 @@ def test_nl_dtmf_caller_id_before_ringing(tmp_path: Path, boxes: list[Appliance]
         "timeline"
     ]
     (start, end), first_ring = timeline["on_hook_signal"][0], timeline["rings"][0]
-    assert end + 0.2 - 0.02 <= first_ring[0], timeline
+    assert end + 0.2 - FIFO_SLACK_S <= first_ring[0], timeline
     # EN 300 659-1 Annex B: the digits follow the reversal; the line is normal for ringing.
     (reversed_at, _), (forward_at, _) = timeline["polarity"]
     assert reversed_at < start and end <= forward_at <= first_ring[0], timeline

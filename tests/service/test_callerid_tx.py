@@ -89,7 +89,10 @@ async def test_gb_caller_id_reaches_the_phone_and_the_line_is_restored() -> None
         await r.sim.wait_for(lambda: r.finished == [1], timeout=TIMEOUT_S)
         await r.sim.wait_for(lambda: r.handset.caller_id is not None, timeout=TIMEOUT_S)
         assert r.handset.caller_id == DecodedCallerId("01632960123", "BOB", "11251830")
-        await r.sim.wait_for(lambda: not r.port.on_hook_tx, timeout=TIMEOUT_S)
+        await r.sim.wait_for(
+            lambda: not r.port.on_hook_tx and r.port.polarity is p.Polarity.FORWARD,
+            timeout=TIMEOUT_S,
+        )
         assert [pol for _, pol in r.handset.polarity_log] == [
             p.Polarity.REVERSE,
             p.Polarity.FORWARD,
