@@ -556,7 +556,9 @@ def _summary(name: str, values: list[float], target: float) -> None:
 
 def main() -> None:
     _summary("last digit -> INVITE on the wire", digit_to_invite(), DIGIT_TO_INVITE_TARGET_MS)
-    _summary("INVITE received -> ring command to the card", invite_to_ring(), INVITE_TO_RING_TARGET_MS)
+    _summary(
+        "INVITE received -> ring command to the card", invite_to_ring(), INVITE_TO_RING_TARGET_MS
+    )
     delays, jbuf = mouth_to_ear()
     jb = statistics.median(jbuf) if jbuf else 0.0
     _summary(

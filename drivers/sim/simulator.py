@@ -281,6 +281,7 @@ class Simulator:
                     "playing": h.playing,
                     "recording": h.recording,
                     "caller_id": h.caller_id_view(),
+                    "timeline": h.timeline(),
                 }
                 for h in card.handsets
             ],

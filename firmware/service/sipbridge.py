@@ -79,7 +79,6 @@ class Leg:
     started: float = field(default_factory=time.time)
     answered: float | None = None
 
-
     def to_json(self) -> dict[str, Any]:
         return {
             "leg": self.leg,
@@ -240,9 +239,7 @@ class SipBridge:
         self._placing += 1
         self._spawn(self._place(leg, account, uri, identity), f"place leg {leg}")
 
-    async def _place(
-        self, leg: int, account: str, uri: str, caller: CallerIdentity | None
-    ) -> None:
+    async def _place(self, leg: int, account: str, uri: str, caller: CallerIdentity | None) -> None:
         try:
             call_id = await self.endpoint.make_call(account, uri, caller=caller)
         except (SipError, OSError) as exc:

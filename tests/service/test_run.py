@@ -35,8 +35,14 @@ class Appliance:
         self.proc = subprocess.Popen(
             # SIP on a free port: parallel test runs must not fight over 5060.
             [
-                sys.executable, "-m", "firmware", "run", "--data-dir", str(self.data),
-                *(() if "--sip-port" in extra else ("--sip-port", "0")), *extra,
+                sys.executable,
+                "-m",
+                "firmware",
+                "run",
+                "--data-dir",
+                str(self.data),
+                *(() if "--sip-port" in extra else ("--sip-port", "0")),
+                *extra,
             ],  # fmt: skip
             stdin=subprocess.DEVNULL,
             stdout=self.log,
