@@ -18,7 +18,6 @@ A real ``ponte run`` (its own process, measured through /proc):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -285,7 +284,7 @@ def digit_to_invite() -> list[float]:
                 digits.clear()
                 before = len(trunk.invites)
                 sim_loop.call(lambda: sim.handset(1).dial("8201"))
-                wait(lambda: len(trunk.invites) > before)
+                wait(lambda before=before: len(trunk.invites) > before)  # type: ignore[misc]
                 if len(digits) >= 4:
                     out.append((trunk.invites[-1] - digits[-1]) * 1000)
                 sim_loop.call(sim.handset(1).on_hook)
@@ -300,7 +299,7 @@ def invite_to_ring() -> list[float]:
     trunk = BusyTrunk()  # only its address matters: the trunk's host is allowed to call
     out: list[float] = []
     try:
-        with in_process(1, {"probe": trunk.port}) as (_sl, sim, app_loop, app):
+        with in_process(1, {"probe": trunk.port}) as (_sl, _sim, _al, app):
             assert app.sip is not None and app.link is not None
             box_port = app.sip.endpoint.transport("udp").port
             rings: list[float] = []
@@ -403,12 +402,15 @@ def mouth_to_ear() -> tuple[list[float], list[float]]:
 
             handset.talk_frame = timed_talk  # type: ignore[method-assign]
             sim_loop.call(lambda: handset.play_pcm(burst))
-            wait(lambda: bool(sent_at))
+            wait(lambda sent_at=sent_at: bool(sent_at))  # type: ignore[misc]
             time.sleep(0.6)
             handset.talk_frame = talk  # type: ignore[method-assign]
-            arrival = sim_loop.call(lambda: handset.first_sound_after(sent_at[0] + 0.005, -20.0))
+            start = sent_at[0]
+            arrival = sim_loop.call(
+                lambda start=start: handset.first_sound_after(start + 0.005, -20.0)  # type: ignore[misc]
+            )
             if arrival is not None:
-                delays.append((arrival - sent_at[0]) * 1000 / 2)
+                delays.append((arrival - start) * 1000 / 2)
             time.sleep(0.3)
         leg = next(iter(app.sip.legs.values()))
         if leg.call_id is not None:

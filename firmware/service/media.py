@@ -59,7 +59,7 @@ CLEARING_TONES: Final = frozenset({"busy", "congestion"})
 class _SipAttachment:
     """A SIP leg's buffers as one line's media loop uses them (owned by that loop's thread)."""
 
-    __slots__ = ("uplink", "downlink", "fresh", "frames")
+    __slots__ = ("downlink", "frames", "fresh", "uplink")
 
     def __init__(self, uplink: DriftBuffer, downlink: DriftBuffer) -> None:
         self.uplink = uplink
