@@ -412,16 +412,19 @@ class SipBridge:
         if control is None:
             return
         leg = control.new_leg()
+        # pjsua picks the account by the Request-URI, which may be the local account (a
+        # provider sending to our contact's user); the policy knows which trunk's host it is.
         kind: PeerKind
+        account = event.account
         if event.account in self._port_accounts:
             kind = "account"
         elif event.peer_kind == "trunk":
-            kind = "trunk"
+            kind, account = "trunk", event.peer
         else:
             kind = "user"
         caller = _caller_id(event.caller_number, event.caller_name)
         remote = event.caller_number or event.from_uri
-        self.legs[leg] = Leg(leg, "in", event.account, remote, event.call_id)
+        self.legs[leg] = Leg(leg, "in", account, remote, event.call_id)
         self.legs[leg].state = "incoming"
         self._by_call[event.call_id] = leg
         log.info(
@@ -437,7 +440,7 @@ class SipBridge:
         self._deliver(
             SipIncoming(
                 leg,
-                event.account[:TEXT_MAX],
+                account[:TEXT_MAX],
                 kind,
                 event.peer[:TEXT_MAX],
                 event.called[:NUMBER_MAX],
