@@ -63,6 +63,9 @@ CODEC_IDS: dict[str, tuple[str, ...]] = {
 MIN_EXPIRY_S = 60
 MAX_EXPIRY_S = 86400
 MAX_STUN_SERVERS = 8  # cap; pjsua tries them in order
+# pjsua's conference bridge has PJSUA_MAX_CONF_PORTS (254) slots; calls and players need
+# theirs too.  A box has a handful of lines; this cap only catches nonsense.
+MAX_LINE_PORTS = 64
 
 
 def _check_port(port: int, what: str) -> None:
@@ -202,8 +205,19 @@ class EndpointSettings:
     media_burst: float = DEFAULT_BURST
     per_source_sessions_per_s: float = PER_SOURCE_SESSIONS_PER_S
     per_source_burst: float = PER_SOURCE_BURST
+    # Lines whose audio gets a port in the conference bridge (firmware.sip.audio), by number.
+    line_ports: tuple[int, ...] = ()
+    # Keep the last SIP messages for diagnostics (SipEndpoint.messages(); pjsip logs them at
+    # level 4, which then runs through the log writer but never reaches Python logging).
+    trace_messages: bool = True
 
     def __post_init__(self) -> None:
+        if len(set(self.line_ports)) != len(self.line_ports):
+            raise SipConfigError(f"line ports must be unique: {self.line_ports}")
+        if any(p < 0 for p in self.line_ports) or len(self.line_ports) > MAX_LINE_PORTS:
+            raise SipConfigError(
+                f"line ports {self.line_ports}: at most {MAX_LINE_PORTS}, numbered from 0"
+            )
         if not self.transports:
             raise SipConfigError("the endpoint needs at least one transport")
         if not 1 <= self.max_calls <= PJSUA_MAX_CALLS:
