@@ -810,11 +810,11 @@ class _Core:
 
     def hangup(self, call_id: int, code: int | None = None) -> None:
         """End a call; ``code`` refuses an unanswered incoming one (486, 503, 603 ...)."""
+        if code is not None and not 300 <= code <= 699:
+            raise SipUsageError(f"hang-up status {code}: a refusal is 300..699")
         call = self._call(call_id)
         op = pj.CallOpParam()
         if code is not None:
-            if not 300 <= code <= 699:
-                raise SipUsageError(f"hang-up status {code}: a refusal is 300..699")
             op.statusCode = code
         try:
             call.hangup(op)

@@ -93,7 +93,8 @@ def mos_from_r(r: float) -> float:
         return MOS_MIN
     if r >= 100:
         return MOS_MAX
-    return 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6
+    # the cubic dips just below 1 for R under ~6.5; the scale ends at 1
+    return max(MOS_MIN, 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6)
 
 
 def one_way_delay_ms(rtt_ms: float | None, jitter_buffer_ms: float, frame_ms: float) -> float:

@@ -10,8 +10,17 @@ import pytest
 
 from firmware.dsp.dtmf import detect_dtmf, generate_dtmf
 from firmware.sip.endpoint import SipEndpoint
-from firmware.sip.events import CallMediaChanged, CallStateChanged, DtmfReceived, SipEvent
-from firmware.sip.settings import EndpointSettings
+from firmware.sip.errors import SipLimitError, SipUsageError
+from firmware.sip.events import (
+    CallerIdentity,
+    CallMediaChanged,
+    CallStateChanged,
+    DtmfReceived,
+    IncomingCall,
+    SipEvent,
+)
+from firmware.sip.policy import InboundPolicy, PolicySettings, TrunkHosts
+from firmware.sip.settings import AccountSettings, EndpointSettings, TlsSettings, TransportSettings
 from tests.sip.baresip import Baresip
 from tests.sip.helpers import wait_event
 from tests.sip.media import (
@@ -23,7 +32,7 @@ from tests.sip.media import (
     rms,
     tone,
 )
-from tests.sip.peers import make_pki
+from tests.sip.peers import DATA, Kamailio, free_port, make_pki
 
 LINE = 1
 UPLINK_HZ = 1000.0  # what the line says
@@ -89,6 +98,15 @@ async def test_audio_both_ways_and_dtmf_with_baresip_over_udp(tmp_path: Path) ->
         clock.play(np.concatenate([pause, generate_dtmf("0369", on_ms=100, off_ms=100)]), False)
         await asyncio.sleep(2.0)
 
+        # then hold and resume (two re-INVITEs from the far end): the audio comes back on its own
+        phone.command("hold")
+        await wait_event(ep, CallMediaChanged, timeout=20, seen=seen)
+        phone.command("resume")
+        await wait_event(ep, CallMediaChanged, lambda e: e.active, timeout=20, seen=seen)
+        clock.clear_received()
+        await poll(lambda: rms(clock.received()[-4000:]) > 1000 and clock.received().size >= 8000)
+        assert abs(dominant_hz(clock.received()[-4000:]) - FAR_END_HZ) < 15
+
         quality = await ep.call_quality(cid)
         assert quality.codec == "PCMU"
         assert quality.rx_packets > 50 and quality.tx_packets > 50
@@ -123,8 +141,7 @@ async def test_audio_both_ways_and_dtmf_with_baresip_over_udp(tmp_path: Path) ->
     assert "".join(t.digit for t in detect_dtmf(played, rate)).endswith("0369")
 
 
-@pytest.mark.parametrize("method", ["info"])
-async def test_sip_info_dtmf_out(tmp_path: Path, method: str) -> None:
+async def test_sip_info_dtmf_out(tmp_path: Path) -> None:
     pki = make_pki(tmp_path / "pki")
     phone = Baresip(tmp_path / "bs", "<sip:bob@127.0.0.1>;regint=0;answermode=auto", pki)
     ep = SipEndpoint(EndpointSettings(codecs=("PCMU",)))
@@ -132,10 +149,207 @@ async def test_sip_info_dtmf_out(tmp_path: Path, method: str) -> None:
         await ep.start()
         cid = await ep.make_call("local", f"sip:bob@127.0.0.1:{phone.sip_port}")
         await wait_event(ep, CallStateChanged, lambda e: e.state == "confirmed", timeout=20)
-        await ep.send_dtmf(cid, "7", method)
+        await ep.send_dtmf(cid, "7", "info")
         # baresip 1.0 answers INFO dtmf-relay and reports the digit
         ev = await bs_event(phone, "CALL_DTMF_START")
         assert ev["param"] == "7"
     finally:
         await ep.stop()
         phone.stop()
+
+
+def trunk_endpoint(**settings: object) -> SipEndpoint:
+    """An endpoint that admits INVITEs from 127.0.0.1 as the trunk "provider"."""
+    policy = InboundPolicy(
+        PolicySettings(trunks=(TrunkHosts("provider", ("127.0.0.1/32",)),)), b"s" * 32
+    )
+    return SipEndpoint(
+        EndpointSettings(per_source_sessions_per_s=25.0, per_source_burst=25.0, **settings),  # type: ignore[arg-type]
+        policy,
+    )
+
+
+async def start_sipp(ep: SipEndpoint, scenario: str, tmp: Path, *args: str):
+    target = f"127.0.0.1:{ep.transport('udp').port}"
+    return await asyncio.create_subprocess_exec(
+        "sipp", "-sf", str(DATA / scenario), "-i", "127.0.0.1", "-p", str(free_port()),
+        "-mp", str(free_port()), "-m", "1", "-timeout", "30", "-timeout_error",
+        "-trace_err", "-error_file", str(tmp / "sipp-err.log"), *args, target,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, cwd=tmp,
+    )  # fmt: skip
+
+
+async def finish(proc) -> tuple[int, str]:
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(errors="replace")[-2000:]
+
+
+async def test_incoming_caller_identity_from_pai_and_privacy(tmp_path: Path) -> None:
+    ep = trunk_endpoint()
+    await ep.start()
+    try:
+        cases = [
+            # P-Asserted-Identity, Privacy -> number, name; the refusal code we hang up with
+            ('"Alice Caller" <sip:+15551234@127.0.0.1>', "none", "+15551234", "Alice Caller", 486),
+            ("<tel:+15559999>", "none", "+15559999", None, 603),
+            ('"Alice Caller" <sip:+15551234@127.0.0.1>', "id", None, None, 503),
+        ]
+        for pai, privacy, number, name, code in cases:
+            proc = await start_sipp(
+                ep, "uac_identity_invite.xml", tmp_path, "-s", "5550100",
+                "-set", "pai", pai, "-set", "privacy", privacy,
+            )  # fmt: skip
+            call = await wait_event(ep, IncomingCall, timeout=30)
+            assert (call.caller_number, call.caller_name) == (number, name), pai
+            assert call.called == "5550100"
+            assert "From Name" in call.from_uri  # the From is kept as it came
+            await ep.hangup(call.call_id, code)
+            rc, out = await finish(proc)
+            assert rc == 0, out
+            refusal = [
+                t
+                for t in ep.messages()
+                if t.direction == "tx" and t.first_line.startswith(f"SIP/2.0 {code}")
+            ]
+            assert refusal, [t.first_line for t in ep.messages()]
+        with pytest.raises(SipUsageError, match=r"300\.\.699"):
+            await ep.hangup(0, 200)
+    finally:
+        await ep.stop()
+
+
+async def test_sip_info_dtmf_in(tmp_path: Path) -> None:
+    ep = trunk_endpoint()
+    await ep.start()
+    try:
+        proc = await start_sipp(ep, "uac_info_dtmf.xml", tmp_path, "-s", "100")
+        call = await wait_event(ep, IncomingCall, timeout=30)
+        await ep.answer(call.call_id, 200)
+        dtmf = await wait_event(ep, DtmfReceived, timeout=30)
+        assert (dtmf.call_id, dtmf.digit, dtmf.method) == (call.call_id, "5", "info")
+        rc, out = await finish(proc)
+        assert rc == 0, out
+        await wait_event(ep, CallStateChanged, lambda e: e.state == "disconnected", timeout=30)
+    finally:
+        await ep.stop()
+
+
+async def test_fifth_leg_refused_both_ways(tmp_path: Path) -> None:
+    port = free_port()
+    uas = await asyncio.create_subprocess_exec(
+        "sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port()),
+        cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    ep = trunk_endpoint(line_ports=(1, 2, 3, 4))
+    await ep.start()
+    try:
+        ids = [await ep.make_call("local", f"sip:uas@127.0.0.1:{port}") for _ in range(4)]
+        for i, cid in enumerate(ids):
+            await ep.connect_audio(cid, i + 1)
+        for _ in ids:
+            await wait_event(ep, CallStateChanged, lambda e: e.state == "confirmed", timeout=30)
+        with pytest.raises(SipLimitError, match="at most 4"):
+            await ep.make_call("local", f"sip:uas@127.0.0.1:{port}", caller=CallerIdentity("1"))
+        # an incoming fifth: refused by pjsua itself, never reaching the upper layer
+        proc = await start_sipp(
+            ep, "uac_identity_invite.xml", tmp_path, "-s", "200",
+            "-set", "pai", "<sip:1@127.0.0.1>", "-set", "privacy", "none",
+        )  # fmt: skip
+        rc, out = await finish(proc)
+        assert rc == 0, out
+        sent = [t.first_line for t in ep.messages() if t.direction == "tx"]
+        assert any(line.startswith(("SIP/2.0 486", "SIP/2.0 503")) for line in sent), sent
+        # every line carries its own call
+        assert {ep.line_audio(n).stats().call_id for n in (1, 2, 3, 4)} == set(ids)
+    finally:
+        await ep.stop()  # four calls up, four ports bound: must not abort
+        uas.terminate()
+        await uas.wait()
+    for n in (1, 2, 3, 4):
+        assert ep.line_audio(n).stats().call_id is None
+
+
+async def test_caller_identity_goes_out_in_the_from(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    phone = Baresip(tmp_path / "bs", "<sip:bob@127.0.0.1>;regint=0", pki)
+    ep = SipEndpoint(EndpointSettings())
+    try:
+        await ep.start()
+        caller = CallerIdentity("+4930123456", "Jane Doe")
+        cid = await ep.make_call("local", f"sip:bob@127.0.0.1:{phone.sip_port}", caller=caller)
+        ev = await bs_event(phone, "CALL_INCOMING")
+        assert "sip:+4930123456@127.0.0.1" in str(ev["peeruri"])
+        assert ev["peerdisplayname"] == "Jane Doe"
+        invite = next(t for t in ep.messages() if t.first_line.startswith("INVITE "))
+        assert 'From: "Jane Doe" <sip:+4930123456@127.0.0.1>' in invite.text
+        await ep.hangup(cid)
+        await bs_event(phone, "CALL_CLOSED")
+    finally:
+        await ep.stop()
+        phone.stop()
+
+
+async def test_audio_over_tls_with_mandatory_srtp_via_kamailio(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    kam = Kamailio(tmp_path / "kam", {"alice": "alicepw", "bob": "bobpw"}, tls=pki)
+    rec = tmp_path / "rec"
+    phone = None
+    ep = None
+    clock = None
+    try:
+        tls = TlsSettings(str(pki.cert), str(pki.key), str(pki.ca_cert))
+        acc = AccountSettings(
+            name="provider", registrar=f"127.0.0.1:{kam.tls_port}", username="alice",
+            password="alicepw", transport="tls", srtp="mandatory",
+        )  # fmt: skip
+        ep = SipEndpoint(
+            EndpointSettings(
+                transports=(TransportSettings("udp"), TransportSettings("tls", tls=tls)),
+                accounts=(acc,),
+                line_ports=(LINE,),
+                codecs=("PCMA",),
+            )
+        )
+        await ep.start()
+        phone = Baresip(
+            tmp_path / "bs",
+            f"<sip:bob@127.0.0.1:{kam.tls_port};transport=tls>;auth_pass=bobpw;"
+            "regint=300;mediaenc=srtp-mand;answermode=auto",
+            pki,
+            record_config(rec),
+        )
+        for _ in range(200):
+            if "AoR: bob" in (kam.kamcmd("ul.dump") or ""):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail(f"baresip did not register: {phone.log_text()[-1500:]}")
+        line = ep.line_audio(LINE)
+        clock = LineClock(line)
+        clock.play(tone(UPLINK_HZ, 1.0))
+        clock.start()
+        cid = await ep.make_call("provider", f"sip:bob@127.0.0.1:{kam.tls_port};transport=tls")
+        await ep.connect_audio(cid, LINE)
+        await wait_event(ep, CallMediaChanged, lambda e: e.active, timeout=30)
+        await poll(lambda: rms(clock.received()[-8000:]) > 1000 and clock.received().size >= 16000)
+        assert abs(dominant_hz(clock.received()[-8000:]) - FAR_END_HZ) < 15
+        quality = await ep.call_quality(cid)
+        assert quality.codec == "PCMA" and quality.rx_packets > 20
+        invite = next(t for t in ep.messages() if t.first_line.startswith("INVITE "))
+        assert (
+            invite.transport == "TLS" and "RTP/SAVP" in invite.text and "a=crypto:" in invite.text
+        )
+        await ep.hangup(cid)
+        await bs_event(phone, "CALL_CLOSED")
+    finally:
+        if clock is not None:
+            clock.stop()
+        if ep is not None:
+            await ep.stop()
+        if phone is not None:
+            phone.stop()
+        kam.stop()
+    played, rate = read_wav(decoded_wav(rec))
+    first = played[np.argmax(np.abs(played) > 500) :][:rate]
+    assert first.size == rate and abs(dominant_hz(first, rate) - UPLINK_HZ) < 15
