@@ -12,7 +12,8 @@ The callbacks run on pjmedia's clock thread, 50 times a second per port: they ne
 never log, never raise (an exception in a SWIG director would end in C++), and avoid
 allocation.  pjsua2 hands frames over as ``std::vector<unsigned char>`` (``ByteVector``);
 converting one through SWIG's sequence protocol costs 40-150 us, reading or writing its
-storage directly costs 1-2 us (measured on this 2-core VM, see bench/bench_sipmedia.py).
+storage directly costs 1-2 us (measured on this 2-core VM, see bench/bench_sipmedia.py);
+each SWIG attribute access still costs 2-6 us, so the callbacks make as few as they can.
 :func:`vector_fast_path_problem` checks at start that the vector really is laid out as
 libstdc++ does it (begin, end, end-of-storage pointers); if not, the ports use the slow path
 and the endpoint logs why.
@@ -117,9 +118,10 @@ def vector_fast_path_problem() -> str | None:
         if bytes(out) != known:
             return "writing a ByteVector's storage did not change its bytes"
         frame = pj.MediaFrame()
-        frame.buf.resize(4)
-        if frame.buf.size() != 4:
-            return "MediaFrame.buf is a copy, not a reference to the frame's vector"
+        frame.buf = out
+        begin, end = _vector_begin_end(frame.buf)
+        if ctypes.string_at(begin, end - begin) != known:
+            return "assigning a ByteVector to MediaFrame.buf did not copy its bytes"
     except Exception as exc:  # any surprise means: do not touch raw memory
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -136,9 +138,17 @@ class LinePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 ships no type
         self._nbytes = fmt.bytes_per_frame
         self._flush_at = FLUSH_AT_FRAMES * fmt.samples_per_frame
         self._target = audio.uplink.target_samples
-        # preallocated frame storage for both directions, and their raw addresses
+        # Outgoing frames are popped straight into the storage of one ByteVector of frame
+        # size (never resized, so its storage stays put), then assigned to the frame: a
+        # C++ copy in one SWIG call, cheaper than growing the frame's own empty vector.
         self._out = bytearray(self._nbytes)
-        self._out_addr = ctypes.addressof((ctypes.c_char * self._nbytes).from_buffer(self._out))
+        self._vec = pj.ByteVector(bytes(self._nbytes))
+        self._vec_view: memoryview | None = None
+        if fast:
+            begin, _end = _vector_begin_end(self._vec)
+            self._vec_view = memoryview((ctypes.c_char * self._nbytes).from_address(begin)).cast(
+                "B"
+            )
         self._in = bytearray(self._nbytes)
         self._in_addr = ctypes.addressof((ctypes.c_char * self._nbytes).from_buffer(self._in))
         self._in_view = memoryview(self._in)
@@ -166,13 +176,13 @@ class LinePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 ships no type
                 while up.fill > self._target:
                     up.pop_into(self._out)
                     audio.flushed_frames += 1
-            up.pop_into(self._out)  # silence when the line has nothing (counted there)
             frame.type = _FRAME_AUDIO
-            if self._fast:
-                buf = frame.buf
-                buf.resize(self._nbytes)
-                ctypes.memmove(_vector_begin_end(buf)[0], self._out_addr, self._nbytes)
+            view = self._vec_view
+            if view is not None:
+                up.pop_into(view)  # silence when the line has nothing (counted there)
+                frame.buf = self._vec
             else:
+                up.pop_into(self._out)
                 frame.buf = pj.ByteVector(bytes(self._out))
             frame.size = self._nbytes
             audio.frames_to_sip += 1
