@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -353,3 +354,41 @@ async def test_audio_over_tls_with_mandatory_srtp_via_kamailio(tmp_path: Path) -
     played, rate = read_wav(decoded_wav(rec))
     first = played[np.argmax(np.abs(played) > 500) :][:rate]
     assert first.size == rate and abs(dominant_hz(first, rate) - UPLINK_HZ) < 15
+
+
+async def test_early_media_is_connected_before_the_answer(tmp_path: Path) -> None:
+    port = free_port()
+    uas = await asyncio.create_subprocess_exec(
+        "sipp", "-sf", str(DATA / "uas_early_media.xml"), "-i", "127.0.0.1", "-p", str(port),
+        "-mp", str(free_port()), "-rtp_echo", "-m", "1",
+        cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    ep = SipEndpoint(EndpointSettings(line_ports=(LINE,), codecs=("PCMU",)))
+    clock = None
+    seen: list[SipEvent] = []
+    try:
+        await ep.start()
+        clock = LineClock(ep.line_audio(LINE))
+        clock.play(tone(UPLINK_HZ, 1.0))
+        clock.start()
+        cid = await ep.make_call("local", f"sip:uas@127.0.0.1:{port}")
+        await ep.connect_audio(cid, LINE)
+        await wait_event(ep, CallMediaChanged, lambda e: e.active, timeout=20, seen=seen)
+        states = [e.state for e in seen if isinstance(e, CallStateChanged)]
+        assert states and states[-1] == "early" and "confirmed" not in states
+        # sipp echoes our RTP: the line hears its own tone back while the call is still early
+        clock.clear_received()
+        await poll(lambda: rms(clock.received()[-4000:]) > 1000, timeout=20)
+        assert abs(dominant_hz(clock.received()[-4000:]) - UPLINK_HZ) < 15
+        state = await ep.call(lambda core: str(core.calls[cid].getInfo().stateText))
+        assert state == "EARLY", "answered before the early media was checked"
+        await wait_event(ep, CallStateChanged, lambda e: e.state == "confirmed", timeout=20)
+        await ep.hangup(cid)
+        await wait_event(ep, CallStateChanged, lambda e: e.state == "disconnected", timeout=20)
+    finally:
+        if clock is not None:
+            clock.stop()
+        await ep.stop()
+        with contextlib.suppress(ProcessLookupError):
+            uas.terminate()
+        await uas.wait()
