@@ -263,6 +263,11 @@ async def test_fifth_leg_refused_both_ways(tmp_path: Path) -> None:
         assert any(line.startswith(("SIP/2.0 486", "SIP/2.0 503")) for line in sent), sent
         # every line carries its own call
         assert {ep.line_audio(n).stats().call_id for n in (1, 2, 3, 4)} == set(ids)
+        # a restart with four calls up and bound: everything released, the same buffers back
+        before = ep.line_audio(1)
+        await ep.restart()
+        assert ep.line_audio(1) is before and before.stats().call_id is None
+        assert await ep.call(lambda core: (len(core.calls), len(core.bindings))) == (0, 0)
     finally:
         await ep.stop()  # four calls up, four ports bound: must not abort
         uas.terminate()
