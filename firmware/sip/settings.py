@@ -69,6 +69,9 @@ MAX_NAMESERVERS = 4
 # no port list to pj_dns_resolver_set_ns, so it asks port 53 only; "host:port" is refused
 # at libInit (measured: PJLIB_UTIL_EDNSINNSADDR).
 DNS_PORT = 53
+# pjsua's conference bridge has PJSUA_MAX_CONF_PORTS (254) slots; calls and players need
+# theirs too.  A box has a handful of lines; this cap only catches nonsense.
+MAX_LINE_PORTS = 64
 
 
 def _check_port(port: int, what: str) -> None:
@@ -203,8 +206,6 @@ class EndpointSettings:
     # found through SRV records (RFC 3263 section 4.2); without them pjsip asks the system
     # resolver for A/AAAA records only.  IP addresses, port 53 (DNS_PORT).
     nameservers: tuple[str, ...] = ()
-    # FXS/FXO ports whose audio joins pjmedia's conference bridge (firmware.sip.audio).
-    line_ports: tuple[int, ...] = ()
     log_level: int = 3  # pjlib levels: 1 error, 2 warning, 3 info, 4-6 debug
     local_user: str = "ponte"  # user part of the local account IP peers call
     events_cap: int = 1024  # events in flight towards the loop before we drop and count
@@ -214,8 +215,19 @@ class EndpointSettings:
     media_burst: float = DEFAULT_BURST
     per_source_sessions_per_s: float = PER_SOURCE_SESSIONS_PER_S
     per_source_burst: float = PER_SOURCE_BURST
+    # Lines whose audio gets a port in the conference bridge (firmware.sip.audio), by number.
+    line_ports: tuple[int, ...] = ()
+    # Keep the last SIP messages for diagnostics (SipEndpoint.messages(); pjsip logs them at
+    # level 4, which then runs through the log writer but never reaches Python logging).
+    trace_messages: bool = True
 
     def __post_init__(self) -> None:
+        if len(set(self.line_ports)) != len(self.line_ports):
+            raise SipConfigError(f"line ports must be unique: {self.line_ports}")
+        if any(p < 0 for p in self.line_ports) or len(self.line_ports) > MAX_LINE_PORTS:
+            raise SipConfigError(
+                f"line ports {self.line_ports}: at most {MAX_LINE_PORTS}, numbered from 0"
+            )
         if not self.transports:
             raise SipConfigError("the endpoint needs at least one transport")
         if not 1 <= self.max_calls <= PJSUA_MAX_CALLS:
