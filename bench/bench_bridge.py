@@ -284,7 +284,7 @@ def digit_to_invite() -> list[float]:
                 digits.clear()
                 before = len(trunk.invites)
                 sim_loop.call(lambda: sim.handset(1).dial("8201"))
-                wait(lambda before=before: len(trunk.invites) > before)  # type: ignore[misc]
+                wait(lambda before=before: len(trunk.invites) > before)
                 if len(digits) >= 4:
                     out.append((trunk.invites[-1] - digits[-1]) * 1000)
                 sim_loop.call(sim.handset(1).on_hook)
@@ -305,10 +305,10 @@ def invite_to_ring() -> list[float]:
             rings: list[float] = []
             send = app.link.send
 
-            async def timed_send(message: card.Message) -> None:
+            async def timed_send(message: card.Message) -> int:
                 if isinstance(message, card.Ring):
                     rings.append(time.monotonic())
-                await send(message)
+                return await send(message)
 
             app.link.send = timed_send  # type: ignore[method-assign]
             trunk.close()  # the bench speaks from the trunk's own port now
@@ -394,7 +394,7 @@ def mouth_to_ear() -> tuple[list[float], list[float]]:
             talk = handset.talk_frame
 
             def timed_talk(talk=talk, sent_at=sent_at) -> np.ndarray:  # type: ignore[no-untyped-def]
-                frame = talk()
+                frame: np.ndarray = talk()
                 if not sent_at and np.abs(frame).max() > 6000:
                     first = int(np.argmax(np.abs(frame) > 6000))
                     sent_at.append(sim.card.clock() + first / rate)
@@ -402,7 +402,7 @@ def mouth_to_ear() -> tuple[list[float], list[float]]:
 
             handset.talk_frame = timed_talk  # type: ignore[method-assign]
             sim_loop.call(lambda: handset.play_pcm(burst))
-            wait(lambda sent_at=sent_at: bool(sent_at))  # type: ignore[misc]
+            wait(lambda sent_at=sent_at: bool(sent_at))
             time.sleep(0.6)
             handset.talk_frame = talk  # type: ignore[method-assign]
             start = sent_at[0]

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -394,8 +395,23 @@ class ControlApi:
                     }
                 )
         local: list[JsonValue] = []
+        now_ms = int(time.monotonic() * 1000)
         if self.appliance.calls is not None:
-            local = [row.to_json() for row in self.appliance.calls.control.calls_view()]
+            local = [
+                {
+                    "ports": list(row.ports),
+                    "leg": row.leg,
+                    "from": row.from_,
+                    "to": row.to,
+                    "via": row.via,
+                    "state": row.state,
+                    "reason": row.reason,
+                    "sip_code": row.sip_code,
+                    # call control's clock is monotonic ms: the API speaks seconds of age
+                    "age_s": round(max(0, now_ms - row.started) / 1000, 1),
+                }
+                for row in self.appliance.calls.control.calls_view()
+            ]
         return {"calls": calls, "local": local}
 
     # -- configuration ---------------------------------------------------------------------

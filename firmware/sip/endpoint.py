@@ -437,8 +437,22 @@ class _Core:
         host = f"[{info.host}]" if ":" in info.host else info.host
         cfg.idUri = f"sip:{self.settings.local_user}@{host}"
         cfg.regConfig.registerOnAdd = False
+        self._bind_media(cfg)
         self.local = _Account(self, None, "local")
         self.local.create(cfg, True)
+
+    def _bind_media(self, cfg: Any) -> None:
+        """RTP on the SIP transport's address when that is a specific one.
+
+        pjsua binds RTP to every interface and puts the host's default address in the SDP;
+        a box told to speak SIP on one address (127.0.0.1 in simulation) must not offer media
+        on another.
+        """
+        host = self.transport_info[0].host
+        if ipaddress.ip_address(host).is_unspecified:
+            return
+        cfg.mediaConfig.transportConfig.boundAddress = host
+        cfg.mediaConfig.transportConfig.publicAddress = host
 
     def _create_sink_account(self) -> None:
         """An account no INVITE can pass: pjsua refuses it before opening media sockets.
@@ -500,6 +514,7 @@ class _Core:
         nat.sipStunUse = pj.PJSUA_STUN_USE_DEFAULT if s.use_stun else pj.PJSUA_STUN_USE_DISABLED
         nat.mediaStunUse = nat.sipStunUse
         nat.udpKaIntervalSec = s.keepalive_s
+        self._bind_media(cfg)
         med = cfg.mediaConfig
         med.srtpUse = _SRTP[s.srtp]
         # pjsua's default 1 would refuse SRTP over UDP even when only optional.
@@ -570,6 +585,13 @@ class _Core:
         if not self.bucket.take(now):
             self.counters.sunk_by_rate += 1
             prm.accountIndex = self.sink.getId()
+            return
+        # A trunk's calls take the trunk's account (its SRTP and codec settings): pjsua
+        # matches the Request-URI's user and host, which the local account may share.
+        trunk = self.policy.trunk_for(source)
+        account = self.accounts.get(trunk) if trunk is not None else None
+        if account is not None:
+            prm.accountIndex = account.getId()
 
     def on_incoming_call(self, acc: _Account, prm: Any) -> None:
         call = _Call(self, acc, int(prm.callId))

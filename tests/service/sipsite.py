@@ -18,7 +18,8 @@ from firmware.store import ConfigStore, default_config
 from firmware.store.schema import DialPlanConfig, NatConfig, Route, TlsTransport, Trunk
 from tests.service.test_run import Appliance
 from tests.sip.baresip import Baresip
-from tests.sip.peers import Kamailio, TestPki, make_pki
+from tests.sip.media import decoded_wav, record_config
+from tests.sip.peers import Kamailio, TestPki, free_port, make_pki
 
 BOX_USER, BOX_PASSWORD = "ponte", "pontepw"
 PHONE_USER, PHONE_PASSWORD = "201", "pw201"
@@ -60,7 +61,7 @@ def configure(
                 transports,
                 tls=TlsTransport(
                     enabled=True,
-                    port=0,
+                    port=free_port(),
                     cert_file=str(tls.cert),
                     key_file=str(tls.key),
                     ca_file=str(tls.ca_cert),
@@ -119,7 +120,9 @@ class Site:
                 f"<sip:{PHONE_USER}@127.0.0.1:{port}{transport}>;auth_pass={PHONE_PASSWORD};"
                 f"regint=300;answermode=manual{media}",
                 self.pki,
+                extra=record_config(tmp_path / "phone-heard"),
             )
+            self.heard_dir = tmp_path / "phone-heard"
             self.wait_registered(PHONE_USER)
         except BaseException:
             self.close()
@@ -128,7 +131,7 @@ class Site:
     @property
     def provider_uri(self) -> str:
         port = self.kam.tls_port if self.tls else self.kam.port
-        return f"127.0.0.1:{port}" + (";transport=tls" if self.tls else "")
+        return f"127.0.0.1:{port}"  # baresip adds the account's transport itself
 
     def wait_registered(self, user: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -144,6 +147,11 @@ class Site:
         if self.box is not None:
             self.box.close()
         self.kam.stop()
+
+
+def phone_heard(site: Site) -> np.ndarray:
+    """What the softphone decoded from the box (baresip's sndfile dump), at 8 kHz."""
+    return read_wav(decoded_wav(site.heard_dir))
 
 
 def read_wav(path: Path) -> np.ndarray:
