@@ -28,6 +28,8 @@ from firmware.api.server import ApiServer
 from firmware.service import backup
 from firmware.service.appliance import Appliance
 from firmware.service.logring import LEVELS, LogRecord, LogRing
+from firmware.service.sipbridge import SipBridge
+from firmware.sip.errors import SipUsageError
 from firmware.store import (
     Config,
     ConfigError,
@@ -107,6 +109,18 @@ class TailParams:
 
         if self.level.upper() not in LEVELS:
             raise FieldError("level", f"must be one of {', '.join(LEVELS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesParams:
+    limit: int = field(default=200, metadata={"min": 1, "max": 200})
+    contains: str = field(default="", metadata={"max_length": 200, "doc": "only messages with"})
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterParams:
+    account: str = field(metadata={"doc": "a trunk or per-port account name", "max_length": 64})
+    timeout_s: float = field(default=10.0, metadata={"min": 1, "max": 60})
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +344,23 @@ class ControlApi:
             "(events: sip.registration)",
         )
         s.register(
+            "sip.messages",
+            self.sip_messages,
+            MessagesParams,
+            result="{messages: [{time, direction, transport, remote, first_line, text}]} "
+            "oldest first",
+            summary="The last SIP messages sent and received (at most 200, 4 KiB each)",
+            requires_login=True,
+        )
+        s.register(
+            "sip.register_now",
+            self.sip_register_now,
+            RegisterParams,
+            result="{account, registered, code, reason, expires_s, ...}",
+            summary="Send a REGISTER for a trunk or account now and report its outcome",
+            requires_login=True,
+        )
+        s.register(
             "calls.list",
             self.calls_list,
             NoParams,
@@ -361,6 +392,42 @@ class ControlApi:
             return {"running": False, "legs_in_use": 0, "legs_max": 0, "registrations": []}
         status: JsonValue = sip.status()
         return status
+
+    def _sip(self) -> SipBridge:
+        sip = self.appliance.sip
+        if sip is None or not sip.endpoint.running:
+            raise ApiFault(ErrorCode.INVALID_STATE, "the SIP stack is not running")
+        return sip
+
+    async def sip_messages(self, params: MessagesParams, ctx: CallContext) -> JsonValue:
+        traces = self._sip().endpoint.messages()
+        if params.contains:
+            traces = tuple(t for t in traces if params.contains in t.text)
+        out: list[JsonValue] = [
+            {
+                "time": t.time,
+                "direction": t.direction,
+                "transport": t.transport,
+                "remote": t.remote,
+                "first_line": t.first_line,
+                "text": t.text,
+            }
+            for t in traces[-params.limit :]
+        ]
+        return {"messages": out}
+
+    async def sip_register_now(self, params: RegisterParams, ctx: CallContext) -> JsonValue:
+        sip = self._sip()
+        try:
+            reg = await sip.register_now(params.account, params.timeout_s)
+        except SipUsageError as exc:
+            raise ApiFault(ErrorCode.INVALID_PARAMS, str(exc), "params.account") from None
+        except TimeoutError:
+            raise ApiFault(
+                ErrorCode.TIMEOUT, f"no answer to the REGISTER within {params.timeout_s:g} s"
+            ) from None
+        result: JsonValue = reg.to_json()
+        return result
 
     async def calls_list(self, params: NoParams, ctx: CallContext) -> JsonValue:
         sip = self.appliance.sip

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -36,7 +37,7 @@ from firmware.pbx.legs import (
     SipRinging,
 )
 from firmware.sip.endpoint import SipEndpoint
-from firmware.sip.errors import SipError
+from firmware.sip.errors import SipError, SipUsageError
 from firmware.sip.events import (
     CallerIdentity,
     CallMediaChanged,
@@ -171,6 +172,7 @@ class SipBridge:
             a.name: Registration(a.name) for a in settings.accounts if a.register
         }
         self.refused = 0
+        self._reg_waiters: dict[str, list[asyncio.Future[Registration]]] = {}
         self.on_sip_event: Callable[[SipEvent], None] | None = None  # set by LocalCalls
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -220,6 +222,23 @@ class SipBridge:
             if leg.port == port:
                 return leg
         return None
+
+    async def register_now(self, account: str, timeout_s: float) -> Registration:
+        """Send a REGISTER for ``account`` now and wait for its outcome (a trunk "test")."""
+        settings = self._accounts.get(account)
+        if settings is None:
+            raise SipUsageError(f"no SIP account {account!r}")
+        if not settings.register:
+            raise SipUsageError(f"account {account!r} does not register (IP-authenticated)")
+        waiter: asyncio.Future[Registration] = asyncio.get_running_loop().create_future()
+        self._reg_waiters.setdefault(account, []).append(waiter)
+        try:
+            await self.endpoint.call(lambda core: core.accounts[account].setRegistration(True))
+            return await asyncio.wait_for(waiter, timeout_s)
+        finally:
+            waiters = self._reg_waiters.get(account, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
 
     # --- commands from call control -----------------------------------------------------
 
@@ -390,6 +409,9 @@ class SipBridge:
                     event.reason,
                 )
                 self._app.publish("sip.registration", reg.to_json())
+                for waiter in self._reg_waiters.pop(event.account, []):
+                    if not waiter.done():
+                        waiter.set_result(dataclasses.replace(reg))
             case RegistrationRetryScheduled():
                 reg = self.registrations.setdefault(event.account, Registration(event.account))
                 reg.retry_attempt, reg.retry_in_s = event.attempt, event.delay_s

@@ -7,6 +7,7 @@ hears (the simulator records it) and what baresip plays (its aufile player write
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from firmware.api.client import ApiClient, ApiError
 from firmware.dsp.dtmf import DtmfDetector, DtmfStart
+from tests.service.live import login
 from tests.service.sipsite import Site, phone_heard
 from tests.service.test_local_calls import record, wait_status
 from tests.service.test_run import dominant_hz
@@ -109,3 +112,50 @@ def test_the_softphone_calls_in_and_the_handset_shows_its_number(
     busy = record(box, 1, tmp_path / "busy.wav", 1.0)
     assert dominant_hz(busy) == pytest.approx(425, abs=5)  # ITU busy: the far end left
     box.sim(target="handset", number=1, action="on-hook")
+
+
+@pytest.fixture
+def udp_site(tmp_path: Path) -> Iterator[Site]:
+    s = Site(tmp_path)
+    yield s
+    s.close()
+
+
+async def test_the_api_shows_registrations_messages_and_calls(udp_site: Site) -> None:
+    box = udp_site.box
+    assert box is not None
+    api = ApiClient(box.data / "api.sock", client_name="test", timeout=30)
+    async with api:
+        await login(api)
+        status = await api.call("sip.status")
+        assert status["running"] and status["legs_max"] == 4
+        (reg,) = status["registrations"]
+        assert reg["account"] == "provider" and reg["registered"]
+        # "test registration": a REGISTER now, answered by the provider
+        fresh = await api.call("sip.register_now", {"account": "provider"})
+        assert fresh["registered"] and fresh["code"] == 200
+        with pytest.raises(ApiError, match="no SIP account"):
+            await api.call("sip.register_now", {"account": "nope"})
+        messages = (await api.call("sip.messages", {"contains": "REGISTER"}))["messages"]
+        assert any(
+            m["direction"] == "tx" and m["first_line"].startswith("REGISTER") for m in messages
+        )
+        # a call up: one SIP leg with its quality, and the call control's view of it
+        box.sim(target="handset", number=1, action="off-hook")
+        box.wait_log("port 1: OffHook")
+        box.sim(target="handset", number=1, action="dial", digits="8201")
+        assert udp_site.phone is not None
+        udp_site.phone.wait_event("CALL_INCOMING", timeout=20)
+        udp_site.phone.command("accept")
+        box.wait_log("audio of port 1 and SIP leg", timeout=15)
+        await asyncio.sleep(2.5)  # RTCP and a few seconds of RTP for the figures
+        calls = await api.call("calls.list")
+        (leg,) = calls["calls"]
+        assert leg["state"] == "confirmed" and leg["port"] == 1 and leg["direction"] == "out"
+        assert leg["quality"]["codec"] in ("PCMA", "PCMU", "G722")
+        assert 1.0 <= leg["quality"]["mos"] <= 4.5
+        (local,) = calls["local"]
+        assert local["ports"] == [1] and local["via"] == "provider"
+        assert (await api.call("sip.status"))["legs_in_use"] == 1
+        box.sim(target="handset", number=1, action="on-hook")
+        udp_site.phone.wait_event("CALL_CLOSED", timeout=15)
