@@ -132,6 +132,23 @@ def tls_library_version() -> str:
     return "unknown (no bundled libcrypto found)"
 
 
+# pjlib's log level before libInit hands it our LogConfig: warnings and errors.
+PRE_INIT_LOG_LEVEL = 2
+
+
+def _quiet_until_init() -> None:
+    """Keep libCreate's chatter off stdout.
+
+    Until libInit installs our log writer, pjlib prints to stdout at its global level: 5 in
+    a fresh process, and after a restart whatever the previous endpoint set (with that
+    endpoint's decor, i.e. without newlines).  pjsua2 exposes no setter before libInit, so
+    set pjlib's own global through the extension module that carries it.
+    """
+    so = glob.glob(os.path.join(os.path.dirname(pj.__file__), "_pjsua2*.so"))
+    if so:
+        ctypes.CDLL(so[0]).pj_log_set_level(PRE_INIT_LOG_LEVEL)
+
+
 def pjsua_version() -> str:
     """Version of the pjsua2 wheel (the pin in pyproject.toml)."""
     return version("pjsua2-python")
@@ -316,6 +333,7 @@ class _Core:
 
     def _create(self) -> None:
         s = self.settings
+        _quiet_until_init()
         self.ep.libCreate()
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
