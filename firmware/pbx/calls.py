@@ -18,6 +18,7 @@ this module only decides: ``RemoteRinging`` (ringback), ``EarlyMedia``, ``Connec
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -234,7 +235,9 @@ class CallControl:
         }
         self._calls: dict[int, Call] = {}  # port -> the call it takes part in
         self._legs: dict[int, Call] = {}  # SIP leg -> its call; at most MAX_SIP_LEGS
-        self._next_leg = 1
+        # itertools.count: next() on it is atomic under the GIL, so the shell may take an id
+        # for an incoming call on the SIP thread before the call reaches the event loop.
+        self._leg_ids = itertools.count(1)
         self._off_hook: set[int] = set()  # FXS ports whose phone is lifted
         self._fxo_busy_until: dict[int, int] = {}  # FXO port -> end of its release guard
         self._fxo_ringing: set[int] = set()  # incoming exchange calls (not answered here yet)
@@ -254,9 +257,9 @@ class CallControl:
         return len(self._legs)
 
     def new_leg(self) -> int:
-        """A fresh leg id (for a call the shell hands in, or one placed here)."""
-        leg, self._next_leg = self._next_leg, self._next_leg + 1
-        return leg
+        """A fresh leg id (for a call the shell hands in, or one placed here).  Leg ids
+        must all come from here, so that the two kinds never collide."""
+        return next(self._leg_ids)
 
     def calls_view(self) -> list[CallView]:
         rows: list[CallView] = []
@@ -811,11 +814,12 @@ class CallControl:
                 out.append(LineEvent(port, m.Busy()))
         if gone is not None and self.ports[gone].kind == "fxo" and released:
             self._fxo_busy_until[gone] = now + self.ports[gone].release_guard_ms
+        # "port N left (state)" is what the service tests and the field logs look for.
         log.info(
-            "call from %s ended (%s): %s",
+            "call from %s ended: %s (%s)",
             self._from(call),
-            was.value,
             f"port {gone} left" if gone is not None else f"SIP leg {call.leg} ended",
+            was.value,
         )
         call.enter(CallState.ENDED, now)
         return out
