@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from firmware.sip.errors import SipConfigError
 from firmware.sip.firewall import Ban
@@ -19,7 +21,14 @@ from firmware.sip.policy import trunk_hosts_from_store
 from firmware.sip.provision import firewall_settings_from_store, resolve_host
 from firmware.store.schema import Config
 
+if TYPE_CHECKING:
+    from firmware.sip.endpoint import SipEndpoint
+
 log = logging.getLogger(__name__)
+
+# How often the policy's bans are copied into the kernel.  A ban found by the flood guard's
+# screen has no event of its own; until the copy, the in-process guard refuses the source.
+BAN_SYNC_INTERVAL_S = 5.0
 
 ALARM_ID = "sip.firewall"
 ALARM_SEVERITY = "major"  # calls still work; one layer of flood defence is missing
@@ -43,6 +52,7 @@ class SipFirewallService:
         self.firewall = firewall or NftFirewall()
         self._resolve = resolve
         self.error: str | None = None
+        self._banned: frozenset[str] = frozenset()
 
     @property
     def active(self) -> bool:
@@ -77,14 +87,40 @@ class SipFirewallService:
         self._ok()
         return True
 
-    async def update_bans(self, bans: Iterable[Ban]) -> None:
-        """Push the inbound policy's bans into the kernel (no-op while not loaded)."""
+    async def update_bans(self, bans: Iterable[Ban]) -> bool:
+        """Push the inbound policy's bans into the kernel; False while not loaded or failing."""
         if not self.firewall.active:
-            return
+            return False
         try:
             await self.firewall.update_bans(bans)
         except FirewallError as exc:
             self._failed(str(exc))
+            return False
+        return True
+
+    async def sync_bans(self, endpoint: SipEndpoint) -> bool:
+        """Copy the endpoint policy's bans into the kernel when the banned set changed."""
+        if not self.firewall.active or not endpoint.running:
+            return False
+        bans = await endpoint.call(lambda core: core.policy.active_bans(time.monotonic()))
+        sources = frozenset(b.source for b in bans)
+        if sources == self._banned:
+            return False
+        if not await self.update_bans(bans):
+            return False
+        self._banned = sources
+        return True
+
+    async def keep_bans_in_step(
+        self, endpoint: SipEndpoint, interval_s: float = BAN_SYNC_INTERVAL_S
+    ) -> None:
+        """Run as a task beside the endpoint: ``sync_bans`` every ``interval_s``."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.sync_bans(endpoint)
+            except Exception as exc:  # the endpoint stopping under us, say: try next time
+                log.debug("SIP firewall ban sync skipped: %s", exc)
 
     async def stop(self) -> None:
         if not self.firewall.active:

@@ -54,8 +54,8 @@ SELF_SIGNED_KEY = "self-signed-key.pem"
 SELF_SIGNED_DAYS = 3650  # a box is installed for years; nobody will be there to renew it
 SELF_SIGNED_RENEW_DAYS = 30  # a certificate this close to its end is made anew at start
 
-# Debian's ca-certificates bundle: pjsua's bundled OpenSSL knows no system trust store, so
-# "empty ca_file uses the system's" means this file.
+# Debian's ca-certificates bundle: "empty ca_file uses the system's" means this file, passed
+# explicitly, rather than wherever the wheel's bundled OpenSSL 1.0.2 was built to look.
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 RESOLV_CONF = Path("/etc/resolv.conf")
 MAX_RESOLVED_ADDRESSES = 16  # cap on the addresses one registrar name may bring in

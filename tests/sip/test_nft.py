@@ -163,3 +163,44 @@ async def test_new_tcp_connections_per_source_are_limited(netns: str) -> None:
     assert 5 <= counts["127.0.0.6"] <= 20, counts  # a burst of 10 plus 5/s, not 40
     assert counts["127.0.0.4"] == 40, counts  # a trunk host opens what it needs
     await fw.remove()
+
+
+async def test_bans_of_a_running_endpoint_reach_the_kernel(netns: str) -> None:
+    import asyncio
+    import socket
+
+    from firmware.sip.endpoint import SipEndpoint
+    from firmware.sip.settings import EndpointSettings
+
+    # 127.0.0.1 is outside the allowed networks: its first INVITE fails and bans it
+    policy = InboundPolicy(
+        PolicySettings(peer_networks=("10.0.0.0/8",), ban_threshold=1), b"k" * 32
+    )
+    ep = SipEndpoint(EndpointSettings(), policy)
+    service = SipFirewallService(
+        lambda *a: None, lambda a: None, NftFirewall(("ip", "netns", "exec", netns, "nft"))
+    )
+    on = dataclasses.replace(Config(), security=SecurityConfig(firewall="on"))
+    assert await service.start(on, simulated=True)
+    await ep.start()
+    try:
+        assert not await service.sync_bans(ep)  # nobody banned yet: nothing to load
+        port = ep.transport("udp").port
+        invite = (
+            f"INVITE sip:101@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-scan1\r\n"
+            "From: <sip:scan@127.0.0.1>;tag=1\r\nTo: <sip:101@127.0.0.1>\r\n"
+            "Call-ID: scan-1\r\nCSeq: 1 INVITE\r\nContact: <sip:scan@127.0.0.1:9>\r\n"
+            "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(invite.encode(), ("127.0.0.1", port))
+        async with asyncio.timeout(20):
+            while not await service.sync_bans(ep):
+                await asyncio.sleep(0.1)
+        assert "127.0.0.1 timeout" in (table_in(netns) or "")
+        assert not await service.sync_bans(ep)  # unchanged: nft is not run again
+    finally:
+        await ep.stop()
+        await service.stop()
+    assert table_in(netns) is None
