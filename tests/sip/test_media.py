@@ -108,9 +108,10 @@ async def test_audio_both_ways_and_dtmf_with_baresip_over_udp(tmp_path: Path) ->
         await poll(lambda: rms(clock.received()[-4000:]) > 1000 and clock.received().size >= 8000)
         assert abs(dominant_hz(clock.received()[-4000:]) - FAR_END_HZ) < 15
 
+        # the re-INVITEs made a new stream: its counters started again at the resume
         quality = await ep.call_quality(cid)
         assert quality.codec == "PCMU"
-        assert quality.rx_packets > 50 and quality.tx_packets > 50
+        assert quality.rx_packets > 20 and quality.tx_packets > 20
         assert quality.rx_loss_pct < 5
         assert 3.5 < quality.mos <= 4.5
 
