@@ -214,7 +214,7 @@ def _name(name: str | None, limit: int) -> str | None:
     kept = "".join(
         c if c.isprintable() and ord(c) < 0x100 and not 0x7F <= ord(c) < 0xA0 else "?" for c in name
     )
-    return kept[:limit].strip() or None
+    return kept[:limit] or None
 
 
 def identity_message(
