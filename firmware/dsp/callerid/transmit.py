@@ -49,8 +49,9 @@ from firmware.dsp.pcm import SAMPLE_RATE, Pcm, ms_to_samples
 from firmware.dsp.profiles import CallerIdSpec
 
 # Where inside the profile's data-delay window the data starts: near its start, but not on
-# the edge a receiver may treat as too early (engineering choice).
-DATA_DELAY_MARGIN_MS: Final = 50
+# the edge a receiver may treat as too early, and late enough that the ring command the
+# alerting event is timed from may reach the card some tens of ms late (engineering choice).
+DATA_DELAY_MARGIN_MS: Final = 100
 # NTT's CAR is repeated 0.5 s on / 0.5 s off until the terminal answers (NTT "Telephone
 # Service Interface", caller ID); we send one pulse and no off-hook handshake.
 NTT_CAR_MS: Final = 500
@@ -214,7 +215,7 @@ def _name(name: str | None, limit: int) -> str | None:
     kept = "".join(
         c if c.isprintable() and ord(c) < 0x100 and not 0x7F <= ord(c) < 0xA0 else "?" for c in name
     )
-    return kept[:limit].strip() or None
+    return kept[:limit] or None
 
 
 def identity_message(
