@@ -163,7 +163,8 @@ class Mixer:
         part = self._parts[self._known(pid)]
         if frame.shape != (self.frame_samples,) or frame.dtype != np.int16:
             raise MixerError(
-                f"frame of shape {frame.shape} {frame.dtype}; expected ({self.frame_samples},) int16"
+                f"frame of shape {frame.shape} {frame.dtype}; "
+                f"expected ({self.frame_samples},) int16"
             )
         inbox = part.inbox
         if len(inbox) == inbox.maxlen:
@@ -216,4 +217,3 @@ class Mixer:
     @property
     def cue_playing(self) -> bool:
         return bool(self._cues)
-

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -38,7 +39,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -124,7 +125,7 @@ class CallRecorder:
         self.dropped = 0  # frames lost to a full queue
         self.written = 0  # bytes of audio on disk (writer thread)
         self.error: BaseException | None = None
-        self._file = open(owner.part_path(row.id), "xb")  # noqa: SIM115 (the writer closes it)
+        self._file = open(owner.part_path(row.id), "xb")  # the writer thread closes it
         self._file.write(wav_header(row.channels, row.rate, 0))
         self._file.flush()
         os.fsync(self._file.fileno())
@@ -211,8 +212,9 @@ class Recordings:
         self.index = RecordingIndex(db)
         self.directory = directory
         self.clock = clock
-        self._queue: queue.Queue[tuple[CallRecorder, bytes | None, bytes | None]] = queue.Queue(
-            QUEUE_FRAMES
+        # (recorder, left, right); left None: finish that file; recorder None: stop.
+        self._queue: queue.Queue[tuple[CallRecorder | None, bytes | None, bytes | None]] = (
+            queue.Queue(QUEUE_FRAMES)
         )
         self._writer: threading.Thread | None = None
         self._active: dict[int, CallRecorder] = {}
@@ -231,7 +233,7 @@ class Recordings:
         """Reconcile files with the index, apply retention, start the writer thread."""
         self.directory.mkdir(parents=True, exist_ok=True)
         report = self.reconcile()
-        if any(report.__getattribute__(k) for k in report.__slots__):
+        if any(dataclasses.astuple(report)):
             log.warning("recordings reconciled after an unclean stop: %s", report)
         self.apply_retention(config)
         if self._writer is None:
@@ -240,14 +242,17 @@ class Recordings:
         return report
 
     def close(self) -> None:
-        """Finish every recording still open and stop the writer thread."""
+        """Finish every recording still open and stop the writer thread (and retention)."""
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            self._retention_task = None
         for rec in list(self._active.values()):
             try:
                 rec.stop()
             except RecordingError as exc:
                 log.error("%s", exc)
         if self._writer is not None:
-            self._queue.put((None, None, None), timeout=STOP_TIMEOUT_S)  # type: ignore[arg-type]
+            self._queue.put((None, None, None), timeout=STOP_TIMEOUT_S)
             self._writer.join(STOP_TIMEOUT_S)
             self._writer = None
 
@@ -318,7 +323,11 @@ class Recordings:
                     self._active.pop(rec.id, None)
                     rec._finish()
                     rec._done.set()
-                    log.info("recording %d finished: %d ms", rec.id, rec.result.duration_ms if rec.result else 0)
+                    log.info(
+                        "recording %d finished: %d ms",
+                        rec.id,
+                        rec.result.duration_ms if rec.result else 0,
+                    )
                 else:
                     rec._append(left, right)
             except (OSError, RecordingIndexError) as exc:
@@ -329,8 +338,9 @@ class Recordings:
                     rec._file.close()
                 rec._done.set()
 
-    def list(self, **filters: object) -> list[RecordingRow]:
-        return self.index.list(**filters)  # type: ignore[arg-type]
+    def find(self, **filters: Any) -> list[RecordingRow]:
+        """``RecordingIndex.find``: newest first, filtered."""
+        return self.index.find(**filters)
 
     def read_chunk(self, rid: int, offset: int, length: int = MAX_CHUNK) -> bytes:
         """``length`` bytes of a finished recording's file from ``offset`` (export)."""

@@ -114,10 +114,20 @@ class RecordingIndex:
             cur = conn.execute(
                 "INSERT INTO recording (started_at, caller, callee, reason, state, path, "
                 "channels, rate) VALUES (?, ?, ?, ?, 'recording', ?, ?, ?)",
-                (started.isoformat(), caller, callee, reason, f".pending-{uuid.uuid4().hex}", channels, rate),
+                (
+                    started.isoformat(),
+                    caller,
+                    callee,
+                    reason,
+                    f".pending-{uuid.uuid4().hex}",
+                    channels,
+                    rate,
+                ),
             )
             rid = int(cur.lastrowid or 0)
-            conn.execute("UPDATE recording SET path = ? WHERE id = ?", (path_for(rid, started), rid))
+            conn.execute(
+                "UPDATE recording SET path = ? WHERE id = ?", (path_for(rid, started), rid)
+            )
             row = conn.execute(f"SELECT {_COLUMNS} FROM recording WHERE id = ?", (rid,)).fetchone()
         return _row(row)
 
@@ -147,7 +157,7 @@ class RecordingIndex:
             raise RecordingIndexError(f"no recording {rid}")
         return _row(row)
 
-    def list(
+    def find(
         self,
         *,
         limit: int = 100,

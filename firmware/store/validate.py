@@ -382,7 +382,9 @@ def _conference_checks(config: Config, known_ext: set[str]) -> list[ConfigIssue]
     out: list[ConfigIssue] = []
     rooms = config.conference.rooms
     for i, number in _duplicates([r.number for r in rooms]):
-        out.append(ConfigIssue(f"conference.rooms[{i}].number", f"room {number!r} is defined twice"))
+        out.append(
+            ConfigIssue(f"conference.rooms[{i}].number", f"room {number!r} is defined twice")
+        )
     capacity = conference_capacity(config)
     for i, room in enumerate(rooms):
         path = f"conference.rooms[{i}]"
