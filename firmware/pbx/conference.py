@@ -217,6 +217,8 @@ class RoomCaller:
             # can never outgrow MAX_PIN_DIGITS.
             if len(self._entry) < len(self.room.pin):
                 return []
+        elif not self._entry:
+            return []  # a '#' on its own is a slip of the finger, not a wrong PIN
         entry, self._entry = self._entry, ""
         if hmac.compare_digest(entry.encode(), self.room.pin.encode()):
             if not self.directory.has_space(self.room.number):
