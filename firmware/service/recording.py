@@ -39,7 +39,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -197,6 +197,51 @@ class CallRecorder:
         duration = _duration_ms(self.written, row.channels, row.rate)
         owner.index.complete(row.id, duration_ms=duration, size=size)
         self.result = owner.index.get(row.id)
+
+
+class MediaLink(Protocol):
+    """What ``PortMedia`` calls each frame: a CrossConnect or a conference Seat."""
+
+    def heard(self, frame: bytes) -> None: ...
+
+    def next_frame(self) -> bytes | None: ...
+
+
+class RecordedLink:
+    """A port's link with a recorder on it: ``media.link = RecordedLink(media.link, rec)``.
+
+    Both directions are taken on the port's own media thread in the same tick (what the
+    line said, then what it is played), so the two channels line up sample for sample.
+    ``unwrap()`` gives the original link back when the recording stops.
+    """
+
+    def __init__(self, link: MediaLink, recorder: CallRecorder) -> None:
+        self.link = link
+        self.recorder = recorder
+        self._said: bytes | None = None
+        self._silence = bytes(recorder.frame_bytes)
+
+    def heard(self, frame: bytes) -> None:
+        if self._said is not None:
+            # Last tick played a tone instead of the link (PortMedia.play): keep the time
+            # line whole with silence on the heard channel.
+            self.recorder.write(self._said, self._silence)
+        self._said = frame
+        self.link.heard(frame)
+
+    def next_frame(self) -> bytes | None:
+        played = self.link.next_frame()
+        said, self._said = self._said, None
+        if said is not None:
+            self.recorder.write(said, played if played is not None else self._silence)
+        return played
+
+    def unwrap(self) -> MediaLink:
+        return self.link
+
+    def __getattr__(self, name: str) -> Any:
+        # send_pcm, sending, counters: whatever the wrapped link offers.
+        return getattr(self.link, name)
 
 
 class Recordings:
