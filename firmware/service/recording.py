@@ -269,6 +269,11 @@ class Recordings:
     def for_data_dir(cls, db: Database, data_dir: Path) -> Recordings:
         return cls(db, data_dir / RECORDINGS_DIR)
 
+    @property
+    def queued(self) -> int:
+        """Frames waiting for the writer thread (all recordings)."""
+        return self._queue.qsize()
+
     def part_path(self, rid: int) -> Path:
         return self.directory / f".{rid}.wav.part"
 
