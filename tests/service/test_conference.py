@@ -150,3 +150,44 @@ def test_registry_names_live_conferences() -> None:
     assert registry.get("800") is conf and registry.items() == [("800", conf)]
     registry.remove("800")
     assert registry.get("800") is None
+
+
+async def test_conference_list_shows_live_participants_and_unconfigured_calls() -> None:
+    from firmware.api.auth import MemoryCredentialStore
+    from firmware.api.schema import NoParams
+    from firmware.api.server import ApiServer
+    from firmware.service.confrec_api import ConfRecApi
+    from firmware.store import default_config, loads_toml
+
+    config = loads_toml('[[conference.rooms]]\nnumber = "800"\n', default_config())
+    registry = ConferenceRegistry()
+    room = Conference(FRAME, name="800")
+    registry.add("800", room)
+    three_way = Conference(FRAME, max_participants=3, name="3-way on port 1")
+    registry.add("port1-3way", three_way)
+    room.seat("port2").heard(bytes(FRAME))
+    room.seat("sip-leg-1")
+    room.mute("sip-leg-1")
+    three_way.seat("port1")
+    server = ApiServer("/nonexistent/api.sock", credentials=MemoryCredentialStore())
+    api = ConfRecApi(server, config=lambda: config, recordings=lambda: None, conferences=registry)
+    result = await api.conference_list(NoParams(), None)  # type: ignore[arg-type]
+    assert isinstance(result, dict)
+    rooms = result["rooms"]
+    assert isinstance(rooms, list) and len(rooms) == 2
+    configured, live = rooms
+    assert isinstance(configured, dict) and isinstance(live, dict)
+    assert configured["number"] == "800" and configured["configured"] is True
+    assert configured["participants"] == [
+        {"participant": "port2", "muted": False, "frames_in": 1, "missing": 0,
+         "overruns": 0, "underruns": 0},
+        {"participant": "sip-leg-1", "muted": True, "frames_in": 0, "missing": 0,
+         "overruns": 0, "underruns": 0},
+    ]  # fmt: skip
+    assert live["number"] == "port1-3way" and live["configured"] is False
+    assert live["max_participants"] == 3 and live["name"] == "3-way on port 1"
+    from firmware.api.protocol import ApiFault
+    from firmware.service.confrec_api import RecordingsListParams
+
+    with pytest.raises(ApiFault, match="not available"):
+        await api.recordings_list(RecordingsListParams(), None)  # type: ignore[arg-type]

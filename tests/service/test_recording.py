@@ -307,3 +307,32 @@ def test_a_sigkilled_recorder_leaves_a_consistent_index_and_playable_files(
     finally:
         recs.close()
         db.close()
+
+
+async def test_retention_runs_again_on_its_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from firmware.service import recording
+
+    monkeypatch.setattr(recording, "RETENTION_INTERVAL_S", 0.05)
+    clock = Clock()
+    db = Database(tmp_path / DB_FILENAME)
+    recs = Recordings(db, tmp_path / "recordings", clock=clock)
+    config = RecordingConfig(retention_days=1)
+    recs.open(config)
+    rec = recs.start("101", "102", "always", channels=1)
+    rec.write(bytes(FRAME))
+    await asyncio.to_thread(rec.stop)
+    recs.start_retention(lambda: config)
+    with pytest.raises(RecordingError, match="already scheduled"):
+        recs.start_retention(lambda: config)
+    clock.now += dt.timedelta(days=2)  # a day passes: the next run removes it
+    async with asyncio.timeout(60):
+        while recs.index.all():
+            await asyncio.sleep(0.02)
+    await recs.stop_retention()
+    consistent(recs)
+    recs.close()
+    db.close()
