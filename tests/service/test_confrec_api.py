@@ -7,6 +7,7 @@ import base64
 import os
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -46,8 +47,13 @@ def record_a_call(data: Path, seconds: float) -> tuple[int, bytes]:
         rec = recs.start("101", "0301234567", "always")
         rng = np.random.default_rng(5)
         for _ in range(round(seconds * 50)):
+            # Media threads make 50 frames a second; this burst waits for the writer
+            # instead, so that the bounded queue never drops one.
+            while recs.queued > 100:
+                time.sleep(0.005)
             rec.write(rng.integers(-3000, 3000, 160, dtype="<i2").tobytes(), bytes(320))
         row = rec.stop()
+        assert rec.dropped == 0
         return row.id, (recs.directory / row.path).read_bytes()
     finally:
         recs.close()
