@@ -2,7 +2,8 @@
 
 A caller who dialled a room's number is handed to a ``RoomCaller``.  It asks for the PIN
 when the room has one (``conf-enter-pin``), lets the caller in when the PIN is right and
-the room has space (``JoinRoom``, then ``conf-joined`` to them), and afterwards watches
+the room has space (``JoinRoom``, then ``conf-joined`` to them, and ``conf-only-person``
+when nobody else is there yet), and afterwards watches
 their digits for the mute toggle (``*6`` by default: ``SetMute`` and ``conf-muted`` /
 ``conf-unmuted``).  A full room gets ``conf-full`` and a hang-up; too many wrong PINs (or
 silences) get ``conf-invalid-pin`` and a hang-up.
@@ -33,6 +34,7 @@ PROMPT_JOINED: Final = "conf-joined"
 PROMPT_FULL: Final = "conf-full"
 PROMPT_MUTED: Final = "conf-muted"
 PROMPT_UNMUTED: Final = "conf-unmuted"
+PROMPT_ONLY_PERSON: Final = "conf-only-person"
 PROMPTS_USED: Final = (
     PROMPT_ENTER_PIN,
     PROMPT_INVALID_PIN,
@@ -40,6 +42,7 @@ PROMPTS_USED: Final = (
     PROMPT_FULL,
     PROMPT_MUTED,
     PROMPT_UNMUTED,
+    PROMPT_ONLY_PERSON,
 )
 PIN_END: Final = "#"  # ends a PIN early (PINs are 4 to 12 digits; a 12-digit one needs none)
 PIN_CLEAR: Final = "*"  # starts the entry again
@@ -240,10 +243,14 @@ class RoomCaller:
         return [PlayPrompt(PROMPT_INVALID_PIN), PlayPrompt(PROMPT_ENTER_PIN)]
 
     def _join(self) -> list[Command]:
+        alone = self.directory.occupancy(self.room.number) == 0
         self.directory.take(self.room.number)
         self.state = State.JOINED
         self._deadline = None
-        return [JoinRoom(self.room.number), PlayPrompt(PROMPT_JOINED)]
+        out: list[Command] = [JoinRoom(self.room.number), PlayPrompt(PROMPT_JOINED)]
+        if alone:
+            out.append(PlayPrompt(PROMPT_ONLY_PERSON))
+        return out
 
     def _joined_digit(self, event: Event, now: float) -> list[Command]:
         assert isinstance(event, Digit)

@@ -18,6 +18,11 @@ from typing import Final
 
 from firmware.store.schema import Config, RecordingPolicy
 
+# Played to both parties when a recording starts (many jurisdictions require the notice);
+# by its name in the prompt catalogue (branch ivr).
+PROMPT_RECORDED: Final = "call-recorded"
+PROMPTS_USED: Final = (PROMPT_RECORDED,)
+
 _STRENGTH: Final[dict[str, int]] = {"never": 0, "on_demand": 1, "always": 2}
 
 
