@@ -16,7 +16,9 @@ directory fsynced, and only then the row is marked complete.  :meth:`Recordings.
 reconciles after a crash (a killed process or a power cut, at any of those points): a
 ``.part`` file is salvaged (whole frames kept, header fixed, renamed, row completed and
 flagged ``salvaged``), a row whose file never appeared is dropped, and a WAV nobody
-indexed is removed, so that the index and the directory always agree afterwards.
+indexed is removed, so that the index and the directory always agree afterwards.  So one
+process owns a recordings directory (``ponte run``'s ControlApi opens it): another that
+opened it too would take the owner's files in progress for a crash's leftovers.
 
 Threads: ``CallRecorder.write`` is called on a media thread and never blocks: it puts
 the frame on one bounded queue (``QUEUE_FRAMES``) that a single writer thread drains for
