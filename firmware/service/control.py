@@ -27,9 +27,12 @@ from firmware.api.schema import NoParams
 from firmware.api.server import ApiServer
 from firmware.service import backup
 from firmware.service.appliance import Appliance
+from firmware.service.conference import ConferenceRegistry
+from firmware.service.confrec_api import ConfRecApi
 from firmware.service.logring import LEVELS, LogRecord, LogRing
 from firmware.service.sipbridge import SipBridge
 from firmware.sip.errors import SipUsageError
+from firmware.service.recording import RecordingError, Recordings
 from firmware.store import (
     Config,
     ConfigError,
@@ -204,7 +207,18 @@ class ControlApi:
         self.network_file = network_file
         self.logs = logs
         self.simulated = simulated
+        # Call recordings and conferences (firmware.service.confrec_api): the recordings
+        # directory is opened in attach(), once the store is; the call flow records
+        # through self.recordings and puts its live conferences in self.conferences.
+        self.recordings: Recordings | None = None
+        self.conferences = ConferenceRegistry()
         self._register()
+        ConfRecApi(
+            server,
+            config=lambda: self.store.current().config,
+            recordings=lambda: self.recordings,
+            conferences=self.conferences,
+        )
 
     @property
     def store(self) -> ConfigStore:
@@ -218,8 +232,22 @@ class ControlApi:
         self.appliance.publish = self._publish
         self.logs.attach(asyncio.get_running_loop(), self._publish_log)
         self.write_network_file(self.store.current().config)
+        self._open_recordings()
+
+    def _open_recordings(self) -> None:
+        recordings = Recordings.for_data_dir(self.store.db, self.data_dir)
+        try:
+            recordings.open(self.store.current().config.recording)
+        except (OSError, RecordingError) as exc:
+            log.error("call recordings are unavailable: %s", exc)
+            return
+        recordings.start_retention(lambda: self.store.current().config.recording)
+        self.recordings = recordings
 
     def detach(self) -> None:
+        if self.recordings is not None:
+            self.recordings.close()
+            self.recordings = None
         self.logs.detach()
         self.appliance.publish = lambda topic, data: None
 

@@ -77,8 +77,32 @@ def _v1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v_recordings(conn: sqlite3.Connection) -> None:
+    # firmware.store.recordings: the call recordings' index (the WAV files live beside it).
+    _script(
+        conn,
+        """
+        CREATE TABLE recording (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at  TEXT    NOT NULL,
+            caller      TEXT    NOT NULL,
+            callee      TEXT    NOT NULL,
+            reason      TEXT    NOT NULL,
+            state       TEXT    NOT NULL CHECK (state IN ('recording', 'complete')),
+            path        TEXT    NOT NULL UNIQUE,
+            channels    INTEGER NOT NULL,
+            rate        INTEGER NOT NULL,
+            duration_ms INTEGER NOT NULL DEFAULT 0,
+            size        INTEGER NOT NULL DEFAULT 0,
+            salvaged    INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX recording_started_at ON recording(started_at);
+        """,
+    )
+
+
 # Step i (1-based) brings user_version from i-1 to i.  Append only.
-MIGRATIONS: tuple[Migration, ...] = (_v1,)
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v_recordings)
 
 
 def default_data_dir() -> Path:

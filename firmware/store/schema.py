@@ -46,6 +46,11 @@ CallerIdStandard = Literal["country", "none", CidStandard]
 Codec = Literal["G722", "PCMA", "PCMU", "GSM", "iLBC", "speex"]
 NetworkMode = Literal["dhcp", "static"]
 FirewallMode = Literal["auto", "on", "off"]
+# Call recording: "on_demand" records from the moment a party dials
+# features.codes.record_toggle until they dial it again or hang up.
+RecordingPolicy = Literal["always", "never", "on_demand"]
+# A route's own policy, or "extension": the extensions in the call decide.
+RouteRecording = Literal["extension", "always", "never", "on_demand"]
 
 
 def setting(default: T, doc: str, *, check: checks.Check | None = None, secret: bool = False) -> T:
@@ -317,6 +322,9 @@ class Extension:
         "Digest password for an IP phone using this extension; empty means no IP phone.",
         secret=True,
     )
+    recording: RecordingPolicy = setting(
+        "never", "Record this extension's calls: always, never or on_demand (feature code)."
+    )
 
 
 def _default_extensions() -> tuple[Extension, ...]:
@@ -334,6 +342,11 @@ class Route:
         0, "Digits removed from the front before sending.", check=checks.in_range(0, 32)
     )
     prefix: str = setting("", "Digits added in front after stripping.", check=checks.digit_string)
+    recording: RouteRecording = setting(
+        "extension",
+        "Record calls on this route: always, never, on_demand, or 'extension' to let the "
+        "calling extension's policy decide.",
+    )
 
 
 def _default_routes() -> tuple[Route, ...]:
@@ -391,6 +404,12 @@ class FeatureCodes:
     pickup: str = setting("*88", "Pick up a call ringing in the group.", check=checks.feature_code)
     call_waiting_off: str = setting(
         "*70", "Disable call waiting for the next call.", check=checks.feature_code
+    )
+    # Asterisk features.conf's default for one-touch recording (automon) is *1.
+    record_toggle: str = setting(
+        "*1",
+        "During a call: start or stop recording it (extensions or routes set to on_demand).",
+        check=checks.feature_code,
     )
 
 
@@ -487,6 +506,70 @@ class NetworkConfig:
     )
 
 
+# ---------------------------------------------------------------------------- conferences
+
+# DESIGN.md "pjsua2 as shipped": at most 4 concurrent calls per process
+# (firmware.sip.limits.PJSUA_MAX_CALLS; the store sits below firmware.sip, a test keeps the
+# two equal).  A conference room can hold at most these SIP legs plus the analogue ports.
+MAX_SIP_CALLS = 4
+MAX_CONFERENCE_PARTICIPANTS = 32  # firmware.dsp.mixer.MAX_PARTICIPANTS
+
+
+@dataclass(frozen=True)
+class ConferenceRoom:
+    KEY: ClassVar[str] = "number"
+
+    number: str = setting(
+        "", "Number dialled to join the room, 1 to 8 digits, unique.", check=checks.extension_number
+    )
+    name: str = setting("", "Display name of the room.")
+    pin: str = setting(
+        "",
+        "PIN asked before joining, 4 to 12 digits; empty lets everyone in.",
+        check=checks.pin_or_empty,
+        secret=True,
+    )
+    max_participants: int = setting(
+        6,
+        "Participants at most; no more than the SIP bridge's 4 legs plus the analogue ports.",
+        check=checks.in_range(2, MAX_CONFERENCE_PARTICIPANTS),
+    )
+    tones: bool = setting(True, "Play a short cue to the room when someone joins or leaves.")
+
+
+@dataclass(frozen=True)
+class ConferenceConfig:
+    rooms: tuple[ConferenceRoom, ...] = section(tuple, "Dial-in conference rooms.")
+    mute_toggle: str = setting(
+        "*6", "Digits a participant dials to mute or unmute themselves.", check=checks.feature_code
+    )
+    pin_attempts: int = setting(
+        3, "Wrong PINs before the caller is cleared.", check=checks.in_range(1, 10)
+    )
+    pin_timeout_s: int = setting(
+        10,
+        "Seconds to wait for the PIN's next digit before asking again.",
+        check=checks.in_range(3, 60, "s"),
+    )
+
+
+# ---------------------------------------------------------------------------- recording
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    retention_days: int = setting(
+        90,
+        "Recordings older than this many days are deleted (at start and daily); 0 keeps them.",
+        check=checks.in_range(0, 3650, "days"),
+    )
+    max_total_mb: int = setting(
+        2048,
+        "Size cap of all recordings, MB; the oldest go first beyond it.  0 means no cap.",
+        check=checks.in_range(0, 1_000_000, "MB"),
+    )
+
+
 # ---------------------------------------------------------------------------- root
 
 
@@ -500,6 +583,8 @@ class Config:
     features: FeaturesConfig = section(FeaturesConfig, "Calling features.")
     security: SecurityConfig = section(SecurityConfig, "Inbound security.")
     network: NetworkConfig = section(NetworkConfig, "IP addressing, DNS and time.")
+    conference: ConferenceConfig = section(ConferenceConfig, "Dial-in conference rooms.")
+    recording: RecordingConfig = section(RecordingConfig, "Call recording storage.")
 
 
 def default_config(fxs_ports: int = 2, fxo_ports: int = 1) -> Config:

@@ -397,6 +397,39 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
     for i, server in enumerate(net.dns):
         if server == "":
             add(f"network.dns[{i}]", "empty address")
+    out += _conference_checks(config, known_ext)
+    return out
+
+
+def conference_capacity(config: Config) -> int:
+    """Participants a room can hold at most: every SIP leg and every analogue port."""
+    return schema.MAX_SIP_CALLS + len(config.lines.fxs) + len(config.lines.fxo)
+
+
+def _conference_checks(config: Config, known_ext: set[str]) -> list[ConfigIssue]:
+    out: list[ConfigIssue] = []
+    rooms = config.conference.rooms
+    for i, number in _duplicates([r.number for r in rooms]):
+        out.append(
+            ConfigIssue(f"conference.rooms[{i}].number", f"room {number!r} is defined twice")
+        )
+    capacity = conference_capacity(config)
+    for i, room in enumerate(rooms):
+        path = f"conference.rooms[{i}]"
+        if room.number in known_ext:
+            out.append(
+                ConfigIssue(f"{path}.number", f"{room.number!r} is already an extension number")
+            )
+        if room.max_participants > capacity:
+            out.append(
+                ConfigIssue(
+                    f"{path}.max_participants",
+                    f"{room.max_participants} participants cannot all be connected: the "
+                    f"bridge takes {schema.MAX_SIP_CALLS} SIP legs and the box has "
+                    f"{len(config.lines.fxs)} FXS and {len(config.lines.fxo)} FXO ports "
+                    f"({capacity} at most)",
+                )
+            )
     return out
 
 
