@@ -113,6 +113,7 @@ def api_docs_block() -> str:
     from firmware.service.appliance import Appliance, Options
     from firmware.service.control import ControlApi, methods_doc_block
     from firmware.service.logring import LogRing
+    from firmware.service.records import RecordsService, register_records_api
 
     server = ApiServer("/nonexistent/api.sock", credentials=MemoryCredentialStore())
     appliance = Appliance(Options(data_dir=Path("/nonexistent")))
@@ -124,6 +125,7 @@ def api_docs_block() -> str:
         logs=LogRing(),
         simulated=True,
     )
+    register_records_api(server, RecordsService(Path("/nonexistent"), config=lambda: None))
     return methods_doc_block(server)
 
 
@@ -142,6 +144,7 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     from firmware.service.appliance import Appliance
     from firmware.service.control import ControlApi
     from firmware.service.logring import LogRing
+    from firmware.service.records import RecordsService, register_records_api
     from firmware.service.simulator import SimulatorError
     from firmware.store import StoreError
 
@@ -158,6 +161,13 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
         log.error("cannot start: %s", e)
         return 1
     assert appliance.store is not None
+    records = RecordsService(options.data_dir, config=lambda: appliance.config)
+    try:
+        await records.start()
+    except StoreError as e:
+        log.error("cannot open the call records: %s", e)
+        await appliance.stop()
+        return 1
     server = ApiServer(api_socket, credentials=ConfigCredentialStore(appliance.store))
     control = ControlApi(
         server,
@@ -167,13 +177,16 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
         logs=ring,
         simulated=options.linecard is None,
     )
+    register_records_api(server, records)
     try:
         await server.start()
     except (ServerStartError, OSError) as e:
         log.error("cannot start the control API on %s: %s", api_socket, e)
+        await records.stop()
         await appliance.stop()
         return 1
     control.attach()
+    records.publish = server.publish
     if appliance.sim is not None:
         sim_control = appliance.sim.args[appliance.sim.args.index("--control") + 1]
         log.info(
@@ -187,7 +200,9 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     # Clients first (they get shutting_down, jobs are cancelled), then the appliance
     # whose state they were watching.
     control.detach()
+    records.publish = lambda topic, data: None
     await server.stop()
+    await records.stop()
     await appliance.stop()
     logging.getLogger().removeHandler(ring)
     log.info("stopped")
