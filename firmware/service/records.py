@@ -24,8 +24,7 @@ import zoneinfo
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
-from datetime import time as dtime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -42,6 +41,8 @@ from firmware.store.records import (
     CursorError,
     RecordQuery,
     RecordStore,
+    parse_when,
+    zone,
 )
 
 log = logging.getLogger(__name__)
@@ -60,17 +61,6 @@ Publish = Callable[[str, Any], object]
 
 def _no_publish(topic: str, data: dict[str, Any]) -> None:
     return None
-
-
-def zone(name: str) -> tzinfo:
-    """The IANA zone ``name``; UTC (with a warning) when the box does not know it."""
-    if name in ("", "UTC"):
-        return UTC
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        log.warning("unknown time zone %r: call records use UTC", name)
-        return UTC
 
 
 class RecordsService:
@@ -202,24 +192,6 @@ _TIME_DOC = (
     "ISO 8601 date or date-time (2026-11-25, 2026-11-25T08:00, ...Z or +01:00); "
     "without an offset it is the box's time zone"
 )
-
-
-def parse_when(text: str, tz: tzinfo, *, end_of_day: bool = False) -> float:
-    """POSIX seconds of an ISO 8601 date or date-time; a bare date is its local midnight
-    (with ``end_of_day``, the next midnight, so that ``until: 2026-11-25`` includes that day)."""
-    try:
-        if "T" not in text and " " not in text and len(text) <= 10:
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day, dtime(0), tz)
-            if end_of_day:
-                moment = datetime.combine(date.fromordinal(day.toordinal() + 1), dtime(0), tz)
-            return moment.timestamp()
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text[:40]!r} is not an ISO 8601 date or date-time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    return parsed.timestamp()
 
 
 def _check_time(name: str, value: str | None) -> None:

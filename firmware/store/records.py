@@ -24,9 +24,11 @@ import io
 import logging
 import re
 import sqlite3
+import zoneinfo
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -322,6 +324,38 @@ def _local_iso(ms: int | None, tz: tzinfo) -> str:
 
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
+
+
+# --- time ---------------------------------------------------------------------------
+
+
+def zone(name: str) -> tzinfo:
+    """The IANA zone ``name``; UTC (with a warning) when the box does not know it."""
+    if name in ("", "UTC"):
+        return UTC
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown time zone %r: call records use UTC", name)
+        return UTC
+
+
+def parse_when(text: str, tz: tzinfo, *, end_of_day: bool = False) -> float:
+    """POSIX seconds of an ISO 8601 date or date-time; a bare date is its local midnight
+    (with ``end_of_day``, the next midnight, so that ``until: 2026-11-25`` includes that day)."""
+    try:
+        if "T" not in text and " " not in text and len(text) <= 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, dtime(0), tz)
+            if end_of_day:
+                moment = datetime.combine(date.fromordinal(day.toordinal() + 1), dtime(0), tz)
+            return moment.timestamp()
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text[:40]!r} is not an ISO 8601 date or date-time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.timestamp()
 
 
 # --- the store --------------------------------------------------------------------------
@@ -671,4 +705,6 @@ __all__ = [
     "StoredRecord",
     "Summary",
     "Usage",
+    "parse_when",
+    "zone",
 ]
