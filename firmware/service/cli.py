@@ -182,8 +182,8 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
         await server.start()
     except (ServerStartError, OSError) as e:
         log.error("cannot start the control API on %s: %s", api_socket, e)
-        await records.stop()
         await appliance.stop()
+        await records.stop()
         return 1
     control.attach()
     records.publish = server.publish
@@ -202,8 +202,9 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     control.detach()
     records.publish = lambda topic, data: None
     await server.stop()
-    await records.stop()
+    # Records last: calls ended while the appliance stops still reach the store.
     await appliance.stop()
+    await records.stop()
     logging.getLogger().removeHandler(ring)
     log.info("stopped")
     return 0

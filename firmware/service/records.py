@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sqlite3
 import time
 import zoneinfo
 from collections import deque
@@ -133,15 +134,23 @@ class RecordsService:
             if self._store is None:
                 return 0
             batch = list(self._pending)
+            self._pending.clear()
             if batch:
                 try:
                     await asyncio.to_thread(self._store.insert, batch)
-                except StoreError as exc:
+                except (StoreError, sqlite3.Error, OSError) as exc:
+                    # Kept for the next interval (disk full, a locked file): put back in
+                    # front of what arrived meanwhile, within the cap.
                     log.error("call records: cannot write %d records: %s", len(batch), exc)
+                    self._pending.extendleft(reversed(batch))
+                    while len(self._pending) > MAX_PENDING:
+                        self._pending.popleft()
+                        self.dropped += 1
                     return 0
-                for _ in batch:
-                    self._pending.popleft()
-            await self._announce()
+            try:
+                await self._announce()
+            except (StoreError, sqlite3.Error) as exc:
+                log.error("call records: cannot read new records: %s", exc)
             return len(batch)
 
     async def _announce(self) -> None:

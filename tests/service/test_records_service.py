@@ -81,3 +81,25 @@ def test_times_and_zones() -> None:
     assert parse_when("2025-11-24T16:00:00Z", berlin) == T0
     assert parse_when("2025-11-24T17:00", berlin) == T0
     assert str(zone("Nowhere/Special")) == "UTC"
+
+
+async def test_records_wait_out_a_locked_database(tmp_path: Path) -> None:
+    import sqlite3
+
+    from firmware.store.records import RECORDS_FILENAME
+
+    service = RecordsService(tmp_path, config=default_config, clock=lambda: T0)
+    await service.start()
+    assert service._task is not None
+    service._task.cancel()  # flushes by hand here
+    blocker = sqlite3.connect(tmp_path / RECORDS_FILENAME, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock (5 s busy timeout)
+    service.add(leg_for(1))
+    assert await service.flush() == 0
+    service.add(leg_for(2))  # arrives meanwhile: queued behind the one that waited
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert await service.flush() == 2
+    await service.stop()
+    with RecordStore.open(tmp_path) as store:
+        assert [s.record.id for s in store.iterate(RecordQuery())] == ["leg-1", "leg-2"]
