@@ -72,9 +72,11 @@ class RecordsService:
         config: Callable[[], Config | None],
         clock: Callable[[], float] = time.time,
         flush_interval_s: float = FLUSH_INTERVAL_S,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.data_dir = data_dir
-        self.recorder = CallRecorder()
+        # Call control may own the recorder and hand it in, or use this one.
+        self.recorder = recorder if recorder is not None else CallRecorder()
         self.publish: Publish = _no_publish
         self._config = config
         self._clock = clock
