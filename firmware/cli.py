@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "hwtest": "hwtests.cli",
     "console": "tui.cli",
     "recordings": "firmware.service.recordings_cli",
+    "records": "firmware.store.records_cli",
 }
 
 

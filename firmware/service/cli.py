@@ -133,6 +133,7 @@ def api_docs_block() -> str:
     from firmware.service.appliance import Appliance, Options
     from firmware.service.control import ControlApi, methods_doc_block
     from firmware.service.logring import LogRing
+    from firmware.service.records import RecordsService, register_records_api
 
     server = ApiServer("/nonexistent/api.sock", credentials=MemoryCredentialStore())
     appliance = Appliance(Options(data_dir=Path("/nonexistent")))
@@ -144,6 +145,7 @@ def api_docs_block() -> str:
         logs=LogRing(),
         simulated=True,
     )
+    register_records_api(server, RecordsService(Path("/nonexistent"), config=lambda: None))
     return methods_doc_block(server)
 
 
@@ -162,6 +164,7 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     from firmware.service.appliance import Appliance
     from firmware.service.control import ControlApi
     from firmware.service.logring import LogRing
+    from firmware.service.records import RecordsService, register_records_api
     from firmware.service.simulator import SimulatorError
     from firmware.service.sipfirewall import SipFirewallService
     from firmware.store import StoreError
@@ -181,6 +184,14 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     assert appliance.store is not None and appliance.config is not None
     firewall = SipFirewallService(appliance.raise_alarm, appliance.clear_alarm)
     await firewall.start(appliance.config, simulated=options.linecard is None)
+    assert appliance.store is not None
+    records = RecordsService(options.data_dir, config=lambda: appliance.config)
+    try:
+        await records.start()
+    except StoreError as e:
+        log.error("cannot open the call records: %s", e)
+        await appliance.stop()
+        return 1
     server = ApiServer(api_socket, credentials=ConfigCredentialStore(appliance.store))
     control = ControlApi(
         server,
@@ -190,14 +201,17 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
         logs=ring,
         simulated=options.linecard is None,
     )
+    register_records_api(server, records)
     try:
         await server.start()
     except (ServerStartError, OSError) as e:
         log.error("cannot start the control API on %s: %s", api_socket, e)
         await appliance.stop()
         await firewall.stop()
+        await records.stop()
         return 1
     control.attach()
+    records.publish = server.publish
     if appliance.sim is not None:
         sim_control = appliance.sim.args[appliance.sim.args.index("--control") + 1]
         log.info(
@@ -211,9 +225,12 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     # Clients first (they get shutting_down, jobs are cancelled), then the appliance
     # whose state they were watching.
     control.detach()
+    records.publish = lambda topic, data: None
     await server.stop()
+    # Records last: calls ended while the appliance stops still reach the store.
     await appliance.stop()
     await firewall.stop()
+    await records.stop()
     logging.getLogger().removeHandler(ring)
     log.info("stopped")
     return 0

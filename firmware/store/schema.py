@@ -570,6 +570,23 @@ class RecordingConfig:
     )
 
 
+# ---------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class RecordsConfig:
+    retention_days: int = setting(
+        365,
+        "Call records older than this many days are deleted; 0 keeps them whatever their age.",
+        check=checks.in_range(0, 3650, "days"),
+    )
+    max_rows: int = setting(
+        100_000,
+        "At most this many call records (legs) are kept; the oldest go first (~200 bytes each).",
+        check=checks.in_range(1000, 1_000_000),
+    )
+
+
 # ---------------------------------------------------------------------------- root
 
 
@@ -585,6 +602,7 @@ class Config:
     network: NetworkConfig = section(NetworkConfig, "IP addressing, DNS and time.")
     conference: ConferenceConfig = section(ConferenceConfig, "Dial-in conference rooms.")
     recording: RecordingConfig = section(RecordingConfig, "Call recording storage.")
+    records: RecordsConfig = section(RecordsConfig, "Call detail records: how long they are kept.")
 
 
 def default_config(fxs_ports: int = 2, fxo_ports: int = 1) -> Config:
