@@ -377,6 +377,8 @@ class SipBridge:
         async def run() -> None:
             try:
                 await op(call_id)
+            except SipUsageError as exc:  # it ended meanwhile (a CANCEL crossing our 180)
+                log.info("leg %d: %s not done: %s", leg, what, exc)
             except SipError as exc:
                 log.warning("leg %d: %s failed: %s", leg, what, exc)
 
