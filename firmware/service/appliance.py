@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S: Final = 10.0  # handshake; the card answers within ms when it is there
 RECONFIGURE_POLL_S: Final = 1.0  # how often a waiting configuration looks for idle lines
+CONFIG_POLL_S: Final = 2.0  # how often the store is asked for a newer version
 PCM_FORMAT: Final = PcmFormat(SAMPLE_RATE, FRAME_MS)
 
 
@@ -145,6 +146,8 @@ class Appliance:
         self.sip: SipBridge | None = None  # the SIP stack, when it runs
         # A saved configuration waiting for the calls in progress to end.
         self._pending_config: Config | None = None
+        self._config_version = 0  # the stored version in service (or waiting to be)
+        self._watch_task: asyncio.Task[None] | None = None
         self._reconfigure_task: asyncio.Task[None] | None = None
         # Told of every configuration that took effect (the kernel firewall, say).
         self.config_listeners: list[Callable[[Config], Coroutine[Any, Any, None]]] = []
@@ -172,6 +175,7 @@ class Appliance:
         self.store = ConfigStore.open(self.options.data_dir, defaults=defaults)
         current = self.store.current()
         self.config = current.config
+        self._config_version = current.version
         log.info("configuration version %d loaded from %s", current.version, self.options.data_dir)
         linecard, audio = self.options.linecard, self.options.audio
         if linecard is None:
@@ -202,6 +206,7 @@ class Appliance:
             await self.link.send(card.StatusRequest(port))
         self.supervisor.ready(self.summary())
         self.supervisor.start_watchdog()
+        self._watch_task = asyncio.create_task(self._watch_config(), name="config-watch")
 
     def _build_ports(self, hello: card.HelloAck, audio: str | None) -> None:
         assert self.config is not None
@@ -273,7 +278,23 @@ class Appliance:
 
     # --- configuration changes -----------------------------------------------------
 
-    def reconfigure(self, config: Config) -> None:
+    async def _watch_config(self) -> None:
+        """Notice versions saved by anyone (``ponte config`` on the data dir, the API)."""
+        while True:
+            await asyncio.sleep(CONFIG_POLL_S)
+            store = self.store
+            if store is None:
+                return
+            try:
+                head = await asyncio.to_thread(store.head)
+                if head != self._config_version:
+                    current = await asyncio.to_thread(store.current)
+                    log.info("configuration version %d saved", current.version)
+                    self.reconfigure(current.config, current.version)
+            except Exception:  # a locked or vanished store: the next look may succeed
+                log.exception("watching the configuration store")
+
+    def reconfigure(self, config: Config, version: int | None = None) -> None:
         """Take ``config`` (just saved) into service as soon as no call is in progress.
 
         Call control and the SIP stack change together, between calls: a call keeps the
@@ -281,6 +302,8 @@ class Appliance:
         restart (the card's ports are built once).
         """
         self._pending_config = config
+        if version is not None:
+            self._config_version = version
         if self._reconfigure_task is None or self._reconfigure_task.done():
             self._reconfigure_task = asyncio.create_task(
                 self._reconfigure_when_idle(), name="reconfigure"
@@ -319,11 +342,12 @@ class Appliance:
         """Stop everything that was started, in reverse order; safe to call twice."""
         self.supervisor.stopping()
         await self.supervisor.stop()  # no keep-alives judged on a half-stopped appliance
-        if self._reconfigure_task is not None:
-            self._reconfigure_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconfigure_task
-            self._reconfigure_task = None
+        for task in (self._watch_task, self._reconfigure_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._watch_task = self._reconfigure_task = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -61,3 +63,20 @@ async def test_a_trunk_added_over_the_api_registers_once_the_line_is_idle(tmp_pa
     finally:
         box.close()
         kam.stop()
+
+
+def test_a_change_made_with_ponte_config_is_noticed_by_the_running_box(tmp_path: Path) -> None:
+    box = Appliance(tmp_path, "--fxs", "2", "--fxo", "1", "--stderr")
+    try:
+        box.wait_notify("READY=1")
+        subprocess.run(
+            [
+                sys.executable, "-m", "firmware", "config", "set", "--data-dir",
+                str(box.data), "dialplan.inter_digit_timeout_ms", "6000",
+            ],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        box.wait_log("configuration version 2 saved", timeout=15)
+        box.wait_log("new configuration in service", timeout=15)
+    finally:
+        box.close()
