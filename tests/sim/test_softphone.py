@@ -27,5 +27,5 @@ def test_the_softphone_listens_on_loopback_without_registering(tmp_path: Path) -
 
 @pytest.mark.parametrize(("port", "user"), [(0, "201"), (70000, "201"), (5070, ""), (5070, "a b")])
 def test_bad_settings_are_refused_by_name(tmp_path: Path, port: int, user: str) -> None:
-    with pytest.raises(SoftphoneError, match="port|user"):
+    with pytest.raises(SoftphoneError, match=r"port|user"):
         write_config(tmp_path, port=port, user=user)
