@@ -167,6 +167,7 @@ class Site:
             self.box.wait_notify("READY=1")
             account = "line1" if ata else "provider"
             self.box.wait_log(f"SIP account {account}: registered", timeout=30)
+            self.box.wait_log("control API listening", timeout=30)
             port = self.kam.tls_port if tls else self.kam.port
             transport = ";transport=tls" if tls else ""
             media = ";mediaenc=srtp-mand" if tls else ""
