@@ -59,6 +59,7 @@ from firmware.sip.settings import (
     AccountSettings,
     EndpointSettings,
     TransportSettings,
+    nameserver_address,
 )
 from firmware.sip.trace import SipTrace, TraceRing, parse_message_log
 
@@ -129,6 +130,23 @@ def tls_library_version() -> str:
         version: bytes = fn(0)
         return version.decode("ascii", "replace")
     return "unknown (no bundled libcrypto found)"
+
+
+# pjlib's log level before libInit hands it our LogConfig: warnings and errors.
+PRE_INIT_LOG_LEVEL = 2
+
+
+def _quiet_until_init() -> None:
+    """Keep libCreate's chatter off stdout.
+
+    Until libInit installs our log writer, pjlib prints to stdout at its global level: 5 in
+    a fresh process, and after a restart whatever the previous endpoint set (with that
+    endpoint's decor, i.e. without newlines).  pjsua2 exposes no setter before libInit, so
+    set pjlib's own global through the extension module that carries it.
+    """
+    so = glob.glob(os.path.join(os.path.dirname(pj.__file__), "_pjsua2*.so"))
+    if so:
+        ctypes.CDLL(so[0]).pj_log_set_level(PRE_INIT_LOG_LEVEL)
 
 
 def pjsua_version() -> str:
@@ -315,6 +333,7 @@ class _Core:
 
     def _create(self) -> None:
         s = self.settings
+        _quiet_until_init()
         self.ep.libCreate()
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
@@ -324,6 +343,8 @@ class _Core:
         for server in s.stun_servers:
             cfg.uaConfig.stunServer.append(server)
         cfg.uaConfig.stunIgnoreFailure = True
+        for server in s.nameservers:
+            cfg.uaConfig.nameserver.append(nameserver_address(server))
         # DESIGN.md: without a sound device call ports leak in the bridge unless this is -1.
         cfg.medConfig.sndAutoCloseTime = -1
         cfg.medConfig.clockRate = BRIDGE_CLOCK_HZ
@@ -434,8 +455,22 @@ class _Core:
         host = f"[{info.host}]" if ":" in info.host else info.host
         cfg.idUri = f"sip:{self.settings.local_user}@{host}"
         cfg.regConfig.registerOnAdd = False
+        self._bind_media(cfg)
         self.local = _Account(self, None, "local")
         self.local.create(cfg, True)
+
+    def _bind_media(self, cfg: Any) -> None:
+        """RTP on the SIP transport's address when that is a specific one.
+
+        pjsua binds RTP to every interface and puts the host's default address in the SDP;
+        a box told to speak SIP on one address (127.0.0.1 in simulation) must not offer media
+        on another.
+        """
+        host = self.transport_info[0].host
+        if ipaddress.ip_address(host).is_unspecified:
+            return
+        cfg.mediaConfig.transportConfig.boundAddress = host
+        cfg.mediaConfig.transportConfig.publicAddress = host
 
     def _create_sink_account(self) -> None:
         """An account no INVITE can pass: pjsua refuses it before opening media sockets.
@@ -497,6 +532,7 @@ class _Core:
         nat.sipStunUse = pj.PJSUA_STUN_USE_DEFAULT if s.use_stun else pj.PJSUA_STUN_USE_DISABLED
         nat.mediaStunUse = nat.sipStunUse
         nat.udpKaIntervalSec = s.keepalive_s
+        self._bind_media(cfg)
         med = cfg.mediaConfig
         med.srtpUse = _SRTP[s.srtp]
         # pjsua's default 1 would refuse SRTP over UDP even when only optional.
@@ -567,6 +603,13 @@ class _Core:
         if not self.bucket.take(now):
             self.counters.sunk_by_rate += 1
             prm.accountIndex = self.sink.getId()
+            return
+        # A trunk's calls take the trunk's account (its SRTP and codec settings): pjsua
+        # matches the Request-URI's user and host, which the local account may share.
+        trunk = self.policy.trunk_for(source)
+        account = self.accounts.get(trunk) if trunk is not None else None
+        if account is not None:
+            prm.accountIndex = account.getId()
 
     def on_incoming_call(self, acc: _Account, prm: Any) -> None:
         call = _Call(self, acc, int(prm.callId))
