@@ -154,14 +154,22 @@ class DtmfReceived:
 
 @dataclass(frozen=True)
 class CallerIdentity:
-    """Who the box says is calling, put in the From of an outgoing INVITE (FXO caller ID)."""
+    """Who the box says is calling, put in the From of an outgoing INVITE (FXO caller ID).
+
+    A caller ID may carry a name without a number (the number withheld or unavailable); the
+    From then keeps the account's user part and only shows the name.
+    """
 
     number: str
     name: str = ""
 
     def __post_init__(self) -> None:
-        if not self.number or len(self.number) > MAX_CALLER_NUMBER:
-            raise ValueError(f"caller number {self.number!r}: 1..{MAX_CALLER_NUMBER} characters")
+        if not self.number and not self.name:
+            raise ValueError("a caller identity needs a number, a name or both")
+        if len(self.number) > MAX_CALLER_NUMBER:
+            raise ValueError(
+                f"caller number {self.number!r}: at most {MAX_CALLER_NUMBER} characters"
+            )
         if not all(c in CALLER_NUMBER_CHARS for c in self.number):
             raise ValueError(
                 f"caller number {self.number!r}: only digits, '+', '*' and '#' may appear"

@@ -185,7 +185,8 @@ def from_header(caller: CallerIdentity, account_uri: str) -> str:
     scheme = party.uri.split(":", 1)[0].lower()
     if scheme not in ("sip", "sips") or not party.host:
         raise PeerProtocolError(f"account URI {account_uri!r} has no SIP host")
-    uri = f"{scheme}:{caller.number}@{party.host}"
+    user = caller.number or party.user
+    uri = f"{scheme}:{user}@{party.host}" if user else f"{scheme}:{party.host}"
     if caller.name:
         escaped = caller.name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}" <{uri}>'

@@ -40,40 +40,55 @@ ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}
 """
 
 
+START_ATTEMPTS = 3
+
+
 class Baresip:
     def __init__(self, directory: Path, account: str, pki: TestPki, extra: str = "") -> None:
         directory.mkdir(parents=True)
         self.dir = directory
-        self.ctrl_port = free_port()
-        self.sip_port = free_port()
-        rtp = free_port()
         both = directory / "cert-and-key.pem"
         both.write_bytes(pki.cert.read_bytes() + pki.key.read_bytes())
-        (directory / "config").write_text(
-            CONFIG.format(
-                sip_port=self.sip_port, cert=both, ca=pki.ca_cert, dir=directory,
-                rtp=rtp, rtp_end=rtp + 20, ctrl_port=self.ctrl_port,
-            )
-            + extra
-        )  # fmt: skip
         (directory / "accounts").write_text(account + "\n")
         (directory / "contacts").write_text("")
-        self.log = (directory / "baresip.log").open("wb")
+        # baresip binds SIP/TLS on sip_port + 1 and RTP on a range; free_port() cannot
+        # reserve those against parallel tests, so a start that lost a port race is retried
+        # with new ports.
+        for attempt in range(START_ATTEMPTS):
+            self.ctrl_port = free_port()
+            self.sip_port = free_port()
+            rtp = free_port()
+            (directory / "config").write_text(
+                CONFIG.format(
+                    sip_port=self.sip_port, cert=both, ca=pki.ca_cert, dir=directory,
+                    rtp=rtp, rtp_end=rtp + 20, ctrl_port=self.ctrl_port,
+                )
+                + extra
+            )  # fmt: skip
+            try:
+                self._start()
+                break
+            except RuntimeError as exc:
+                if "already in use" not in str(exc) or attempt == START_ATTEMPTS - 1:
+                    raise
+        self._buf = b""
+
+    def _start(self) -> None:
+        self.log = (self.dir / "baresip.log").open("wb")
         self.proc = subprocess.Popen(
-            ["baresip", "-f", str(directory)],
+            ["baresip", "-f", str(self.dir)],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 10
         while True:
             try:
                 self.sock = socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=1)
-                break
+                return
             except OSError as exc:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     self.stop()
                     raise RuntimeError(f"baresip did not start: {self.log_text()[-2000:]}") from exc
                 time.sleep(0.05)
-        self._buf = b""
 
     def command(self, command: str, params: str = "") -> None:
         body = json.dumps({"command": command, "params": params, "token": command}).encode()

@@ -85,6 +85,10 @@ def test_from_header_for_an_outgoing_call() -> None:
     assert from_header(CallerIdentity("123"), '"Trunk" <sips:acct@pbx.example;transport=tls>') == (
         "<sips:123@pbx.example>"
     )
+    # a name without a number keeps the account's user part
+    assert from_header(CallerIdentity("", "Withheld Co"), "<sip:ponte@10.0.0.1>") == (
+        '"Withheld Co" <sip:ponte@10.0.0.1>'
+    )
     with pytest.raises(PeerProtocolError, match="no SIP host"):
         from_header(CallerIdentity("1"), "<tel:+1>")
 
@@ -92,8 +96,10 @@ def test_from_header_for_an_outgoing_call() -> None:
 def test_caller_identity_is_validated() -> None:
     with pytest.raises(ValueError, match="only digits"):
         CallerIdentity("12ab")
-    with pytest.raises(ValueError, match=r"1\.\.32"):
+    with pytest.raises(ValueError, match="a number, a name or both"):
         CallerIdentity("")
+    with pytest.raises(ValueError, match="at most 32"):
+        CallerIdentity("1" * 33)
     with pytest.raises(ValueError, match="printable"):
         CallerIdentity("1", "evil\r\nVia: x")
 
