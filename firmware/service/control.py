@@ -30,9 +30,9 @@ from firmware.service.appliance import Appliance
 from firmware.service.conference import ConferenceRegistry
 from firmware.service.confrec_api import ConfRecApi
 from firmware.service.logring import LEVELS, LogRecord, LogRing
+from firmware.service.recording import RecordingError, Recordings
 from firmware.service.sipbridge import SipBridge
 from firmware.sip.errors import SipUsageError
-from firmware.service.recording import RecordingError, Recordings
 from firmware.store import (
     Config,
     ConfigError,
