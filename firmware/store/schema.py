@@ -497,6 +497,15 @@ def _prompt_names(values: tuple[str, ...]) -> str | None:
     return None
 
 
+def _prompt_language(value: str) -> str | None:
+    if value == "" or value in PROMPT_LANGUAGES:
+        return None
+    return (
+        f"unknown prompt language {checks.show(value)} (known: {', '.join(PROMPT_LANGUAGES)}; "
+        "empty for the system country's)"
+    )
+
+
 @dataclass(frozen=True)
 class IvrOption:
     digit: str = setting("", "The key: 0-9, '*' or '#'.", check=ivrconfig.option_digit)
@@ -565,7 +574,7 @@ class IvrConfig:
     language: str = setting(
         "",
         "Prompt language (en, de, fr, es, it); empty uses the system country's.",
-        check=checks.one_of_text(("", *PROMPT_LANGUAGES), "prompt language"),
+        check=_prompt_language,
     )
     open_menu: str = setting("", "Entry menu during office hours (always, without hours).")
     closed_menu: str = setting("", "Entry menu outside office hours.")
