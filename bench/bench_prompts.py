@@ -74,7 +74,7 @@ def main() -> None:
         seq = _per_call_us(lambda: lib.sequence(say_number(1234), "de"), 2000)
         print(f"   say_number(1234) joined, cached: {seq:7.1f} µs")
         lib.invalidate()
-        miss = _per_call_us(lambda: lib.get("no_such_prompt", "de"), 1)
+        miss = _per_call_us(lambda: lib.get("no-such-prompt", "de"), 1)
         print(f"   lookup, miss -> error tone:      {miss:7.1f} µs")
 
     plan = _ivr_plan()

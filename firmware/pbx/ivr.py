@@ -21,7 +21,7 @@ with the hang-up); a symbol that is not a DTMF key raises :class:`BadDigit`.
 
     >>> session = plan.session()
     >>> session.start(now=0, when=datetime.now(UTC))
-    [PlayPrompts(play_id=1, names=('welcome', 'enter_extension_or_wait'), language='en')]
+    [PlayPrompts(play_id=1, names=('welcome', 'enter-extension-or-wait'), language='en')]
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ MAX_MENU_PLAYS: Final = 30
 # session carries on after this long rather than hold the line for ever.
 PROMPT_GUARD_MS: Final = 5 * 60 * 1000
 INVALID_PROMPT: Final = "invalid"
-INVALID_EXTENSION_PROMPT: Final = "invalid_extension"
+INVALID_EXTENSION_PROMPT: Final = "invalid-extension"
 TIMEOUT_PROMPT: Final = "timeout"
 GOODBYE_PROMPT: Final = "goodbye"
 

@@ -1,9 +1,10 @@
 """The prompt catalogue: every default prompt's name and its text in each language.
 
 Phrases live in ``catalogue.toml`` next to this module (one table a prompt, a key a
-language); the numbers and digits are added here, because espeak-ng reads a numeral in
-the voice's own language ("42" is "zweiundvierzig" in German).  The catalogue is
-validated when first loaded: a bad entry raises :class:`CatalogueError` naming it.
+language); names are kebab-case (``vm-new-messages``).  The numbers are added here,
+because espeak-ng reads a numeral in the voice's own language ("42" is "zweiundvierzig"
+in German).  The catalogue is validated when first loaded: a bad entry raises
+:class:`CatalogueError` naming it.
 
     >>> catalogue().text("goodbye", "de")
     'Auf Wiederhören.'
@@ -29,39 +30,38 @@ VOICES: Final[Mapping[str, str]] = MappingProxyType(
     {"en": "en-us", "de": "de", "fr": "fr-fr", "es": "es", "it": "it"}
 )
 LANGUAGES: Final = tuple(VOICES)
-NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_]{0,47}$")  # also a safe file name
+NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")  # kebab-case; a safe file name
 MAX_TEXT_LEN: Final = 400  # a prompt is a sentence or three, never a speech
 
 # say_number() covers 0..MAX_NUMBER with these: 0-99 whole, then hundreds and thousands.
 MAX_NUMBER: Final = 9999
 NUMBER_NAMES: Final = (
-    tuple(f"num_{n}" for n in range(100))
-    + tuple(f"num_{n}" for n in range(100, 1000, 100))
-    + tuple(f"num_{n}" for n in range(1000, 10000, 1000))
-)
-DIGIT_NAMES: Final = tuple(f"digit_{d}" for d in range(10))
+    tuple(f"num-{n}" for n in range(100))
+    + tuple(f"num-{n}" for n in range(100, 1000, 100))
+    + tuple(f"num-{n}" for n in range(1000, 10000, 1000))
+)  # num-0 .. num-9 are also the digits
 WEEKDAY_NAMES: Final = (
-    "day_monday",
-    "day_tuesday",
-    "day_wednesday",
-    "day_thursday",
-    "day_friday",
-    "day_saturday",
-    "day_sunday",
+    "day-monday",
+    "day-tuesday",
+    "day-wednesday",
+    "day-thursday",
+    "day-friday",
+    "day-saturday",
+    "day-sunday",
 )  # datetime.weekday() order
 MONTH_NAMES: Final = (
-    "month_january",
-    "month_february",
-    "month_march",
-    "month_april",
-    "month_may",
-    "month_june",
-    "month_july",
-    "month_august",
-    "month_september",
-    "month_october",
-    "month_november",
-    "month_december",
+    "month-january",
+    "month-february",
+    "month-march",
+    "month-april",
+    "month-may",
+    "month-june",
+    "month-july",
+    "month-august",
+    "month-september",
+    "month-october",
+    "month-november",
+    "month-december",
 )
 
 
@@ -115,7 +115,7 @@ def parse_catalogue(text: str, origin: str = DATA_FILE) -> Catalogue:
             continue
         where = f"{origin}: [{name}]"
         if not NAME_RE.match(name):
-            raise CatalogueError(f"{where}: a name is 1-48 of a-z, 0-9 and '_'")
+            raise CatalogueError(f"{where}: a name is 1-48 of a-z, 0-9 and '-'")
         if not isinstance(table, dict):
             raise CatalogueError(f"{where}: expected a table of language = text")
         for lang, phrase in table.items():
@@ -128,10 +128,10 @@ def parse_catalogue(text: str, origin: str = DATA_FILE) -> Catalogue:
         if DEFAULT_LANGUAGE not in table:
             raise CatalogueError(f"{where}: every prompt needs {DEFAULT_LANGUAGE!r} text")
         entries[name] = MappingProxyType(dict(table))
-    for name in NUMBER_NAMES + DIGIT_NAMES:
+    for name in NUMBER_NAMES:
         if name in entries:
             raise CatalogueError(f"{origin}: [{name}] is generated, do not list it")
-        numeral = name.split("_")[1]
+        numeral = name.split("-")[1]
         entries[name] = MappingProxyType(dict.fromkeys(VOICES, numeral))
     for name in WEEKDAY_NAMES + MONTH_NAMES:
         if name not in entries:

@@ -35,6 +35,7 @@ from firmware.prompts.catalogue import DEFAULT_LANGUAGE, NAME_RE, language_for
 
 log = logging.getLogger(__name__)
 
+CUSTOM_SUBDIR: Final = "prompts"  # <data dir>/prompts holds the installer's recordings
 CACHE_ENTRIES: Final = 256  # decoded prompts kept; ~4 MB at 1 s average
 MAX_CUSTOM_BYTES: Final = 20 * 1024 * 1024  # a 20 MB upload is already 10 min at 16 kHz
 ENV_DIR: Final = "PONTE_PROMPTS_DIR"
@@ -100,6 +101,12 @@ class PromptLibrary:
         self._cache: OrderedDict[tuple[str, str], Prompt] = OrderedDict()
         self._error_tone = error_tone()
         self.misses = 0  # lookups answered with the error tone (for diagnostics)
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> PromptLibrary:
+        """The box's library: generated prompts where the build put them, the installer's
+        recordings in ``<data_dir>/prompts``."""
+        return cls(default_generated_dir(), Path(data_dir) / CUSTOM_SUBDIR)
 
     def _candidates(self, name: str, lang: str) -> Iterable[tuple[Path, Source]]:
         if self.custom is not None:

@@ -1,7 +1,7 @@
 """Saying numbers, digits and dates as sequences of catalogue prompt names (pure).
 
 A number is spoken as at most three prompts: thousands, hundreds, then the rest below a
-hundred (``1234`` -> ``num_1000 num_200 num_34``); each prompt was rendered from its
+hundred (``1234`` -> ``num-1000 num-200 num-34``); each prompt was rendered from its
 numeral by espeak-ng in the prompt's language, so the words are that language's.
 """
 
@@ -21,25 +21,25 @@ def say_number(n: int) -> tuple[str, ...]:
     if not 0 <= n <= MAX_NUMBER:
         raise ValueError(f"say_number covers 0..{MAX_NUMBER}, got {n}")
     if n < 100:
-        return (f"num_{n}",)
+        return (f"num-{n}",)
     out: list[str] = []
     thousands, rest = divmod(n, 1000)
     if thousands:
-        out.append(f"num_{thousands * 1000}")
+        out.append(f"num-{thousands * 1000}")
     hundreds, rest = divmod(rest, 100)
     if hundreds:
-        out.append(f"num_{hundreds * 100}")
+        out.append(f"num-{hundreds * 100}")
     if rest:
-        out.append(f"num_{rest}")
+        out.append(f"num-{rest}")
     return tuple(out)
 
 
 def say_digits(digits: str) -> tuple[str, ...]:
-    """One prompt per dialling symbol: ``"10#"`` -> ``digit_1 digit_0 hash``."""
+    """One prompt per dialling symbol: ``"10#"`` -> ``num-1 num-0 hash``."""
     out: list[str] = []
     for ch in digits:
         if ch.isdigit() and ch.isascii():
-            out.append(f"digit_{ch}")
+            out.append(f"num-{ch}")
         elif ch in SYMBOL_NAMES:
             out.append(SYMBOL_NAMES[ch])
         else:

@@ -491,7 +491,7 @@ def _prompt_names(values: tuple[str, ...]) -> str | None:
     for value in values:
         if not PROMPT_NAME_RE.match(value):
             return (
-                f"{checks.show(value)} is not a prompt name (1-48 of a-z, 0-9 and '_'; "
+                f"{checks.show(value)} is not a prompt name (1-48 of a-z, 0-9 and '-'; "
                 "see ponte prompts list)"
             )
     return None
@@ -522,7 +522,7 @@ class IvrMenu:
 
     name: str = setting("", "Unique name of the menu.", check=checks.name)
     prompts: tuple[str, ...] = setting(
-        ("welcome", "enter_extension_or_wait"),
+        ("welcome", "enter-extension-or-wait"),
         "Prompts played one after the other (catalogue names or custom uploads).",
         check=_prompt_names,
     )

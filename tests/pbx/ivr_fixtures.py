@@ -33,7 +33,7 @@ OFFICE: dict[str, Any] = {
         "menus": [
             {
                 "name": "main",
-                "prompts": ["welcome", "enter_extension_or_wait"],
+                "prompts": ["welcome", "enter-extension-or-wait"],
                 "options": [
                     {"digit": "1", "to": "menu:sales"},
                     {"digit": "0", "to": "extension:201"},
@@ -50,7 +50,7 @@ OFFICE: dict[str, Any] = {
             },
             {
                 "name": "sales",
-                "prompts": ["please_hold"],
+                "prompts": ["please-hold"],
                 "options": [{"digit": "1", "to": "extension:202"}],
                 "timeout_s": 4,
                 "max_retries": 1,
@@ -59,7 +59,7 @@ OFFICE: dict[str, Any] = {
             },
             {
                 "name": "closed",
-                "prompts": ["office_closed"],
+                "prompts": ["office-closed"],
                 "max_retries": 0,
                 "timeout": "voicemail:201",
             },

@@ -29,7 +29,7 @@ UTC = dt.UTC
 OPEN = dt.datetime(2026, 6, 10, 8, 0, tzinfo=UTC)
 # Wednesday 2026-06-10 20:00 in Berlin: closed.
 CLOSED = dt.datetime(2026, 6, 10, 18, 0, tzinfo=UTC)
-MAIN = ("welcome", "enter_extension_or_wait")
+MAIN = ("welcome", "enter-extension-or-wait")
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_a_key_during_the_prompt_stops_it_barge_in(plan: IvrPlan) -> None:
     s, play = started(plan)
     out = s.digit("1", 500)
     assert out[0] == StopPrompt(play.play_id)
-    assert isinstance(out[1], PlayPrompts) and out[1].names == ("please_hold",)
+    assert isinstance(out[1], PlayPrompts) and out[1].names == ("please-hold",)
     assert s.menu == "sales"
     # The stopped prompt's end arrives late: it must not end the new one.
     assert s.prompt_finished(play.play_id, 600) == []
@@ -111,7 +111,7 @@ def test_direct_dialling_a_number_that_is_no_extension(plan: IvrPlan) -> None:
     s.digit("9", 2100)
     out = s.digit("9", 2200)
     assert len(out) == 1 and isinstance(out[0], PlayPrompts)
-    assert out[0].names == ("invalid_extension", *MAIN)
+    assert out[0].names == ("invalid-extension", *MAIN)
     assert s.state is State.PLAYING
 
 
@@ -163,7 +163,7 @@ def test_submenu_times_out_back_to_main_with_fresh_retries(plan: IvrPlan) -> Non
     assert isinstance(play, PlayPrompts)
     s.prompt_finished(play.play_id, 3000)
     replay = s.handle_timer(3000 + 4000)[0]  # sales: 4 s, max_retries 1
-    assert isinstance(replay, PlayPrompts) and replay.names == ("timeout", "please_hold")
+    assert isinstance(replay, PlayPrompts) and replay.names == ("timeout", "please-hold")
     s.prompt_finished(replay.play_id, 8000)
     back = s.handle_timer(8000 + 4000)[0]
     assert isinstance(back, PlayPrompts) and back.names == MAIN
@@ -212,7 +212,7 @@ def test_the_prompt_guard_when_the_end_of_a_prompt_is_never_reported(plan: IvrPl
 
 def test_outside_office_hours_the_closed_menu_goes_to_voicemail(plan: IvrPlan) -> None:
     s, play = started(plan, CLOSED)
-    assert s.menu == "closed" and play.names == ("office_closed",)
+    assert s.menu == "closed" and play.names == ("office-closed",)
     s.prompt_finished(play.play_id, 1000)
     assert s.handle_timer(1000 + 6000) == [Transfer(GoVoicemail("201"), "closed", "")]
 

@@ -63,7 +63,7 @@ def test_wav_format_level_and_speech(built: tuple[Path, Counting], lang: str) ->
         data = (out / lang / f"{name}.wav").read_bytes()
         audio = read_wav(data)
         assert (audio.rate, audio.channels, audio.encoding) == (8000, 1, "pcm16"), name
-        assert 0.15 < audio.seconds < 15, (name, audio.seconds)
+        assert 0.15 < audio.seconds < 20, (name, audio.seconds)
         # Non-silent, and at the speech level: the loudest 10 ms frames carry speech.
         frames = audio.pcm[: audio.pcm.size // 80 * 80].reshape(-1, 80)
         levels = np.array([power_dbm0(f) for f in frames])

@@ -22,28 +22,40 @@ from firmware.store.schema import IvrMenu
 
 # Prompt names other parts of the firmware play.  A name here that the catalogue lacks
 # would be the error tone on a real call.
-REQUIRED = {
-    # IVR (firmware.pbx.ivr and the default menu)
+IVR_NAMES = {
     ivr.INVALID_PROMPT, ivr.INVALID_EXTENSION_PROMPT, ivr.TIMEOUT_PROMPT, ivr.GOODBYE_PROMPT,
-    *IvrMenu().prompts, "welcome", "enter_extension", "please_hold", "transferring",
-    "office_closed", "holiday",
-    # voicemail (issue 5 section 4)
-    "vm_enter_mailbox", "enter_pin", "vm_login_incorrect", "vm_you_have", "vm_new_message",
-    "vm_new_messages", "vm_saved_message", "vm_saved_messages", "vm_no_messages",
-    "vm_main_menu", "vm_message_menu", "vm_options_menu", "vm_received", "vm_from",
-    "vm_unknown_caller", "vm_deleted", "vm_saved", "vm_leave_message", "vm_unavailable",
-    "vm_busy", "vm_record_greeting", "vm_greeting_saved", "vm_enter_new_pin",
-    "vm_pin_changed", "vm_mailbox_full", "vm_no_more_messages",
-    # conference rooms (section 6)
-    "conf_enter_room", "conf_enter_pin", "conf_invalid_pin", "conf_joined",
-    "conf_only_person", "conf_participant_joined", "conf_participant_left", "conf_muted",
-    "conf_unmuted", "conf_full",
-    # queues (section 3)
-    "queue_all_busy", "queue_position", "queue_in_line", "queue_thanks_waiting",
-    "queue_agent_logged_in", "queue_agent_logged_out",
-    # features
-    "activated", "deactivated", "call_recorded", "forward_enter_number",
+    *IvrMenu().prompts, "welcome", "enter-extension", "please-hold", "transferring",
+    "office-closed", "holiday",
 }  # fmt: skip
+# firmware/pbx/voicemail.py PROMPTS_USED on branch voicemail (3bdb1cd).
+VOICEMAIL_NAMES = {
+    "vm-enter-mailbox", "vm-enter-pin", "vm-pin-wrong", "vm-locked", "vm-you-have",
+    "vm-new-message", "vm-new-messages", "vm-saved-message", "vm-saved-messages", "vm-and",
+    "vm-no-messages", "vm-main-menu", "vm-no-new-messages", "vm-no-saved-messages",
+    "vm-message", "vm-message-menu", "vm-received", "vm-from", "vm-unknown-caller",
+    "vm-no-more-messages", "vm-no-previous", "vm-deleted", "vm-saved", "vm-record-greeting",
+    "vm-greeting-saved", "vm-extension", "vm-not-available", "vm-mailbox-full",
+    "vm-message-saved", "vm-error", "invalid", "goodbye", "at", "oh", "o-clock",
+    "num-hundred", "num-thousand", "plus", "star", "hash",
+    *(f"num-{n}" for n in range(20)), *(f"num-{n}" for n in range(20, 100, 10)),
+    *(f"day-{d}" for d in ("monday", "tuesday", "wednesday", "thursday", "friday",
+                           "saturday", "sunday")),
+    *(f"month-{m}" for m in ("january", "february", "march", "april", "may", "june", "july",
+                             "august", "september", "october", "november", "december")),
+}  # fmt: skip
+# firmware/pbx/conference.py PROMPTS_USED on branch confrec (95ef38a).
+CONFERENCE_NAMES = {
+    "conf-enter-pin", "conf-invalid-pin", "conf-joined", "conf-full", "conf-muted",
+    "conf-unmuted",
+}  # fmt: skip
+# What queues and features will need (issue 5 sections 1-3).
+OTHER_NAMES = {
+    "queue-all-busy", "queue-position", "queue-in-line", "queue-thanks-waiting",
+    "queue-agent-logged-in", "queue-agent-logged-out", "activated", "deactivated",
+    "call-recorded", "forward-enter-number", "conf-participant-joined",
+    "conf-participant-left", "conf-only-person",
+}  # fmt: skip
+REQUIRED = IVR_NAMES | VOICEMAIL_NAMES | CONFERENCE_NAMES | OTHER_NAMES
 
 
 def test_every_required_prompt_is_in_the_catalogue() -> None:
@@ -61,7 +73,7 @@ def test_every_prompt_has_english_and_a_safe_name() -> None:
 
 def test_phrases_are_translated_into_every_language() -> None:
     cat = catalogue()
-    for name in ("goodbye", "vm_main_menu", "conf_muted", "month_march", "day_sunday"):
+    for name in ("goodbye", "vm-main-menu", "conf-muted", "month-march", "day-sunday"):
         texts = {cat.text(name, lang) for lang in LANGUAGES}
         assert len(texts) >= 4, name  # "marzo" is Spanish and Italian alike
         for lang in LANGUAGES:
@@ -79,13 +91,13 @@ def test_every_number_say_number_can_produce_is_in_the_catalogue() -> None:
 @pytest.mark.parametrize(
     ("n", "names"),
     [
-        (0, ("num_0",)),
-        (42, ("num_42",)),
-        (100, ("num_100",)),
-        (305, ("num_300", "num_5")),
-        (1000, ("num_1000",)),
-        (1234, ("num_1000", "num_200", "num_34")),
-        (9999, ("num_9000", "num_900", "num_99")),
+        (0, ("num-0",)),
+        (42, ("num-42",)),
+        (100, ("num-100",)),
+        (305, ("num-300", "num-5")),
+        (1000, ("num-1000",)),
+        (1234, ("num-1000", "num-200", "num-34")),
+        (9999, ("num-9000", "num-900", "num-99")),
     ],
 )
 def test_say_number(n: int, names: tuple[str, ...]) -> None:
@@ -99,14 +111,14 @@ def test_say_number_refuses(bad: object) -> None:
 
 
 def test_digits_dates_times_counts() -> None:
-    assert say_digits("20*#") == ("digit_2", "digit_0", "star", "hash")
+    assert say_digits("20*#") == ("num-2", "num-0", "star", "hash")
     with pytest.raises(ValueError, match="not a digit"):
         say_digits("2a")
-    assert say_date(dt.date(2026, 3, 2)) == ("day_monday", "num_2", "month_march")
-    assert say_time(dt.time(14, 5)) == ("at", "num_14", "num_5")
-    assert say_time(dt.time(9, 0)) == ("at", "num_9", "hours")
-    assert say_count(1, "vm_new_message", "vm_new_messages") == ("num_1", "vm_new_message")
-    assert say_count(3, "vm_new_message", "vm_new_messages") == ("num_3", "vm_new_messages")
+    assert say_date(dt.date(2026, 3, 2)) == ("day-monday", "num-2", "month-march")
+    assert say_time(dt.time(14, 5)) == ("at", "num-14", "num-5")
+    assert say_time(dt.time(9, 0)) == ("at", "num-9", "hours")
+    assert say_count(1, "vm-new-message", "vm-new-messages") == ("num-1", "vm-new-message")
+    assert say_count(3, "vm-new-message", "vm-new-messages") == ("num-3", "vm-new-messages")
     names = set(catalogue().names)
     for parts in (say_date(dt.date(2026, 12, 31)), say_time(dt.time(23, 59)), say_digits("0")):
         assert set(parts) <= names
@@ -131,8 +143,8 @@ def test_language_for(tag: str, lang: str) -> None:
         ("schema = 1\nx = 3\n", "expected a table"),
         ("schema = 2\n", "schema 2"),
         ("schema = 1\n[x\n", "not valid TOML"),
-        ("schema = 1\n[num_5]\nen = 'five'\n", "is generated"),
-        ("schema = 1\n[x]\nen = 'a'\n", "[day_monday] is missing"),
+        ("schema = 1\n[num-5]\nen = 'five'\n", "is generated"),
+        ("schema = 1\n[x]\nen = 'a'\n", "[day-monday] is missing"),
         (f"schema = 1\n[x]\nen = '{'a' * 401}'\n", "longer than 400"),
     ],
 )

@@ -99,14 +99,16 @@ def test_a_missing_prompt_is_the_error_tone_with_a_warning(
 ) -> None:
     lib = PromptLibrary(*dirs)
     with caplog.at_level(logging.WARNING):
-        p = lib.get("no_such_prompt", "fr")
+        p = lib.get("no-such-prompt", "fr")
     assert p.source is Source.ERROR_TONE and p.path is None
-    assert "'no_such_prompt' (fr) exists nowhere" in caplog.text
+    assert "'no-such-prompt' (fr) exists nowhere" in caplog.text
     assert lib.misses == 1
-    assert lib.missing(["welcome", "no_such_prompt"], "fr") == ["no_such_prompt"]
+    assert lib.missing(["welcome", "no-such-prompt"], "fr") == ["no-such-prompt"]
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "Welcome", "", "a/b", "x" * 49, "é"])
+@pytest.mark.parametrize(
+    "name", ["../../etc/passwd", "Welcome", "", "a/b", "x" * 49, "é", "snake_case", "-x"]
+)
 def test_hostile_names_never_touch_the_file_system(
     dirs: tuple[Path, Path], name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -146,5 +148,7 @@ def test_default_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv(ENV_DIR, str(tmp_path))
     assert default_generated_dir() == tmp_path
     assert PromptLibrary().generated == tmp_path
+    lib = PromptLibrary.for_data_dir(tmp_path / "data")
+    assert (lib.generated, lib.custom) == (tmp_path, tmp_path / "data" / "prompts")
     monkeypatch.delenv(ENV_DIR)
     assert default_generated_dir().name == "prompts"
