@@ -53,12 +53,12 @@ def say_date(when: dt.date) -> tuple[str, ...]:
 
 
 def say_time(when: dt.time | dt.datetime) -> tuple[str, ...]:
-    """24-hour clock: ``at 14 05`` (the minutes left out on the hour)."""
+    """24-hour clock: ``at 14 5``; on the hour ``at 9 o'clock`` ("um 9 Uhr")."""
     out = ["at", *say_number(when.hour)]
     if when.minute:
         out += say_number(when.minute)
     else:
-        out.append("hours")
+        out.append("o-clock")
     return tuple(out)
 
 

@@ -116,7 +116,7 @@ def test_digits_dates_times_counts() -> None:
         say_digits("2a")
     assert say_date(dt.date(2026, 3, 2)) == ("day-monday", "num-2", "month-march")
     assert say_time(dt.time(14, 5)) == ("at", "num-14", "num-5")
-    assert say_time(dt.time(9, 0)) == ("at", "num-9", "hours")
+    assert say_time(dt.time(9, 0)) == ("at", "num-9", "o-clock")
     assert say_count(1, "vm-new-message", "vm-new-messages") == ("num-1", "vm-new-message")
     assert say_count(3, "vm-new-message", "vm-new-messages") == ("num-3", "vm-new-messages")
     names = set(catalogue().names)
