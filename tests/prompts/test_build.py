@@ -132,3 +132,16 @@ def test_condition_refuses_silence() -> None:
 
     with pytest.raises(WavError, match="no speech"):
         condition(write_wav(np.zeros(22050, np.int16), 22050))
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_prompt_sounds_like_a_key_to_the_dtmf_receiver(
+    built: tuple[Path, Counting], lang: str
+) -> None:
+    # A prompt echoed back from a line must not be taken for a caller's key (talk-off).
+    from firmware.dsp.dtmf import detect_dtmf
+
+    out, _ = built
+    for name in catalogue().names:
+        pcm = read_wav((out / lang / f"{name}.wav").read_bytes()).pcm
+        assert detect_dtmf(pcm) == [], name
