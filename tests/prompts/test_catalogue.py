@@ -27,26 +27,28 @@ IVR_NAMES = {
     *IvrMenu().prompts, "welcome", "enter-extension", "please-hold", "transferring",
     "office-closed", "holiday",
 }  # fmt: skip
-# firmware/pbx/voicemail.py PROMPTS_USED on branch voicemail (3bdb1cd).
+# firmware/pbx/voicemail.py PROMPTS_USED on branch voicemail (d62ee3a).
 VOICEMAIL_NAMES = {
-    "vm-enter-mailbox", "vm-enter-pin", "vm-pin-wrong", "vm-locked", "vm-you-have",
+    "vm-enter-mailbox", "vm-enter-pin", "vm-login-incorrect", "vm-locked", "vm-you-have",
     "vm-new-message", "vm-new-messages", "vm-saved-message", "vm-saved-messages", "vm-and",
-    "vm-no-messages", "vm-main-menu", "vm-no-new-messages", "vm-no-saved-messages",
-    "vm-message", "vm-message-menu", "vm-received", "vm-from", "vm-unknown-caller",
-    "vm-no-more-messages", "vm-no-previous", "vm-deleted", "vm-saved", "vm-record-greeting",
-    "vm-greeting-saved", "vm-extension", "vm-not-available", "vm-mailbox-full",
-    "vm-message-saved", "vm-error", "invalid", "goodbye", "at", "oh", "o-clock",
-    "num-hundred", "num-thousand", "plus", "star", "hash",
-    *(f"num-{n}" for n in range(20)), *(f"num-{n}" for n in range(20, 100, 10)),
+    "vm-no-messages", "vm-no-new-messages", "vm-no-saved-messages", "vm-main-menu",
+    "vm-options-menu", "vm-message", "vm-message-menu", "vm-no-previous",
+    "vm-no-more-messages", "vm-received", "vm-from", "vm-unknown-caller", "vm-deleted",
+    "vm-saved", "vm-record-greeting", "vm-greeting-saved", "vm-enter-new-pin",
+    "vm-pin-changed", "vm-extension", "vm-not-available", "vm-busy", "vm-mailbox-full",
+    "vm-message-saved", "vm-recording-limit", "vm-error", "invalid", "goodbye", "day-today",
+    "day-yesterday", "at", "oh", "o-clock", "plus", "star", "hash",
+    *(f"num-{n}" for n in range(100)), *(f"num-{n}" for n in range(100, 1000, 100)),
+    *(f"num-{n}" for n in range(1000, 10000, 1000)),
     *(f"day-{d}" for d in ("monday", "tuesday", "wednesday", "thursday", "friday",
                            "saturday", "sunday")),
     *(f"month-{m}" for m in ("january", "february", "march", "april", "may", "june", "july",
                              "august", "september", "october", "november", "december")),
 }  # fmt: skip
-# firmware/pbx/conference.py PROMPTS_USED on branch confrec (95ef38a).
+# firmware/pbx/conference.py and recording.py PROMPTS_USED on branch confrec (00a9af5).
 CONFERENCE_NAMES = {
     "conf-enter-pin", "conf-invalid-pin", "conf-joined", "conf-full", "conf-muted",
-    "conf-unmuted",
+    "conf-unmuted", "conf-only-person", "call-recorded",
 }  # fmt: skip
 # What queues and features will need (issue 5 sections 1-3).
 OTHER_NAMES = {
