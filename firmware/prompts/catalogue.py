@@ -27,7 +27,7 @@ DEFAULT_LANGUAGE: Final = "en"
 # Languages the catalogue has text for, and the espeak-ng voice (``espeak-ng --voices``,
 # 1.51) that speaks each.  A country whose language is not here gets English prompts.
 VOICES: Final[Mapping[str, str]] = MappingProxyType(
-    {"en": "en-us", "de": "de", "fr": "fr-fr", "es": "es", "it": "it", "nl": "nl"}
+    {"en": "en-us", "de": "de", "fr": "fr-fr", "es": "es", "it": "it", "nl": "nl", "pt": "pt"}
 )
 LANGUAGES: Final = tuple(VOICES)
 NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")  # kebab-case; a safe file name

@@ -573,7 +573,7 @@ class IvrConfig:
     )
     language: str = setting(
         "",
-        "Prompt language (en, de, fr, es, it, nl); empty uses the system country's.",
+        "Prompt language (en, de, fr, es, it, nl, pt); empty uses the system country's.",
         check=_prompt_language,
     )
     open_menu: str = setting("", "Entry menu during office hours (always, without hours).")

@@ -129,7 +129,7 @@ def test_digits_dates_times_counts() -> None:
 @pytest.mark.parametrize(
     ("tag", "lang"),
     [("de-CH", "de"), ("nl-BE", "nl"), ("fr-FR", "fr"), ("en-GB", "en"), ("ja-JP", "en"),
-     ("pt_BR", "en"), ("IT", "it"), ("", "en")],
+     ("pt_BR", "pt"), ("sv-SE", "en"), ("IT", "it"), ("", "en")],
 )  # fmt: skip
 def test_language_for(tag: str, lang: str) -> None:
     assert language_for(tag) == lang

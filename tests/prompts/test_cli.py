@@ -46,4 +46,4 @@ def test_build_then_check(tmp_path: Path) -> None:
 def test_bad_language_is_named() -> None:
     out = run("build", "--languages", "en,xx")
     assert out.returncode == 2
-    assert "unknown language(s) xx; known: en, de, fr, es, it, nl" in out.stderr
+    assert "unknown language(s) xx; known: en, de, fr, es, it, nl, pt" in out.stderr

@@ -260,7 +260,7 @@ def test_language_and_timezone() -> None:
     assert refused(doc) == [
         "system.timezone: unknown time zone 'Mars/Olympus' (an IANA name such as "
         "'Europe/Rome' or 'UTC')",
-        "ivr.language: unknown prompt language 'xx' (known: en, de, fr, es, it, nl; "
+        "ivr.language: unknown prompt language 'xx' (known: en, de, fr, es, it, nl, pt; "
         "empty for the system country's)",
     ]
 
