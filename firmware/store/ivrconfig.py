@@ -240,6 +240,8 @@ def ivr_issues(config: Config) -> list[tuple[str, str]]:
             out.append(("ivr.number", f"{ivr.number!r} is already an extension"))
         if ivr.number in config.dialplan.emergency_numbers:
             out.append(("ivr.number", f"{ivr.number!r} is an emergency number"))
+        if ivr.number in {room.number for room in config.conference.rooms}:
+            out.append(("ivr.number", f"{ivr.number!r} is also a conference room"))
     if ivr.office_hours and not ivr.closed_menu and ivr.enabled:
         out.append(("ivr.closed_menu", "required when office_hours are set"))
     for i, hours in enumerate(ivr.office_hours):

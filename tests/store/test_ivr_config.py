@@ -211,11 +211,17 @@ def test_the_ivr_number_must_not_be_an_extension_or_emergency_number() -> None:
     assert refused(doc) == ["ivr.number: '112' is an emergency number"]
 
 
+def test_the_ivr_number_must_not_be_a_conference_room() -> None:
+    doc = office_doc()
+    doc["conference"] = {"rooms": [{"number": "500"}]}
+    assert "ivr.number: '500' is also a conference room" in refused(doc)
+
+
 def test_a_line_destination_that_is_neither_extension_nor_ivr() -> None:
     doc = office_doc()
     doc["lines"]["fxo"][0]["destination"] = "501"
     assert refused(doc) == [
-        "lines.fxo[0].destination: extension '501' is not defined in extensions"
+        "lines.fxo[0].destination: extension '501' is not defined in extensions (route 'internal')"
     ]
 
 
