@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "console": "tui.cli",
     "recordings": "firmware.service.recordings_cli",
     "records": "firmware.store.records_cli",
+    "prompts": "firmware.prompts.cli",
 }
 
 
