@@ -44,6 +44,7 @@ from firmware.store.schema import (
     TransportsConfig,
     Trunk,
     UdpTransport,
+    VoicemailConfig,
     default_config,
 )
 from firmware.store.store import (
@@ -110,6 +111,7 @@ __all__ = [
     "UnknownVersion",
     "VersionConflict",
     "VersionInfo",
+    "VoicemailConfig",
     "check",
     "default_config",
     "default_data_dir",
