@@ -94,6 +94,17 @@ class Driver:
         self.now += seconds
         self._run(self.m.handle_timer(self.now))
 
+    # Accessors, not attributes: mypy would narrow an attribute across calls that change it.
+    def rec(self) -> str | None:
+        return self.recording
+
+    def state(self) -> vm.MenuState | vm.LeaveState:
+        return self.m.state
+
+    def items(self) -> tuple[vm.PlayItem, ...]:
+        assert self.playing is not None
+        return self.playing.items
+
     def names(self) -> tuple[str, ...]:
         assert self.playing is not None
         return self.playing.prompt_names
@@ -175,11 +186,11 @@ def test_leave_default_greeting_beep_record_hash(store: VoicemailStore) -> None:
     d.keys("5")  # not a skip key: ignored during the greeting
     assert d.playing is play
     d.finish_play()
-    assert d.recording == "message"
+    assert d.rec() == "message"
     d.keys("123")  # keys while recording are part of the message
-    assert d.recording == "message"
+    assert d.rec() == "message"
     d.keys("#")
-    assert d.recording is None
+    assert d.rec() is None
     assert StopRecordingKept(d.log)
     assert d.names() == (vm.P_MESSAGE_SAVED, vm.P_GOODBYE)
     d.finish_play()
@@ -194,15 +205,16 @@ def StopRecordingKept(log: list[vm.Command]) -> bool:
 def test_leave_own_greeting_skip_with_hash(store: VoicemailStore) -> None:
     d = Driver(vm.LeaveMessage("101", has_greeting=True), store)
     d.start()
-    assert d.playing is not None and d.playing.items == (vm.GreetingAudio("101"), vm.Beep())
+    assert d.items() == (vm.GreetingAudio("101"), vm.Beep())
     first = d.playing
+    assert first is not None
     d.keys("#")
     assert vm.StopPlayback() in d.log
-    assert d.playing is not None and d.playing.items == (vm.Beep(),)
+    assert d.items() == (vm.Beep(),)
     # The stopped greeting's PlayFinished arrives late: ignored.
     assert d.m.handle(vm.PlayFinished(first.seq), d.now) == []
     d.finish_play()
-    assert d.recording == "message"
+    assert d.rec() == "message"
 
 
 def test_leave_hang_up_while_recording_keeps_the_message(store: VoicemailStore) -> None:
@@ -273,7 +285,7 @@ def test_login_and_counts(store: VoicemailStore) -> None:
         vm.P_YOU_HAVE, "num-1", vm.P_NEW_MESSAGE, vm.P_AND, "num-1", vm.P_SAVED_MESSAGE,
         vm.P_MAIN_MENU,
     )  # fmt: skip
-    assert d.m.state is vm.MenuState.MAIN
+    assert d.state() is vm.MenuState.MAIN
 
 
 def test_empty_box_and_empty_folders(store: VoicemailStore) -> None:
@@ -316,7 +328,7 @@ def test_listen_heard_to_the_end_becomes_saved(store: VoicemailStore) -> None:
     assert d.names() == (vm.P_NO_PREVIOUS, vm.P_MESSAGE_MENU)
     d.keys("66")  # past the last one
     assert d.names() == (vm.P_NO_MORE, vm.P_MAIN_MENU)
-    assert d.m.state is vm.MenuState.MAIN
+    assert d.state() is vm.MenuState.MAIN
     assert [e.new_count for e in events] == [1]  # m2 was never heard to the end
 
 
@@ -356,7 +368,7 @@ def test_delete_and_save(store: VoicemailStore) -> None:
     assert vm.MarkSaved("101", m2.id) in d.log
     assert d.playing is not None and d.playing.items[-1] == vm.MessageAudio("101", m3.id)
     d.keys("#")
-    assert d.m.state is vm.MenuState.MAIN
+    assert d.state() is vm.MenuState.MAIN
     assert [m.id for m in store.messages("101")] == [m2.id, m3.id]
     assert store.counts("101").new == 1 and store.counts("101").saved == 1
     assert not store.path_of("101", m1.id).exists()
@@ -427,7 +439,7 @@ def test_ask_mailbox_number_first(store: VoicemailStore) -> None:
     d.keys("102#")
     assert d.names() == (vm.P_ENTER_PIN,)
     d.keys(PIN + "#")
-    assert d.m.state is vm.MenuState.MAIN and vm.LoadMessages("102") in d.log
+    assert d.state() is vm.MenuState.MAIN and vm.LoadMessages("102") in d.log
 
 
 def test_unknown_or_pinless_box_from_elsewhere_is_refused(store: VoicemailStore) -> None:
@@ -443,7 +455,7 @@ def test_unknown_or_pinless_box_from_elsewhere_is_refused(store: VoicemailStore)
 def test_skip_pin_on_own_phone(store: VoicemailStore) -> None:
     d = Driver(vm.MailboxMenu("101", skip_pin=True), store)
     d.start()
-    assert d.m.state is vm.MenuState.MAIN
+    assert d.state() is vm.MenuState.MAIN
     assert not any(isinstance(c, vm.CheckPin) for c in d.log)
     with pytest.raises(vm.MenuMisuse):
         vm.MailboxMenu(None, skip_pin=True)
@@ -458,9 +470,9 @@ def test_pin_digits_are_bounded_and_timeout_submits(store: VoicemailStore) -> No
     d.keys(PIN)
     assert d.m.next_deadline == pytest.approx(d.now + vm.INPUT_TIMEOUT_S)
     d.wait(vm.INPUT_TIMEOUT_S - 1)
-    assert d.m.state is vm.MenuState.ASK_PIN
+    assert d.state() is vm.MenuState.ASK_PIN
     d.wait(1)  # no '#': the timer submits what was typed
-    assert d.m.state is vm.MenuState.MAIN
+    assert d.state() is vm.MenuState.MAIN
 
 
 def test_silence_reprompts_then_goodbye(store: VoicemailStore) -> None:
@@ -484,7 +496,7 @@ def test_record_greeting(store: VoicemailStore) -> None:
     assert isinstance(d.playing.items[-1], vm.Beep)
     d.keys("5")  # keys before the beep are ignored
     d.finish_play()
-    assert d.recording == "greeting"
+    assert d.rec() == "greeting"
     assert vm.StartRecording("greeting", "101") in d.log
     d.keys("#")
     assert d.log[-2] == vm.StopRecording(keep=True)
@@ -532,7 +544,7 @@ def test_garbage_keys_never_break_the_menu(store: VoicemailStore) -> None:
                 d.finish_play()
             elif r < 0.9:
                 d.wait(rng.uniform(0, 2 * vm.INPUT_TIMEOUT_S))
-            elif d.recording == "greeting":
+            elif d.rec() == "greeting":
                 d.event(vm.RecordingEnded(rng.choice(["cap", "error"])))
             else:
                 d.event(vm.PlayFinished(rng.randrange(100)))  # stale or unknown: ignored
@@ -541,11 +553,11 @@ def test_garbage_keys_never_break_the_menu(store: VoicemailStore) -> None:
                 d.m.done
                 or d.playing is not None
                 or d.m.next_deadline is not None
-                or d.recording is not None
+                or d.rec() is not None
             ), (d.m.state, d.log[-3:])
         # The index and files still agree.
         for m in store.messages("101"):
             assert store.path_of("101", m.id).exists()
-        if d.m.state is vm.MenuState.RECORDING_GREETING:
+        if d.state() is vm.MenuState.RECORDING_GREETING:
             d.event(vm.CallerHungUp())
         store.db.conn.execute("DELETE FROM pin_state")  # random PINs may lock the box
