@@ -72,7 +72,7 @@ def main(data_dir: str, fmt: str, stop_at: str) -> None:
         park("rename")
         return out
 
-    vs.seal_file = seal_then_park  # type: ignore[assignment]
+    vs.seal_file = seal_then_park
 
     while True:
         count += 1
