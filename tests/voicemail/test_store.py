@@ -224,7 +224,12 @@ def test_sink_on_a_media_thread(tmp_path: Path) -> None:
             done.set()
 
         sink = RecordingSink(store.begin_message("101", "777"), on_end)
-        media = threading.Thread(target=lambda: [sink.heard(FRAME) for _ in range(400)])
+
+        def speak() -> None:
+            for _ in range(400):
+                sink.heard(FRAME)
+
+        media = threading.Thread(target=speak)
         media.start()
         media.join()
         assert done.wait(60)
