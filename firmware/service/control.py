@@ -27,6 +27,7 @@ from firmware.api.server import ApiServer
 from firmware.service import backup
 from firmware.service.appliance import Appliance
 from firmware.service.logring import LEVELS, LogRecord, LogRing
+from firmware.service.voicemail_api import VoicemailApi
 from firmware.store import (
     Config,
     ConfigError,
@@ -206,6 +207,7 @@ class ControlApi:
 
     def detach(self) -> None:
         self.logs.detach()
+        self.voicemail.close()
         self.appliance.publish = lambda topic, data: None
 
     def _publish(self, topic: str, data: dict[str, Any]) -> None:
@@ -325,6 +327,7 @@ class ControlApi:
             result="{available, reason?, booted, order, last_good, floor, slots}",
             summary="Firmware slots and boot order (read-only)",
         )
+        self.voicemail = VoicemailApi(s, self.data_dir, lambda: self.store.current().config)
 
     # -- ports and alarms ---------------------------------------------------------------
     async def ports_list(self, params: NoParams, ctx: CallContext) -> JsonValue:
