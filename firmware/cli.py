@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "run": "firmware.service.cli",
     "hwtest": "hwtests.cli",
     "console": "tui.cli",
+    "voicemail": "firmware.store.voicemail.cli",
 }
 
 

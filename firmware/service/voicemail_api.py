@@ -118,8 +118,8 @@ class VoicemailApi:
             "voicemail.list",
             self.list,
             ListParams,
-            result="{boxes: [{box, name, configured, new, saved, greeting, messages: [{id, received_at, "
-            "caller_number, caller_name, duration_ms, size, encoding, state}]}]}",
+            result="{boxes: [{box, name, configured, new, saved, greeting, messages: [{id, "
+            "received_at, caller_number, caller_name, duration_ms, size, encoding, state}]}]}",
             summary="Mailboxes, their counts and messages, oldest first (events: voicemail.mwi)",
             requires_login=True,
         )

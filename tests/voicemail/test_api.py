@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from firmware.api.client import ApiClient, ApiError
+from firmware.api.protocol import JsonValue
 from firmware.store.schema import VoicemailConfig
 from firmware.store.voicemail import VoicemailStore
 from tests.service.live import LiveAppliance, login
@@ -94,11 +95,12 @@ async def test_list_export_delete(live: LiveAppliance, api: ApiClient) -> None:
 
 async def test_bad_parameters_name_the_field(api: ApiClient) -> None:
     await login(api)
-    for params, where in (
+    cases: list[tuple[dict[str, JsonValue], str]] = [
         ({"box": "../1", "id": "20261125-000000-00000000"}, "box"),
         ({"box": "101", "id": "../../etc/passwd"}, "id"),
         ({"box": "101", "id": "20261125-000000-00000000", "length": 10**9}, "length"),
-    ):
+    ]
+    for params, where in cases:
         with pytest.raises(ApiError) as err:
             await api.call("voicemail.export", params)
         assert err.value.code == "invalid_params"
