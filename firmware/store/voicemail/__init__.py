@@ -945,6 +945,10 @@ class VoicemailStore:
         never matches: a box without a PIN is reachable only from its own phone."""
         check_box(box)
         attempts = self.settings.pin_attempts
+        if not expected:
+            # Nothing to guess, and no row: failures against boxes that do not exist (or
+            # have no PIN) cannot fill the table.
+            return PinCheck("wrong", attempts)
         with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT failures, locked_until FROM pin_state WHERE box = ?", (box,)
@@ -952,9 +956,7 @@ class VoicemailStore:
             failures, locked_until = (int(row[0]), float(row[1])) if row else (0, 0.0)
             if locked_until > now:
                 return PinCheck("locked", 0, locked_until)
-            good = bool(expected) and hmac.compare_digest(
-                entered.encode("utf-8", "replace"), expected.encode()
-            )
+            good = hmac.compare_digest(entered.encode("utf-8", "replace"), expected.encode())
             if good:
                 conn.execute("DELETE FROM pin_state WHERE box = ?", (box,))
                 return PinCheck("ok", attempts)
