@@ -14,19 +14,22 @@ the commands it returns, in order:
   (``"refused"``: the box is full or the disk is).
 - ``CheckPin(box, pin)`` -> ``PinResult(check)``; ``LoadMessages(box)`` ->
   ``MessagesLoaded(messages)``; ``MarkSaved`` / ``DeleteMessage``: store operations
-  (:func:`run_store_command` does them against a ``VoicemailStore``).  Message-waiting
-  lamps follow from the store's ``MwiChanged`` events, not from these machines.
+  (:func:`run_store_command` does them against a ``VoicemailStore``).  ``ChangePin(box,
+  pin)`` -> ``PinChanged(ok)``: the PIN lives in the configuration, so the shell saves it
+  there.  Message-waiting lamps follow from the store's ``MwiChanged`` events.
 - ``HangUp()``: the machine is done; later events are ignored.
 
-Prompts are named (kebab-case) and every name used is in ``PROMPTS_USED``, so that the
-prompt catalogue can be checked against it.  Numbers, digits and dates are spoken with
-:func:`say_number`, :func:`say_digits` and :func:`say_datetime`, which yield prompt names.
+Prompts are named as in the prompt catalogue (``firmware/prompts/catalogue.toml`` on the
+``ivr`` branch: snake_case, ``num_0``..``num_99``, ``num_100``..``num_900``,
+``num_1000``..``num_9000``, ``digit_0``..``digit_9``); every name used is in
+``PROMPTS_USED`` so that the catalogue can be checked against it.  Numbers, digits and
+dates are spoken with :func:`say_number`, :func:`say_digits` and :func:`say_datetime`.
 
-Keys (docs/voicemail.md):
+Keys, as the catalogue's menu prompts say them (docs/voicemail.md):
 
-    main menu        1 new messages   2 saved messages   3 record greeting   * repeat   # exit
-    message menu     3 envelope  4 previous  5 repeat  6 next  7 delete  9 save
-                     * help      # main menu
+    main menu        1 listen (new messages first, then saved)  0 options  * exit  # repeat
+    options          1 record greeting  2 change PIN  * back
+    message menu     1 repeat  4 previous  5 envelope  6 next  7 delete  9 save  * or # back
     leaving          # (or hanging up) ends the message; # during the greeting skips it
 """
 
@@ -58,13 +61,17 @@ MAX_PIN_TRIES: Final = 3  # wrong PINs in one call before we hang up (the store 
 MAX_PIN_DIGITS: Final = 12  # schema: a PIN is 4 to 12 digits
 MAX_BOX_DIGITS: Final = 8  # schema: an extension is 1 to 8 digits
 MAX_INVALID: Final = 5  # invalid keys in a row before we give up on the caller
-MAX_SAY_NUMBER: Final = 999_999
+MAX_SAY_NUMBER: Final = 9999  # the catalogue records 0-99, the hundreds and the thousands
+MIN_NEW_PIN: Final = 4  # schema: a PIN is 4 to 12 digits
 
-# --- prompt names --------------------------------------------------------------------------
+# --- prompt names (the ivr branch's firmware/prompts/catalogue.toml; English text quoted) ---
 
-NUMBER_PROMPTS: Final = tuple(f"num-{n}" for n in range(20)) + tuple(
-    f"num-{n}" for n in range(20, 100, 10)
+NUMBER_PROMPTS: Final = (
+    tuple(f"num_{n}" for n in range(100))
+    + tuple(f"num_{n}" for n in range(100, 1000, 100))
+    + tuple(f"num_{n}" for n in range(1000, 10000, 1000))
 )
+DIGIT_PROMPTS: Final = tuple(f"digit_{d}" for d in range(10))
 WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MONTHS: Final = (
     "january",
@@ -81,44 +88,46 @@ MONTHS: Final = (
     "december",
 )
 
-P_ENTER_MAILBOX: Final = "vm-enter-mailbox"  # "Please enter your mailbox number, then hash."
-P_ENTER_PIN: Final = "vm-enter-pin"  # "Please enter your PIN, then hash."
-P_PIN_WRONG: Final = "vm-pin-wrong"  # "That PIN is not correct."
-P_LOCKED: Final = "vm-locked"  # "This mailbox is locked. Please try again later."
-P_YOU_HAVE: Final = "vm-you-have"  # "You have"
-P_NEW_MESSAGE: Final = "vm-new-message"  # "new message"
-P_NEW_MESSAGES: Final = "vm-new-messages"  # "new messages"
-P_SAVED_MESSAGE: Final = "vm-saved-message"  # "saved message"
-P_SAVED_MESSAGES: Final = "vm-saved-messages"  # "saved messages"
-P_AND: Final = "vm-and"  # "and"
-P_NO_MESSAGES: Final = "vm-no-messages"  # "You have no messages."
-P_MAIN_MENU: Final = "vm-main-menu"  # "For new messages press 1, saved messages 2, ..."
-P_NO_NEW: Final = "vm-no-new-messages"  # "You have no new messages."
-P_NO_SAVED: Final = "vm-no-saved-messages"  # "You have no saved messages."
-P_MESSAGE: Final = "vm-message"  # "Message"  (then its number)
-P_MESSAGE_MENU: Final = "vm-message-menu"  # "To hear the envelope press 3, previous 4, ..."
-P_RECEIVED: Final = "vm-received"  # "Received"
-P_FROM: Final = "vm-from"  # "from"
-P_UNKNOWN_CALLER: Final = "vm-unknown-caller"  # "an unknown caller"
-P_NO_MORE: Final = "vm-no-more-messages"  # "There are no more messages."
-P_NO_PREVIOUS: Final = "vm-no-previous"  # "This is the first message."
-P_DELETED: Final = "vm-deleted"  # "Message deleted."
-P_SAVED: Final = "vm-saved"  # "Message saved."
-P_RECORD_GREETING: Final = "vm-record-greeting"  # "Record your greeting after the tone, ..."
-P_GREETING_SAVED: Final = "vm-greeting-saved"  # "Your greeting has been saved."
-P_EXTENSION: Final = "vm-extension"  # "The person at extension"
-P_NOT_AVAILABLE: Final = "vm-not-available"  # "is not available. Leave a message after ..."
-P_MAILBOX_FULL: Final = "vm-mailbox-full"  # "This mailbox is full. Please call again later."
-P_MESSAGE_SAVED: Final = "vm-message-saved"  # "Your message has been recorded."
-P_ERROR: Final = "vm-error"  # "Sorry, something went wrong."
-P_INVALID: Final = "invalid"  # shared with the IVR: "That key is not valid."
-P_GOODBYE: Final = "goodbye"  # shared with the IVR: "Goodbye."
+P_ENTER_MAILBOX: Final = "vm_enter_mailbox"  # "Please enter your mailbox number, followed by hash."
+P_ENTER_PIN: Final = "enter_pin"  # "Please enter your PIN, followed by hash."
+# Said for a wrong PIN and an unknown box alike, so that a caller cannot probe for boxes.
+P_LOGIN_INCORRECT: Final = "vm_login_incorrect"  # "Login incorrect."
+P_LOCKED: Final = "vm_locked"  # NEW: "This mailbox is locked. Please try again later."
+P_YOU_HAVE: Final = "vm_you_have"  # "You have"
+P_NEW_MESSAGE: Final = "vm_new_message"  # "new message."
+P_NEW_MESSAGES: Final = "vm_new_messages"  # "new messages."
+P_SAVED_MESSAGE: Final = "vm_saved_message"  # "saved message."
+P_SAVED_MESSAGES: Final = "vm_saved_messages"  # "saved messages."
+P_AND: Final = "and"  # "and"
+P_NO_MESSAGES: Final = "vm_no_messages"  # "You have no messages."
+P_MAIN_MENU: Final = "vm_main_menu"  # "To listen to your messages, press 1. For mailbox ..."
+P_OPTIONS_MENU: Final = "vm_options_menu"  # "To record your greeting, press 1. To change ..."
+P_MESSAGE: Final = "vm_message"  # "Message"  (then its number)
+P_MESSAGE_MENU: Final = "vm_message_menu"  # "To repeat, press 1. For the next message, ..."
+P_FIRST_MESSAGE: Final = "vm_first_message"  # "First message."
+P_NO_MORE: Final = "vm_no_more_messages"  # "There are no more messages."
+P_RECEIVED: Final = "vm_received"  # "Received"
+P_FROM: Final = "vm_from"  # "from"
+P_UNKNOWN_CALLER: Final = "vm_unknown_caller"  # "an unknown caller"
+P_DELETED: Final = "vm_deleted"  # "Message deleted."
+P_SAVED: Final = "vm_saved"  # "Message saved."
+P_RECORD_GREETING: Final = "vm_record_greeting"  # "Record your greeting after the tone. ..."
+P_GREETING_SAVED: Final = "vm_greeting_saved"  # "Your greeting has been saved."
+P_ENTER_NEW_PIN: Final = "vm_enter_new_pin"  # "Please enter your new PIN, followed by hash."
+P_PIN_CHANGED: Final = "vm_pin_changed"  # "Your PIN has been changed."
+P_EXTENSION: Final = "vm_extension"  # "Extension"
+P_UNAVAILABLE: Final = "vm_unavailable"  # "The person you are calling is not available. ..."
+P_BUSY: Final = "vm_busy"  # "The person you are calling is on the phone. Please leave ..."
+P_LEAVE_MESSAGE: Final = "vm_leave_message"  # "Please leave a message after the tone. ..."
+P_MAILBOX_FULL: Final = "vm_mailbox_full"  # "The mailbox is full."
+P_RECORDING_LIMIT: Final = "vm_recording_limit"  # "The maximum message length has been ..."
+P_ERROR: Final = "vm_error"  # NEW: "Sorry, that did not work."
+P_INVALID: Final = "invalid"  # "That is not a valid choice."
+P_GOODBYE: Final = "goodbye"  # "Goodbye."
+P_TODAY: Final = "day_today"  # "today"
+P_YESTERDAY: Final = "day_yesterday"  # "yesterday"
 P_AT: Final = "at"  # "at" (before a time of day)
-P_OH: Final = "oh"  # "oh", as in fourteen oh five
-P_OCLOCK: Final = "o-clock"  # "hundred hours" / "o'clock"
-P_HUNDRED: Final = "num-hundred"
-P_THOUSAND: Final = "num-thousand"
-P_PLUS: Final = "plus"
+P_HOURS: Final = "hours"  # "hours", as in "fourteen hours"
 P_STAR: Final = "star"
 P_HASH: Final = "hash"
 
@@ -126,7 +135,7 @@ PROMPTS_USED: Final[frozenset[str]] = frozenset(
     {
         P_ENTER_MAILBOX,
         P_ENTER_PIN,
-        P_PIN_WRONG,
+        P_LOGIN_INCORRECT,
         P_LOCKED,
         P_YOU_HAVE,
         P_NEW_MESSAGE,
@@ -136,43 +145,47 @@ PROMPTS_USED: Final[frozenset[str]] = frozenset(
         P_AND,
         P_NO_MESSAGES,
         P_MAIN_MENU,
-        P_NO_NEW,
-        P_NO_SAVED,
+        P_OPTIONS_MENU,
         P_MESSAGE,
         P_MESSAGE_MENU,
+        P_FIRST_MESSAGE,
+        P_NO_MORE,
         P_RECEIVED,
         P_FROM,
         P_UNKNOWN_CALLER,
-        P_NO_MORE,
-        P_NO_PREVIOUS,
         P_DELETED,
         P_SAVED,
         P_RECORD_GREETING,
         P_GREETING_SAVED,
+        P_ENTER_NEW_PIN,
+        P_PIN_CHANGED,
         P_EXTENSION,
-        P_NOT_AVAILABLE,
+        P_UNAVAILABLE,
+        P_BUSY,
+        P_LEAVE_MESSAGE,
         P_MAILBOX_FULL,
-        P_MESSAGE_SAVED,
+        P_RECORDING_LIMIT,
         P_ERROR,
         P_INVALID,
         P_GOODBYE,
+        P_TODAY,
+        P_YESTERDAY,
         P_AT,
-        P_OH,
-        P_OCLOCK,
-        P_HUNDRED,
-        P_THOUSAND,
-        P_PLUS,
+        P_HOURS,
         P_STAR,
         P_HASH,
         *NUMBER_PROMPTS,
-        *(f"day-{d}" for d in WEEKDAYS),
-        *(f"month-{m}" for m in MONTHS),
+        *DIGIT_PROMPTS,
+        *(f"day_{d}" for d in WEEKDAYS),
+        *(f"month_{m}" for m in MONTHS),
     }
 )
+# Not yet in the ivr branch's catalogue when this was written; it needs them.
+PROMPTS_NEW: Final = frozenset({P_LOCKED, P_ERROR})
 
 # The beep before recording: 1 kHz for 0.5 s at -10 dBm0 (a tone plan for
-# firmware.dsp.tones).  Asterisk's and most voicemail systems' "beep" is a short 1 kHz tone;
-# ITU-T E.180 has no recording tone for this use, so the classic one is used.
+# firmware.dsp.tones).  ITU-T E.180 has no tone for "start speaking"; a short 1 kHz tone is
+# what Asterisk and most voicemail systems play.
 BEEP_PLAN: Final = "!1000@-10/500,0"
 
 
@@ -180,57 +193,56 @@ BEEP_PLAN: Final = "!1000@-10/500,0"
 
 
 def say_number(n: int) -> list[str]:
-    """Prompt names speaking ``n`` (0..999999) the English way: 'num-3 num-hundred num-40
-    num-2'.  Other languages' catalogues record the same fragments."""
+    """Prompt names speaking ``n`` (0..9999): 'num_3000 num_400 num_42'."""
     if not 0 <= n <= MAX_SAY_NUMBER:
         raise ValueError(f"{n} is outside 0..{MAX_SAY_NUMBER}")
-    if n < 20:
-        return [f"num-{n}"]
-    if n < 100:
-        tens, ones = divmod(n, 10)
-        return [f"num-{tens * 10}"] + ([f"num-{ones}"] if ones else [])
-    if n < 1000:
-        hundreds, rest = divmod(n, 100)
-        return [f"num-{hundreds}", P_HUNDRED] + (say_number(rest) if rest else [])
     thousands, rest = divmod(n, 1000)
-    return say_number(thousands) + [P_THOUSAND] + (say_number(rest) if rest else [])
+    hundreds, rest = divmod(rest, 100)
+    out = [f"num_{thousands * 1000}"] if thousands else []
+    out += [f"num_{hundreds * 100}"] if hundreds else []
+    return out + ([f"num_{rest}"] if rest or not out else [])
 
 
 def say_digits(text: str) -> list[str]:
-    """One prompt per dialling symbol ('+', digits, '*', '#'); anything else is skipped."""
-    names = {"+": P_PLUS, "*": P_STAR, "#": P_HASH}
+    """One prompt per digit, star and hash; anything else ('+', spaces) is skipped."""
+    names = {"*": P_STAR, "#": P_HASH}
     out: list[str] = []
     for c in text:
         if c in "0123456789":
-            out.append(f"num-{c}")
+            out.append(f"digit_{c}")
         elif c in names:
             out.append(names[c])
     return out
 
 
 def say_time(hour: int, minute: int) -> list[str]:
-    """24-hour clock: 'num-14 o-clock', 'num-14 oh num-5', 'num-14 num-30'."""
+    """24-hour clock: 'num_14 hours', 'num_14 digit_0 num_5', 'num_14 num_30'."""
     if not (0 <= hour < 24 and 0 <= minute < 60):
         raise ValueError(f"{hour}:{minute} is not a time of day")
     if minute == 0:
-        return [*say_number(hour), P_OCLOCK]
+        return [*say_number(hour), P_HOURS]
     if minute < 10:
-        return [*say_number(hour), P_OH, *say_number(minute)]
+        return [*say_number(hour), "digit_0", *say_number(minute)]
     return [*say_number(hour), *say_number(minute)]
 
 
-def say_datetime(when: dt.datetime, tz: dt.tzinfo) -> list[str]:
-    """'day-tuesday month-november num-20 num-5 at num-14 num-30' in the box's time zone."""
+def say_datetime(when: dt.datetime, tz: dt.tzinfo, today: dt.date | None = None) -> list[str]:
+    """'day_tuesday month_november num_24 at num_14 digit_0 num_5' in the box's time zone;
+    'day_today at ...' / 'day_yesterday at ...' when ``today`` (local) says so."""
     if when.tzinfo is None:
         raise ValueError("say_datetime needs an aware datetime")
     local = when.astimezone(tz)
-    return [
-        f"day-{WEEKDAYS[local.weekday()]}",
-        f"month-{MONTHS[local.month - 1]}",
-        *say_number(local.day),
-        P_AT,
-        *say_time(local.hour, local.minute),
-    ]
+    if today is not None and local.date() == today:
+        day = [P_TODAY]
+    elif today is not None and local.date() == today - dt.timedelta(days=1):
+        day = [P_YESTERDAY]
+    else:
+        day = [
+            f"day_{WEEKDAYS[local.weekday()]}",
+            f"month_{MONTHS[local.month - 1]}",
+            *say_number(local.day),
+        ]
+    return [*day, P_AT, *say_time(local.hour, local.minute)]
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -297,6 +309,14 @@ class CheckPin:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangePin:
+    """Save ``pin`` as the box's PIN (extensions[].voicemail_pin); answer ``PinChanged``."""
+
+    box: str
+    pin: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class LoadMessages:
     box: str
 
@@ -324,6 +344,7 @@ Command = (
     | StartRecording
     | StopRecording
     | CheckPin
+    | ChangePin
     | LoadMessages
     | MarkSaved
     | DeleteMessage
@@ -361,6 +382,11 @@ class PinResult:
 
 
 @dataclass(frozen=True, slots=True)
+class PinChanged:
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
 class MessagesLoaded:
     messages: tuple[MessageInfo, ...]
 
@@ -370,7 +396,9 @@ class CallerHungUp:
     pass
 
 
-Event = Digit | PlayFinished | RecordingEnded | PinResult | MessagesLoaded | CallerHungUp
+Event = (
+    Digit | PlayFinished | RecordingEnded | PinResult | PinChanged | MessagesLoaded | CallerHungUp
+)
 
 
 class MenuMisuse(Exception):
@@ -447,15 +475,27 @@ class LeaveState(enum.Enum):
     DONE = "done"
 
 
+LeaveReason = Literal["unavailable", "busy"]
+
+
 class LeaveMessage(_Machine):
     """A caller leaving a message: greeting (or the default one) -> beep -> record until #,
-    hang-up or the cap -> stored.  ``full``: the shell already knows the box is full."""
+    hang-up or the cap -> stored.  ``full``: the shell already knows the box is full;
+    ``reason`` picks the default greeting (no answer, or forwarded on busy)."""
 
-    def __init__(self, box: str, *, has_greeting: bool, full: bool = False) -> None:
+    def __init__(
+        self,
+        box: str,
+        *,
+        has_greeting: bool,
+        full: bool = False,
+        reason: LeaveReason = "unavailable",
+    ) -> None:
         super().__init__()
         self.box = box
         self.has_greeting = has_greeting
         self.full = full
+        self.reason = reason
         self.state = LeaveState.GREETING
 
     def start(self, now: float) -> list[Command]:
@@ -468,7 +508,11 @@ class LeaveMessage(_Machine):
             greeting: list[PlayItem | str] = (
                 [GreetingAudio(self.box)]
                 if self.has_greeting
-                else [P_EXTENSION, *say_digits(self.box), P_NOT_AVAILABLE]
+                else [
+                    P_EXTENSION,
+                    *say_digits(self.box),
+                    P_BUSY if self.reason == "busy" else P_UNAVAILABLE,
+                ]
             )
             self._play(*greeting, Beep())
         return self._flush()
@@ -487,7 +531,8 @@ class LeaveMessage(_Machine):
             return
         if isinstance(event, PlayFinished):
             if state is LeaveState.GREETING:
-                self._record()
+                self.state = LeaveState.RECORDING
+                self._out.append(StartRecording("message", self.box))
             elif state is LeaveState.CLOSING:
                 self.state = LeaveState.DONE
                 self._hang_up()
@@ -498,7 +543,7 @@ class LeaveMessage(_Machine):
                 self._play(Beep())  # skip the greeting, not the beep
             elif state is LeaveState.RECORDING and event.digit == "#":
                 self._out.append(StopRecording(keep=True))
-                self._close(P_MESSAGE_SAVED)
+                self._close(P_SAVED)
             # Other keys: part of the message (a caller pressing keys is still speaking).
             return
         if isinstance(event, RecordingEnded):
@@ -508,16 +553,12 @@ class LeaveMessage(_Machine):
                 self._close(P_MAILBOX_FULL)
             elif event.reason == "cap":
                 self._out.append(StopRecording(keep=True))
-                self._close(P_MESSAGE_SAVED)
+                self._close(P_RECORDING_LIMIT, P_SAVED)
             else:
-                self._out.append(StopRecording(keep=True))
+                self._out.append(StopRecording(keep=True))  # what reached the disk
                 self._close(P_ERROR)
             return
         raise MenuMisuse(f"{type(event).__name__} has no place in leaving a message")
-
-    def _record(self) -> None:
-        self.state = LeaveState.RECORDING
-        self._out.append(StartRecording("message", self.box))
 
     def _on_timeout(self, now: float) -> None:  # no timers: the cap ends a recording
         pass
@@ -529,26 +570,36 @@ class MenuState(enum.Enum):
     CHECKING_PIN = "checking-pin"
     LOADING = "loading"
     MAIN = "main"
+    OPTIONS = "options"
     MESSAGE = "message"
     GREETING_PROMPT = "greeting-prompt"
     RECORDING_GREETING = "recording-greeting"
+    ASK_NEW_PIN = "ask-new-pin"
+    CHANGING_PIN = "changing-pin"
     CLOSING = "closing"
     DONE = "done"
 
 
-_COLLECTING: Final = (MenuState.ASK_BOX, MenuState.ASK_PIN)
+_COLLECTING: Final = (MenuState.ASK_BOX, MenuState.ASK_PIN, MenuState.ASK_NEW_PIN)
+_BUSY: Final = (MenuState.CHECKING_PIN, MenuState.LOADING, MenuState.CHANGING_PIN)
 
 
 class MailboxMenu(_Machine):
-    """The owner's menu: login, listen to new and saved messages, envelope, save, delete,
-    next, previous, repeat, record a greeting, exit.
+    """The owner's menu: login, listen (new messages first, then saved), envelope, save,
+    delete, next, previous, repeat, record a greeting, change the PIN, exit.
 
     ``box`` None asks for the mailbox number first (voicemail dialled from another phone);
     ``skip_pin`` lets the owner in without a PIN (their own phone, and no PIN configured).
+    ``tz`` and ``today`` (the local date when the call started) shape the envelope.
     """
 
     def __init__(
-        self, box: str | None, *, skip_pin: bool = False, tz: dt.tzinfo | None = None
+        self,
+        box: str | None,
+        *,
+        skip_pin: bool = False,
+        tz: dt.tzinfo | None = None,
+        today: dt.date | None = None,
     ) -> None:
         super().__init__()
         if skip_pin and box is None:
@@ -556,13 +607,14 @@ class MailboxMenu(_Machine):
         self.box = box
         self.skip_pin = skip_pin
         self.tz = tz or ZoneInfo("UTC")
+        self.today = today
         self.state = MenuState.ASK_BOX if box is None else MenuState.ASK_PIN
         self._digits = ""
         self._reprompts = 0
         self._invalid = 0
         self._pin_tries = 0
         self._messages: list[MessageInfo] = []
-        self._folder: list[str] = []  # ids of the folder being listened to, fixed on entry
+        self._playlist: list[str] = []  # ids, fixed when listening starts
         self._index = 0
         self._last_play_was_message = False
 
@@ -574,17 +626,15 @@ class MailboxMenu(_Machine):
     def _count(self, state: str) -> int:
         return sum(1 for m in self._messages if m.state == state)
 
-    def _enter_folder(self, state: Literal["new", "saved"]) -> None:
-        # A snapshot: a message heard (new -> saved) stays where it is until the caller
-        # leaves the folder, so "repeat" and "previous" find it.
-        self._folder = [m.id for m in self._messages if m.state == state]
-        self._index = 0
-
     def _current(self) -> MessageInfo | None:
-        if not 0 <= self._index < len(self._folder):
+        if not 0 <= self._index < len(self._playlist):
             return None
-        wanted = self._folder[self._index]
+        wanted = self._playlist[self._index]
         return next((m for m in self._messages if m.id == wanted), None)
+
+    def _play(self, *items: PlayItem | str) -> None:
+        super()._play(*items)
+        self._last_play_was_message = any(isinstance(i, MessageAudio) for i in items)
 
     def _wait_input(self, now: float) -> None:
         self._deadline = now + INPUT_TIMEOUT_S
@@ -597,6 +647,13 @@ class MailboxMenu(_Machine):
         if self.box is None:
             raise MenuMisuse("no box yet")
         return self.box
+
+    def _ask_prompt(self) -> str:
+        return {
+            MenuState.ASK_BOX: P_ENTER_MAILBOX,
+            MenuState.ASK_PIN: P_ENTER_PIN,
+            MenuState.ASK_NEW_PIN: P_ENTER_NEW_PIN,
+        }[self.state]
 
     # -- flow ------------------------------------------------------------------------------------
     def start(self, now: float) -> list[Command]:
@@ -635,6 +692,10 @@ class MailboxMenu(_Machine):
                     ]
         self._play(*words, P_MAIN_MENU)
 
+    def _options_menu(self, *before: str) -> None:
+        self.state = MenuState.OPTIONS
+        self._play(*before, P_OPTIONS_MENU)
+
     def _play_message(self, *before: str) -> None:
         current = self._current()
         if current is None:
@@ -642,7 +703,10 @@ class MailboxMenu(_Machine):
             return
         self.state = MenuState.MESSAGE
         self._play(
-            *before, P_MESSAGE, *say_number(self._index + 1), MessageAudio(current.box, current.id)
+            *before,
+            P_MESSAGE,
+            *say_number(self._index + 1),
+            MessageAudio(current.box, current.id),
         )
 
     def _message_menu(self, *before: str | PlayItem) -> None:
@@ -650,13 +714,16 @@ class MailboxMenu(_Machine):
         self._play(*before, P_MESSAGE_MENU)
 
     def _envelope(self, m: MessageInfo) -> list[str]:
-        words = [P_RECEIVED, *say_datetime(m.received_at, self.tz), P_FROM]
+        words = [P_RECEIVED, *say_datetime(m.received_at, self.tz, self.today), P_FROM]
         caller = say_digits(m.caller_number)
         return words + (caller if caller else [P_UNKNOWN_CALLER])
 
-    def _set_state(self, m: MessageInfo, state: Literal["saved"]) -> None:
-        updated = dataclasses.replace(m, state=state)
+    def _mark_saved(self, m: MessageInfo) -> None:
+        if m.state != "new":
+            return
+        updated = dataclasses.replace(m, state="saved")
         self._messages = [updated if x.id == m.id else x for x in self._messages]
+        self._out.append(MarkSaved(m.box, m.id))
 
     def _on(self, event: Event, now: float) -> None:
         state = self.state
@@ -673,6 +740,10 @@ class MailboxMenu(_Machine):
             if state is not MenuState.CHECKING_PIN:
                 raise MenuMisuse(f"PIN result while {state.value}")
             self._on_pin(event.check)
+        elif isinstance(event, PinChanged):
+            if state is not MenuState.CHANGING_PIN:
+                raise MenuMisuse(f"PIN changed while {state.value}")
+            self._options_menu(P_PIN_CHANGED if event.ok else P_ERROR)
         elif isinstance(event, MessagesLoaded):
             if state is not MenuState.LOADING:
                 raise MenuMisuse(f"messages loaded while {state.value}")
@@ -683,37 +754,27 @@ class MailboxMenu(_Machine):
             if state is not MenuState.RECORDING_GREETING:
                 raise MenuMisuse(f"recording ended while {state.value}")
             if event.reason == "refused":
-                self._main_menu(P_ERROR)
+                self._options_menu(P_ERROR)
             else:
                 self._out.append(StopRecording(keep=event.reason == "cap"))
-                self._main_menu(P_GREETING_SAVED if event.reason == "cap" else P_ERROR)
+                self._options_menu(P_GREETING_SAVED if event.reason == "cap" else P_ERROR)
 
     def _on_play_finished(self, now: float) -> None:
         state = self.state
+        was_message, self._last_play_was_message = self._last_play_was_message, False
         if state is MenuState.CLOSING:
             self.state = MenuState.DONE
             self._hang_up()
         elif state is MenuState.GREETING_PROMPT:
             self.state = MenuState.RECORDING_GREETING
             self._out.append(StartRecording("greeting", self._box()))
-        elif state is MenuState.MESSAGE:
+        elif state is MenuState.MESSAGE and was_message:
             current = self._current()
-            last = self._last_play_was_message
-            self._last_play_was_message = False
-            if last and current is not None:
-                if current.state == "new":
-                    # Heard to the end: it is no longer new (and the lamp may go out).
-                    self._set_state(current, "saved")
-                    self._out.append(MarkSaved(current.box, current.id))
-                self._message_menu()
-            else:
-                self._wait_input(now)
-        elif state in (*_COLLECTING, MenuState.MAIN):
+            if current is not None:
+                self._mark_saved(current)  # heard to the end: no longer new
+            self._message_menu()
+        elif state in (*_COLLECTING, MenuState.MAIN, MenuState.OPTIONS, MenuState.MESSAGE):
             self._wait_input(now)
-
-    def _play(self, *items: PlayItem | str) -> None:
-        super()._play(*items)
-        self._last_play_was_message = any(isinstance(i, MessageAudio) for i in items)
 
     def _on_timeout(self, now: float) -> None:
         state = self.state
@@ -723,33 +784,30 @@ class MailboxMenu(_Machine):
         self._reprompts += 1
         if self._reprompts > MAX_REPROMPTS:
             self._close()
-            return
-        if state is MenuState.ASK_BOX:
-            self._play(P_ENTER_MAILBOX)
-        elif state is MenuState.ASK_PIN:
-            self._play(P_ENTER_PIN)
+        elif state in _COLLECTING:
+            self._play(self._ask_prompt())
         elif state is MenuState.MAIN:
             self._main_menu()
+        elif state is MenuState.OPTIONS:
+            self._options_menu()
         elif state is MenuState.MESSAGE:
             self._message_menu()
 
-    def _invalid_key(self, again: list[str | PlayItem]) -> None:
+    def _invalid_key(self, again: str) -> None:
         self._invalid += 1
         if self._invalid >= MAX_INVALID:
             self._close()
         else:
-            self._play(P_INVALID, *again)
+            self._play(P_INVALID, again)
 
     def _on_digit(self, digit: str, now: float) -> None:
         state = self.state
-        if state in (MenuState.CHECKING_PIN, MenuState.LOADING, MenuState.CLOSING):
-            return  # typed ahead while we were busy: dropped, as a PBX would
-        if state is MenuState.GREETING_PROMPT:
-            return  # the beep is coming; keys would end up in the greeting
+        if state in (*_BUSY, MenuState.CLOSING, MenuState.GREETING_PROMPT):
+            return  # typed ahead while we were busy, or before the beep: dropped
         if state is MenuState.RECORDING_GREETING:
             if digit == "#":
                 self._out.append(StopRecording(keep=True))
-                self._main_menu(P_GREETING_SAVED)
+                self._options_menu(P_GREETING_SAVED)
             return
         self._barge()
         self._reprompts = 0
@@ -757,6 +815,8 @@ class MailboxMenu(_Machine):
             self._collect(digit, now)
         elif state is MenuState.MAIN:
             self._main_key(digit)
+        elif state is MenuState.OPTIONS:
+            self._options_key(digit)
         elif state is MenuState.MESSAGE:
             self._message_key(digit)
 
@@ -766,14 +826,12 @@ class MailboxMenu(_Machine):
             self._submit()
         elif digit == "*":
             self._digits = ""  # start again
-            self._play(P_ENTER_MAILBOX if self.state is MenuState.ASK_BOX else P_ENTER_PIN)
+            self._play(self._ask_prompt())
         elif digit.isdigit():
             self._digits += digit
             if len(self._digits) > limit:
                 self._digits = ""
-                self._play(
-                    P_INVALID, P_ENTER_MAILBOX if self.state is MenuState.ASK_BOX else P_ENTER_PIN
-                )
+                self._play(P_INVALID, self._ask_prompt())
             else:
                 self._wait_input(now)
         else:
@@ -781,87 +839,103 @@ class MailboxMenu(_Machine):
 
     def _submit(self) -> None:
         digits, self._digits = self._digits, ""
-        if self.state is MenuState.ASK_BOX:
-            if not digits:
-                self._play(P_ENTER_MAILBOX)
-                return
+        if not digits:
+            self._play(self._ask_prompt())
+        elif self.state is MenuState.ASK_BOX:
             self.box = digits
             self.state = MenuState.ASK_PIN
             self._play(P_ENTER_PIN)
-            return
-        self.state = MenuState.CHECKING_PIN
-        self._out.append(CheckPin(self._box(), digits))
+        elif self.state is MenuState.ASK_PIN:
+            self.state = MenuState.CHECKING_PIN
+            self._out.append(CheckPin(self._box(), digits))
+        elif len(digits) < MIN_NEW_PIN:
+            self._play(P_INVALID, P_ENTER_NEW_PIN)
+        else:
+            self.state = MenuState.CHANGING_PIN
+            self._out.append(ChangePin(self._box(), digits))
 
     def _on_pin(self, check: PinCheck) -> None:
         if check.outcome == "ok":
             self._load()
-            return
-        if check.outcome == "locked":
+        elif check.outcome == "locked":
             self._close(P_LOCKED)
-            return
-        self._pin_tries += 1
-        if self._pin_tries >= MAX_PIN_TRIES:
-            self._close(P_PIN_WRONG)
-            return
-        self.state = MenuState.ASK_PIN
-        self._play(P_PIN_WRONG, P_ENTER_PIN)
+        else:
+            self._pin_tries += 1
+            if self._pin_tries >= MAX_PIN_TRIES:
+                self._close(P_LOGIN_INCORRECT)
+            else:
+                self.state = MenuState.ASK_PIN
+                self._play(P_LOGIN_INCORRECT, P_ENTER_PIN)
 
     def _main_key(self, digit: str) -> None:
-        if digit in "12":
-            self._enter_folder("new" if digit == "1" else "saved")
-            if not self._folder:
-                self._main_menu(P_NO_NEW if digit == "1" else P_NO_SAVED)
+        if digit == "1":
+            self._invalid = 0
+            new = [m.id for m in self._messages if m.state == "new"]
+            saved = [m.id for m in self._messages if m.state == "saved"]
+            # A snapshot: a message heard (new -> saved) keeps its place while listening.
+            self._playlist, self._index = new + saved, 0
+            if not self._playlist:
+                self._main_menu(P_NO_MESSAGES)
             else:
-                self._invalid = 0
                 self._play_message()
-        elif digit == "3":
+        elif digit == "0":
+            self._invalid = 0
+            self._options_menu()
+        elif digit == "*":
+            self._close()
+        elif digit == "#":
+            self._invalid = 0
+            self._main_menu()
+        else:
+            self._invalid_key(P_MAIN_MENU)
+
+    def _options_key(self, digit: str) -> None:
+        if digit == "1":
             self._invalid = 0
             self.state = MenuState.GREETING_PROMPT
             self._play(P_RECORD_GREETING, Beep())
-        elif digit == "*":
+        elif digit == "2":
+            self._invalid = 0
+            self.state = MenuState.ASK_NEW_PIN
+            self._play(P_ENTER_NEW_PIN)
+        elif digit in "*#":
             self._invalid = 0
             self._main_menu()
-        elif digit == "#":
-            self._close()
         else:
-            self._invalid_key([P_MAIN_MENU])
+            self._invalid_key(P_OPTIONS_MENU)
 
     def _message_key(self, digit: str) -> None:
         current = self._current()
-        if current is None:  # every message of the folder went (deleted)
+        if current is None:  # every message of the list went (deleted)
             self._main_menu(P_NO_MORE)
             return
-        if digit not in "345679*#":
-            self._invalid_key([P_MESSAGE_MENU])
+        if digit not in "145679*#":
+            self._invalid_key(P_MESSAGE_MENU)
             return
         self._invalid = 0
-        if digit == "3":
+        if digit == "1":
+            self._play_message()
+        elif digit == "5":
             self._message_menu(*self._envelope(current))
         elif digit == "4":
             if self._index == 0:
-                self._message_menu(P_NO_PREVIOUS)
+                self._message_menu(P_FIRST_MESSAGE)
             else:
                 self._index -= 1
                 self._play_message()
-        elif digit == "5":
-            self._play_message()
         elif digit == "6":
             self._index += 1
             self._play_message()
         elif digit == "7":
             self._messages = [m for m in self._messages if m.id != current.id]
-            del self._folder[self._index]  # the next one moves up to this index
+            del self._playlist[self._index]  # the next one moves up to this index
             self._out.append(DeleteMessage(current.box, current.id))
             self._play_message(P_DELETED)
         elif digit == "9":
-            if current.state == "new":
-                self._set_state(current, "saved")
-                self._out.append(MarkSaved(current.box, current.id))
+            self._mark_saved(current)
             self._index += 1
             self._play_message(P_SAVED)
-        elif digit == "*":
-            self._message_menu()
-        else:  # "#"
+        else:  # "*" or "#"
             self._main_menu()
 
 
@@ -892,9 +966,11 @@ def run_store_command(
 
 __all__ = [
     "BEEP_PLAN",
+    "PROMPTS_NEW",
     "PROMPTS_USED",
     "Beep",
     "CallerHungUp",
+    "ChangePin",
     "CheckPin",
     "Command",
     "DeleteMessage",
@@ -910,6 +986,7 @@ __all__ = [
     "MenuMisuse",
     "MessageAudio",
     "MessagesLoaded",
+    "PinChanged",
     "PinResult",
     "Play",
     "PlayFinished",

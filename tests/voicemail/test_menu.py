@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -123,54 +124,55 @@ def login(store: VoicemailStore, box: str = "101") -> Driver:
 
 
 def test_say_number() -> None:
-    assert vm.say_number(0) == ["num-0"]
-    assert vm.say_number(19) == ["num-19"]
-    assert vm.say_number(40) == ["num-40"]
-    assert vm.say_number(42) == ["num-40", "num-2"]
-    assert vm.say_number(100) == ["num-1", "num-hundred"]
-    assert vm.say_number(342) == ["num-3", "num-hundred", "num-40", "num-2"]
-    assert vm.say_number(2005) == ["num-2", "num-thousand", "num-5"]
-    assert vm.say_number(999_999)[:4] == ["num-9", "num-hundred", "num-90", "num-9"]
-    for bad in (-1, 1_000_000):
+    assert vm.say_number(0) == ["num_0"]
+    assert vm.say_number(19) == ["num_19"]
+    assert vm.say_number(42) == ["num_42"]
+    assert vm.say_number(100) == ["num_100"]
+    assert vm.say_number(342) == ["num_300", "num_42"]
+    assert vm.say_number(2005) == ["num_2000", "num_5"]
+    assert vm.say_number(9999) == ["num_9000", "num_900", "num_99"]
+    for bad in (-1, 10_000):
         with pytest.raises(ValueError):
             vm.say_number(bad)
-    for n in range(0, 1_000_000, 997):
+    for n in range(10_000):
         assert set(vm.say_number(n)) <= vm.PROMPTS_USED
 
 
 def test_say_digits_and_time() -> None:
     assert vm.say_digits("+44 20*#x") == [
-        "plus",
-        "num-4",
-        "num-4",
-        "num-2",
-        "num-0",
-        "star",
-        "hash",
-    ]
-    assert vm.say_time(14, 0) == ["num-14", "o-clock"]
-    assert vm.say_time(9, 5) == ["num-9", "oh", "num-5"]
-    assert vm.say_time(23, 59) == ["num-20", "num-3", "num-50", "num-9"]
+        "digit_4", "digit_4", "digit_2", "digit_0", "star", "hash",
+    ]  # fmt: skip
+    assert vm.say_time(14, 0) == ["num_14", "hours"]
+    assert vm.say_time(9, 5) == ["num_9", "digit_0", "num_5"]
+    assert vm.say_time(23, 59) == ["num_23", "num_59"]
     with pytest.raises(ValueError):
         vm.say_time(24, 0)
 
 
 def test_say_datetime_in_the_box_time_zone() -> None:
-    when = dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC)  # a Sunday; Europe/Berlin: 01:30
+    when = dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC)  # a Sunday
     assert vm.say_datetime(when, ZoneInfo("UTC")) == [
-        "day-sunday", "month-march", "num-20", "num-9", "at", "num-0", "num-30",
+        "day_sunday", "month_march", "num_29", "at", "num_0", "num_30",
     ]  # fmt: skip
-    # 01:30 UTC on the DST day is 03:30 CEST in Berlin.
+    # 01:30 UTC on the day clocks go forward is 03:30 CEST in Berlin.
     berlin = vm.say_datetime(when + dt.timedelta(hours=1), ZoneInfo("Europe/Berlin"))
-    assert berlin[-2:] == ["num-3", "num-30"]
+    assert berlin[-2:] == ["num_3", "num_30"]
+    # Today and yesterday, by the local date: 23:30 UTC on the 28th is the 29th in Berlin.
+    late = dt.datetime(2026, 3, 28, 23, 30, tzinfo=dt.UTC)
+    tz = ZoneInfo("Europe/Berlin")
+    assert vm.say_datetime(late, tz, dt.date(2026, 3, 29))[0] == "day_today"
+    assert vm.say_datetime(late, tz, dt.date(2026, 3, 30))[0] == "day_yesterday"
+    assert vm.say_datetime(late, tz, dt.date(2026, 3, 31))[0] == "day_sunday"
     with pytest.raises(ValueError):
         vm.say_datetime(dt.datetime(2026, 1, 1), ZoneInfo("UTC"))
 
 
-def test_every_prompt_a_command_can_name_is_listed() -> None:
+def test_prompt_names_follow_the_catalogue() -> None:
     with pytest.raises(ValueError):
-        vm.Prompt("no-such-prompt")
-    assert all(n == n.lower() and " " not in n for n in vm.PROMPTS_USED)
+        vm.Prompt("no_such_prompt")
+    for name in vm.PROMPTS_USED:
+        assert re.fullmatch(r"[a-z0-9][a-z0-9_]{0,47}", name), name  # the catalogue's NAME_RE
+    assert vm.PROMPTS_NEW <= vm.PROMPTS_USED
 
 
 # --- leaving a message ---------------------------------------------------------------------
@@ -181,7 +183,7 @@ def test_leave_default_greeting_beep_record_hash(store: VoicemailStore) -> None:
     d.start()
     play = d.playing
     assert play is not None
-    assert play.prompt_names == (vm.P_EXTENSION, "num-1", "num-0", "num-1", vm.P_NOT_AVAILABLE)
+    assert play.prompt_names == (vm.P_EXTENSION, "digit_1", "digit_0", "digit_1", vm.P_UNAVAILABLE)
     assert isinstance(play.items[-1], vm.Beep)
     d.keys("5")  # not a skip key: ignored during the greeting
     assert d.playing is play
@@ -191,15 +193,17 @@ def test_leave_default_greeting_beep_record_hash(store: VoicemailStore) -> None:
     assert d.rec() == "message"
     d.keys("#")
     assert d.rec() is None
-    assert StopRecordingKept(d.log)
-    assert d.names() == (vm.P_MESSAGE_SAVED, vm.P_GOODBYE)
+    assert vm.StopRecording(keep=True) in d.log
+    assert d.names() == (vm.P_SAVED, vm.P_GOODBYE)
     d.finish_play()
     assert d.hung_up and d.m.done
     assert d.m.handle(vm.Digit("1"), d.now) == []  # late events after the end are ignored
 
 
-def StopRecordingKept(log: list[vm.Command]) -> bool:
-    return any(isinstance(c, vm.StopRecording) and c.keep for c in log)
+def test_leave_busy_greeting(store: VoicemailStore) -> None:
+    d = Driver(vm.LeaveMessage("7", has_greeting=False, reason="busy"), store)
+    d.start()
+    assert d.names() == (vm.P_EXTENSION, "digit_7", vm.P_BUSY)
 
 
 def test_leave_own_greeting_skip_with_hash(store: VoicemailStore) -> None:
@@ -235,16 +239,22 @@ def test_leave_hang_up_during_greeting_records_nothing(store: VoicemailStore) ->
 
 @pytest.mark.parametrize(
     ("reason", "words"),
-    [("cap", vm.P_MESSAGE_SAVED), ("error", vm.P_ERROR), ("refused", vm.P_MAILBOX_FULL)],
+    [
+        ("cap", (vm.P_RECORDING_LIMIT, vm.P_SAVED)),
+        ("error", (vm.P_ERROR,)),
+        ("refused", (vm.P_MAILBOX_FULL,)),
+    ],
 )
-def test_leave_recording_ends_by_itself(store: VoicemailStore, reason: str, words: str) -> None:
+def test_leave_recording_ends_by_itself(
+    store: VoicemailStore, reason: str, words: tuple[str, ...]
+) -> None:
     d = Driver(vm.LeaveMessage("101", has_greeting=False), store)
     d.start()
     d.finish_play()
     d.event(vm.RecordingEnded(reason))  # type: ignore[arg-type]
     stops = [c for c in d.log if isinstance(c, vm.StopRecording)]
     assert stops == ([] if reason == "refused" else [vm.StopRecording(keep=True)])
-    assert d.names() == (words, vm.P_GOODBYE)
+    assert d.names() == (*words, vm.P_GOODBYE)
     d.finish_play()
     assert d.hung_up
 
@@ -282,75 +292,81 @@ def test_login_and_counts(store: VoicemailStore) -> None:
     store.mark_saved("101", a.id)
     d = login(store)
     assert d.names() == (
-        vm.P_YOU_HAVE, "num-1", vm.P_NEW_MESSAGE, vm.P_AND, "num-1", vm.P_SAVED_MESSAGE,
+        vm.P_YOU_HAVE, "num_1", vm.P_NEW_MESSAGE, vm.P_AND, "num_1", vm.P_SAVED_MESSAGE,
         vm.P_MAIN_MENU,
     )  # fmt: skip
     assert d.state() is vm.MenuState.MAIN
 
 
-def test_empty_box_and_empty_folders(store: VoicemailStore) -> None:
+def test_empty_box(store: VoicemailStore) -> None:
     d = login(store)
     assert d.names() == (vm.P_NO_MESSAGES, vm.P_MAIN_MENU)
     d.keys("1")
-    assert d.names() == (vm.P_NO_NEW, vm.P_MAIN_MENU)
-    d.keys("2")
-    assert d.names() == (vm.P_NO_SAVED, vm.P_MAIN_MENU)
-    d.keys("*")
-    assert d.names() == (vm.P_MAIN_MENU,)
+    assert d.names() == (vm.P_NO_MESSAGES, vm.P_MAIN_MENU)
     d.keys("#")
+    assert d.names() == (vm.P_MAIN_MENU,)
+    d.keys("*")
     assert d.names() == (vm.P_GOODBYE,)
     d.finish_play()
     assert d.hung_up
 
 
-def test_listen_heard_to_the_end_becomes_saved(store: VoicemailStore) -> None:
+def test_listen_new_first_then_saved_heard_becomes_saved(store: VoicemailStore) -> None:
     m1 = leave(store, "101", "201")
     m2 = leave(store, "101", "202")
+    m3 = leave(store, "101", "203")
+    store.mark_saved("101", m1.id)
     events: list[Any] = []
     store.subscribe(events.append)
     d = login(store)
     d.finish_play()  # the intro and main menu
     d.keys("1")
     assert d.playing is not None
-    assert d.playing.prompt_names == (vm.P_MESSAGE, "num-1")
-    assert d.playing.items[-1] == vm.MessageAudio("101", m1.id)
+    assert d.playing.prompt_names == (vm.P_MESSAGE, "num_1")
+    assert d.items()[-1] == vm.MessageAudio("101", m2.id)  # new ones first
     d.finish_play()
-    assert vm.MarkSaved("101", m1.id) in d.log
+    assert vm.MarkSaved("101", m2.id) in d.log
     assert store.counts("101").new == 1
     assert d.names() == (vm.P_MESSAGE_MENU,)
-    d.keys("5")  # repeat: the same message, although it left the new folder
-    assert d.playing is not None and d.playing.items[-1] == vm.MessageAudio("101", m1.id)
+    d.keys("1")  # repeat: the same message, although it is no longer new
+    assert d.items()[-1] == vm.MessageAudio("101", m2.id)
     d.keys("6")  # barge in: next
-    assert d.playing is not None and d.playing.items[-1] == vm.MessageAudio("101", m2.id)
+    assert d.items()[-1] == vm.MessageAudio("101", m3.id)
+    d.keys("6")  # then the saved ones
+    assert d.items()[-1] == vm.MessageAudio("101", m1.id)
     d.keys("4")  # previous
-    assert d.playing is not None and d.playing.items[-1] == vm.MessageAudio("101", m1.id)
-    d.keys("4")
-    assert d.names() == (vm.P_NO_PREVIOUS, vm.P_MESSAGE_MENU)
-    d.keys("66")  # past the last one
+    assert d.items()[-1] == vm.MessageAudio("101", m3.id)
+    d.keys("44")
+    assert d.names() == (vm.P_FIRST_MESSAGE, vm.P_MESSAGE_MENU)
+    d.keys("666")  # past the last one
     assert d.names() == (vm.P_NO_MORE, vm.P_MAIN_MENU)
     assert d.state() is vm.MenuState.MAIN
-    assert [e.new_count for e in events] == [1]  # m2 was never heard to the end
+    assert [e.new_count for e in events] == [1]  # m3 was never heard to the end
 
 
 def test_envelope(store: VoicemailStore) -> None:
     m1 = leave(store, "101", "+4420")
     leave(store, "101", "")  # no caller ID
-    d = Driver(vm.MailboxMenu("101", tz=ZoneInfo("Europe/London")), store)
+    tz = ZoneInfo("Europe/London")
+    d = Driver(vm.MailboxMenu("101", tz=tz), store)
     d.start()
     d.finish_play()
     d.keys(PIN + "#1")
-    d.keys("3")
-    local = m1.received_at.astimezone(ZoneInfo("Europe/London"))
+    d.keys("5")
     assert d.names() == (
         vm.P_RECEIVED,
-        *vm.say_datetime(m1.received_at, ZoneInfo("Europe/London")),
-        vm.P_FROM, "plus", "num-4", "num-4", "num-2", "num-0",
+        *vm.say_datetime(m1.received_at, tz),
+        vm.P_FROM, "digit_4", "digit_4", "digit_2", "digit_0",
         vm.P_MESSAGE_MENU,
     )  # fmt: skip
-    assert local.weekday() == 1 and "day-tuesday" in d.names()
+    assert "day_tuesday" in d.names()
     d.keys("6")
-    d.keys("3")
+    d.keys("5")
     assert vm.P_UNKNOWN_CALLER in d.names()
+    today = Driver(vm.MailboxMenu("101", today=m1.received_at.date()), store)
+    today.start()
+    today.keys(PIN + "#15")
+    assert today.names()[:3] == (vm.P_RECEIVED, vm.P_TODAY, vm.P_AT)
 
 
 def test_delete_and_save(store: VoicemailStore) -> None:
@@ -361,26 +377,25 @@ def test_delete_and_save(store: VoicemailStore) -> None:
     d.keys("1")
     d.keys("7")  # delete m1 while it plays
     assert vm.DeleteMessage("101", m1.id) in d.log
-    assert d.playing is not None
-    assert d.playing.prompt_names[0] == vm.P_DELETED
-    assert d.playing.items[-1] == vm.MessageAudio("101", m2.id)
+    assert d.names()[0] == vm.P_DELETED
+    assert d.items()[-1] == vm.MessageAudio("101", m2.id)
     d.keys("9")  # save m2: on to m3
     assert vm.MarkSaved("101", m2.id) in d.log
-    assert d.playing is not None and d.playing.items[-1] == vm.MessageAudio("101", m3.id)
+    assert d.items()[-1] == vm.MessageAudio("101", m3.id)
     d.keys("#")
     assert d.state() is vm.MenuState.MAIN
     assert [m.id for m in store.messages("101")] == [m2.id, m3.id]
     assert store.counts("101").new == 1 and store.counts("101").saved == 1
     assert not store.path_of("101", m1.id).exists()
-    # The saved folder now holds m2; delete it, and the folder is empty.
-    d.keys("2")
-    assert d.playing is not None and d.playing.items[-1] == vm.MessageAudio("101", m2.id)
+    d.keys("1")  # m3 (new) first, then m2 (saved)
+    assert d.items()[-1] == vm.MessageAudio("101", m3.id)
+    d.keys("6")
     d.keys("9")  # saving a saved message just moves on
     assert d.names() == (vm.P_SAVED, vm.P_NO_MORE, vm.P_MAIN_MENU)
-    d.keys("2")
-    d.keys("7")
+    d.keys("16")
+    d.keys("7")  # delete the last one in the list
     assert d.names() == (vm.P_DELETED, vm.P_NO_MORE, vm.P_MAIN_MENU)
-    assert store.counts("101").saved == 0
+    assert [m.id for m in store.messages("101")] == [m3.id]
 
 
 def test_invalid_keys_and_help(store: VoicemailStore) -> None:
@@ -391,8 +406,12 @@ def test_invalid_keys_and_help(store: VoicemailStore) -> None:
     d.keys("1")
     d.keys("0")
     assert d.names() == (vm.P_INVALID, vm.P_MESSAGE_MENU)
+    d.keys("*")  # back to the main menu
+    assert d.names() == (vm.P_MAIN_MENU,)
+    d.keys("0")
+    d.keys("9")
+    assert d.names() == (vm.P_INVALID, vm.P_OPTIONS_MENU)
     d.keys("*")
-    assert d.names() == (vm.P_MESSAGE_MENU,)
     d.keys("ABCD8")  # five invalid keys in a row: the caller is lost, goodbye
     assert d.names() == (vm.P_GOODBYE,)
 
@@ -403,8 +422,8 @@ def test_wrong_pin_three_times_hangs_up(store: VoicemailStore) -> None:
     for i in range(vm.MAX_PIN_TRIES):
         d.keys("0000#")
         if i < vm.MAX_PIN_TRIES - 1:
-            assert d.names() == (vm.P_PIN_WRONG, vm.P_ENTER_PIN)
-    assert d.names() == (vm.P_PIN_WRONG, vm.P_GOODBYE)
+            assert d.names() == (vm.P_LOGIN_INCORRECT, vm.P_ENTER_PIN)
+    assert d.names() == (vm.P_LOGIN_INCORRECT, vm.P_GOODBYE)
     d.finish_play()
     assert d.hung_up
     assert not any(isinstance(c, vm.LoadMessages) for c in d.log)
@@ -425,7 +444,7 @@ def test_lockout_persists_across_calls(store: VoicemailStore) -> None:
     d2.now = d.now
     d2.start()
     d2.keys(PIN + "#")
-    assert d2.m.state is vm.MenuState.MAIN
+    assert d2.state() is vm.MenuState.MAIN
 
 
 def test_ask_mailbox_number_first(store: VoicemailStore) -> None:
@@ -490,26 +509,55 @@ def test_silence_reprompts_then_goodbye(store: VoicemailStore) -> None:
 
 def test_record_greeting(store: VoicemailStore) -> None:
     d = login(store)
-    d.keys("3")
+    d.keys("01")
     assert d.playing is not None
     assert d.playing.prompt_names == (vm.P_RECORD_GREETING,)
-    assert isinstance(d.playing.items[-1], vm.Beep)
+    assert isinstance(d.items()[-1], vm.Beep)
     d.keys("5")  # keys before the beep are ignored
     d.finish_play()
     assert d.rec() == "greeting"
     assert vm.StartRecording("greeting", "101") in d.log
     d.keys("#")
     assert d.log[-2] == vm.StopRecording(keep=True)
-    assert d.names() == (vm.P_GREETING_SAVED, vm.P_MAIN_MENU)
-    # Hanging up mid-greeting throws it away; reaching the cap keeps it.
-    d.keys("3")
+    assert d.names() == (vm.P_GREETING_SAVED, vm.P_OPTIONS_MENU)
+    # Reaching the cap keeps it; a disk error drops it; hanging up throws it away.
+    d.keys("1")
     d.finish_play()
     d.event(vm.RecordingEnded("cap"))
     assert d.log[-2] == vm.StopRecording(keep=True)
-    d.keys("3")
+    d.keys("1")
+    d.finish_play()
+    d.event(vm.RecordingEnded("error"))
+    assert d.log[-2] == vm.StopRecording(keep=False)
+    assert d.names() == (vm.P_ERROR, vm.P_OPTIONS_MENU)
+    d.keys("1")
+    d.finish_play()
+    d.event(vm.RecordingEnded("refused"))
+    assert d.names() == (vm.P_ERROR, vm.P_OPTIONS_MENU)
+    d.keys("1")
     d.finish_play()
     d.event(vm.CallerHungUp())
     assert d.log[-1] == vm.StopRecording(keep=False)
+
+
+def test_change_pin(store: VoicemailStore) -> None:
+    d = login(store)
+    d.keys("02")
+    assert d.names() == (vm.P_ENTER_NEW_PIN,)
+    d.keys("12#")  # too short
+    assert d.names() == (vm.P_INVALID, vm.P_ENTER_NEW_PIN)
+    d.keys("97531#")
+    assert d.log[-1] == vm.ChangePin("101", "97531")
+    assert "97531" not in repr(d.log[-1])  # PINs stay out of logs
+    assert d.state() is vm.MenuState.CHANGING_PIN
+    d.keys("1")  # typed ahead while the configuration is saved: dropped
+    d.event(vm.PinChanged(ok=True))
+    assert d.names() == (vm.P_PIN_CHANGED, vm.P_OPTIONS_MENU)
+    d.keys("2")
+    d.keys("2468#")
+    d.event(vm.PinChanged(ok=False))
+    assert d.names() == (vm.P_ERROR, vm.P_OPTIONS_MENU)
+    assert vm.run_store_command(store, vm.ChangePin("101", "2468")) is None  # not the store's
 
 
 def test_menu_misuse(store: VoicemailStore) -> None:
@@ -519,6 +567,8 @@ def test_menu_misuse(store: VoicemailStore) -> None:
     m.start(T0)
     with pytest.raises(vm.MenuMisuse):
         m.handle(vm.PinResult(PinCheck("ok", 5)), T0)
+    with pytest.raises(vm.MenuMisuse):
+        m.handle(vm.PinChanged(True), T0)
     with pytest.raises(vm.MenuMisuse):
         m.handle(vm.MessagesLoaded(()), T0)
     with pytest.raises(vm.MenuMisuse):
@@ -546,6 +596,8 @@ def test_garbage_keys_never_break_the_menu(store: VoicemailStore) -> None:
                 d.wait(rng.uniform(0, 2 * vm.INPUT_TIMEOUT_S))
             elif d.rec() == "greeting":
                 d.event(vm.RecordingEnded(rng.choice(["cap", "error"])))
+            elif d.state() is vm.MenuState.CHANGING_PIN:
+                d.event(vm.PinChanged(rng.random() < 0.5))
             else:
                 d.event(vm.PlayFinished(rng.randrange(100)))  # stale or unknown: ignored
             # Whatever happened, the machine is waiting on something or is done.
@@ -554,7 +606,8 @@ def test_garbage_keys_never_break_the_menu(store: VoicemailStore) -> None:
                 or d.playing is not None
                 or d.m.next_deadline is not None
                 or d.rec() is not None
-            ), (d.m.state, d.log[-3:])
+                or d.state() is vm.MenuState.CHANGING_PIN
+            ), (d.state(), d.log[-3:])
         # The index and files still agree.
         for m in store.messages("101"):
             assert store.path_of("101", m.id).exists()
