@@ -472,20 +472,27 @@ class Recording:
 
     def finish(self) -> MessageInfo | None:
         """Make the recording permanent; None for a greeting or an empty message."""
-        self._close()
-        return self.store._publish(self)
+        self._closing()
+        try:
+            # The flock stays held until the journal is renamed, so that a recovery pass
+            # in another process never finishes the same journal at the same time.
+            return self.store._publish(self)
+        finally:
+            os.close(self._fd)
 
     def abandon(self) -> None:
         """Throw the recording away (a greeting the owner hung up on)."""
-        self._close()
-        self.path.unlink(missing_ok=True)
-        self.store._forget(self)
+        self._closing()
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(self._fd)
+            self.store._forget(self)
 
-    def _close(self) -> None:
+    def _closing(self) -> None:
         if self.closed:
             raise VoicemailError("recording already finished or abandoned")
         self.closed = True
-        os.close(self._fd)  # also drops the flock
 
 
 class RecordingSink:
@@ -1034,6 +1041,8 @@ class VoicemailStore:
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                     return "live"  # a live process is recording it
                 raise
+            if not journal.exists():
+                return "gone"  # its recorder finished it while we waited for the lock
             if journal.name.startswith(GREETING_JOURNAL_PREFIX):
                 # A greeting the owner never confirmed: the old greeting stays.
                 journal.unlink(missing_ok=True)
