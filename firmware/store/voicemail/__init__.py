@@ -683,7 +683,7 @@ class VoicemailStore:
         with self.db.reading() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM message WHERE box = ? AND state IN ({marks}) "
-                "ORDER BY received_at, id",
+                "ORDER BY received_at, rowid",  # same second: in the order they were stored
                 (box, *states),
             ).fetchall()
         return [_row(r) for r in rows]
