@@ -38,11 +38,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
+from firmware.store import ConfigError, ConfigStore, VersionConflict
 from firmware.store.voicemail import (
     MailboxFull,
     MessageInfo,
@@ -51,6 +53,8 @@ from firmware.store.voicemail import (
     VoicemailError,
     VoicemailStore,
 )
+
+log = logging.getLogger(__name__)
 
 DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")  # ITU-T Q.23: the 16 DTMF signals
 # Waiting for a key after a prompt ended: Asterisk's VoiceMail waits 5 s per menu and
@@ -964,6 +968,39 @@ def run_store_command(
     return None
 
 
+MAX_PIN_SAVE_TRIES: Final = 3  # concurrent configuration edits to retry past
+
+
+def save_pin(config: ConfigStore, command: ChangePin) -> PinChanged:
+    """Carry out ``ChangePin``: the new PIN becomes the next configuration version (audited,
+    as any change).  Refused (``ok=False``) for a box that is not configured, a PIN the
+    schema refuses, or an edit that keeps losing races.  Blocking (SQLite): an executor."""
+    for _ in range(MAX_PIN_SAVE_TRIES):
+        current = config.current()
+        extensions = current.config.extensions
+        if not any(e.number == command.box and e.voicemail for e in extensions):
+            log.warning("voicemail: PIN change for unknown box %s refused", command.box)
+            return PinChanged(False)
+        updated = tuple(
+            dataclasses.replace(e, voicemail_pin=command.pin) if e.number == command.box else e
+            for e in extensions
+        )
+        try:
+            config.apply(
+                dataclasses.replace(current.config, extensions=updated),
+                author=f"voicemail {command.box} (phone)",
+                summary=f"voicemail PIN of {command.box} changed by phone",
+                expected_version=current.version,
+            )
+        except VersionConflict:
+            continue
+        except ConfigError as exc:
+            log.warning("voicemail: PIN change for %s refused: %s", command.box, exc)
+            return PinChanged(False)
+        return PinChanged(True)
+    return PinChanged(False)
+
+
 __all__ = [
     "BEEP_PLAN",
     "PROMPTS_NEW",
@@ -998,6 +1035,7 @@ __all__ = [
     "StorageFull",
     "VoicemailError",
     "run_store_command",
+    "save_pin",
     "say_datetime",
     "say_digits",
     "say_number",

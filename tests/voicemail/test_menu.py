@@ -614,3 +614,20 @@ def test_garbage_keys_never_break_the_menu(store: VoicemailStore) -> None:
         if d.state() is vm.MenuState.RECORDING_GREETING:
             d.event(vm.CallerHungUp())
         store.db.conn.execute("DELETE FROM pin_state")  # random PINs may lock the box
+
+
+def test_save_pin_writes_the_configuration(tmp_path: Path) -> None:
+    from firmware.store import ConfigStore
+
+    with ConfigStore.open(tmp_path / "cfg") as config:
+        before = config.current().version
+        assert vm.save_pin(config, vm.ChangePin("101", "97531")) == vm.PinChanged(True)
+        current = config.current()
+        assert current.version == before + 1
+        (ext,) = [e for e in current.config.extensions if e.number == "101"]
+        assert ext.voicemail_pin == "97531"
+        assert "voicemail PIN of 101" in config.history(1)[0].summary
+        # A PIN the schema refuses, and a box that is not configured: nothing saved.
+        assert vm.save_pin(config, vm.ChangePin("101", "12")) == vm.PinChanged(False)
+        assert vm.save_pin(config, vm.ChangePin("999", "1234")) == vm.PinChanged(False)
+        assert config.current().version == before + 1
