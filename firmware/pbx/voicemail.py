@@ -19,17 +19,18 @@ the commands it returns, in order:
   there.  Message-waiting lamps follow from the store's ``MwiChanged`` events.
 - ``HangUp()``: the machine is done; later events are ignored.
 
-Prompts are named as in the prompt catalogue (``firmware/prompts/catalogue.toml`` on the
-``ivr`` branch: snake_case, ``num_0``..``num_99``, ``num_100``..``num_900``,
-``num_1000``..``num_9000``, ``digit_0``..``digit_9``); every name used is in
+Prompts are named as in the prompt catalogue (``firmware/prompts/catalogue.toml``,
+kebab-case; numbers ``num-0``..``num-99``, ``num-100``..``num-900``,
+``num-1000``..``num-9000``, the digits being ``num-0``..``num-9``); every name used is in
 ``PROMPTS_USED`` so that the catalogue can be checked against it.  Numbers, digits and
 dates are spoken with :func:`say_number`, :func:`say_digits` and :func:`say_datetime`.
 
-Keys, as the catalogue's menu prompts say them (docs/voicemail.md):
+Keys, as the catalogue's menu prompts announce them (docs/voicemail.md):
 
-    main menu        1 listen (new messages first, then saved)  0 options  * exit  # repeat
-    options          1 record greeting  2 change PIN  * back
-    message menu     1 repeat  4 previous  5 envelope  6 next  7 delete  9 save  * or # back
+    main menu        1 new messages  2 saved messages  3 record greeting  * repeat  # exit
+                     (0 options: 1 record greeting, 2 change PIN, * back)
+    message menu     3 envelope  4 previous  5 repeat  6 next  7 delete  9 save
+                     * help      # main menu
     leaving          # (or hanging up) ends the message; # during the greeting skips it
 """
 
@@ -68,14 +69,13 @@ MAX_INVALID: Final = 5  # invalid keys in a row before we give up on the caller
 MAX_SAY_NUMBER: Final = 9999  # the catalogue records 0-99, the hundreds and the thousands
 MIN_NEW_PIN: Final = 4  # schema: a PIN is 4 to 12 digits
 
-# --- prompt names (the ivr branch's firmware/prompts/catalogue.toml; English text quoted) ---
+# --- prompt names (firmware/prompts/catalogue.toml; English text quoted) ---------------------
 
 NUMBER_PROMPTS: Final = (
-    tuple(f"num_{n}" for n in range(100))
-    + tuple(f"num_{n}" for n in range(100, 1000, 100))
-    + tuple(f"num_{n}" for n in range(1000, 10000, 1000))
+    tuple(f"num-{n}" for n in range(100))
+    + tuple(f"num-{n}" for n in range(100, 1000, 100))
+    + tuple(f"num-{n}" for n in range(1000, 10000, 1000))
 )
-DIGIT_PROMPTS: Final = tuple(f"digit_{d}" for d in range(10))
 WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MONTHS: Final = (
     "january",
@@ -92,46 +92,50 @@ MONTHS: Final = (
     "december",
 )
 
-P_ENTER_MAILBOX: Final = "vm_enter_mailbox"  # "Please enter your mailbox number, followed by hash."
-P_ENTER_PIN: Final = "enter_pin"  # "Please enter your PIN, followed by hash."
+P_ENTER_MAILBOX: Final = "vm-enter-mailbox"  # "Please enter your mailbox number, followed ..."
+P_ENTER_PIN: Final = "vm-enter-pin"  # "Please enter your PIN, then hash."
 # Said for a wrong PIN and an unknown box alike, so that a caller cannot probe for boxes.
-P_LOGIN_INCORRECT: Final = "vm_login_incorrect"  # "Login incorrect."
-P_LOCKED: Final = "vm_locked"  # NEW: "This mailbox is locked. Please try again later."
-P_YOU_HAVE: Final = "vm_you_have"  # "You have"
-P_NEW_MESSAGE: Final = "vm_new_message"  # "new message."
-P_NEW_MESSAGES: Final = "vm_new_messages"  # "new messages."
-P_SAVED_MESSAGE: Final = "vm_saved_message"  # "saved message."
-P_SAVED_MESSAGES: Final = "vm_saved_messages"  # "saved messages."
-P_AND: Final = "and"  # "and"
-P_NO_MESSAGES: Final = "vm_no_messages"  # "You have no messages."
-P_MAIN_MENU: Final = "vm_main_menu"  # "To listen to your messages, press 1. For mailbox ..."
-P_OPTIONS_MENU: Final = "vm_options_menu"  # "To record your greeting, press 1. To change ..."
-P_MESSAGE: Final = "vm_message"  # "Message"  (then its number)
-P_MESSAGE_MENU: Final = "vm_message_menu"  # "To repeat, press 1. For the next message, ..."
-P_FIRST_MESSAGE: Final = "vm_first_message"  # "First message."
-P_NO_MORE: Final = "vm_no_more_messages"  # "There are no more messages."
-P_RECEIVED: Final = "vm_received"  # "Received"
-P_FROM: Final = "vm_from"  # "from"
-P_UNKNOWN_CALLER: Final = "vm_unknown_caller"  # "an unknown caller"
-P_DELETED: Final = "vm_deleted"  # "Message deleted."
-P_SAVED: Final = "vm_saved"  # "Message saved."
-P_RECORD_GREETING: Final = "vm_record_greeting"  # "Record your greeting after the tone. ..."
-P_GREETING_SAVED: Final = "vm_greeting_saved"  # "Your greeting has been saved."
-P_ENTER_NEW_PIN: Final = "vm_enter_new_pin"  # "Please enter your new PIN, followed by hash."
-P_PIN_CHANGED: Final = "vm_pin_changed"  # "Your PIN has been changed."
-P_EXTENSION: Final = "vm_extension"  # "Extension"
-P_UNAVAILABLE: Final = "vm_unavailable"  # "The person you are calling is not available. ..."
-P_BUSY: Final = "vm_busy"  # "The person you are calling is on the phone. Please leave ..."
-P_LEAVE_MESSAGE: Final = "vm_leave_message"  # "Please leave a message after the tone. ..."
-P_MAILBOX_FULL: Final = "vm_mailbox_full"  # "The mailbox is full."
-P_RECORDING_LIMIT: Final = "vm_recording_limit"  # "The maximum message length has been ..."
-P_ERROR: Final = "vm_error"  # NEW: "Sorry, that did not work."
+P_LOGIN_INCORRECT: Final = "vm-login-incorrect"  # "Login incorrect."
+P_LOCKED: Final = "vm-locked"  # "This mailbox is locked. Please try again later."
+P_YOU_HAVE: Final = "vm-you-have"  # "You have"
+P_NEW_MESSAGE: Final = "vm-new-message"  # "new message."
+P_NEW_MESSAGES: Final = "vm-new-messages"  # "new messages."
+P_SAVED_MESSAGE: Final = "vm-saved-message"  # "saved message."
+P_SAVED_MESSAGES: Final = "vm-saved-messages"  # "saved messages."
+P_AND: Final = "vm-and"  # "and"
+P_NO_MESSAGES: Final = "vm-no-messages"  # "You have no messages."
+P_NO_NEW: Final = "vm-no-new-messages"  # "You have no new messages."
+P_NO_SAVED: Final = "vm-no-saved-messages"  # "You have no saved messages."
+P_MAIN_MENU: Final = "vm-main-menu"  # "For new messages, press 1. For saved messages, ..."
+P_OPTIONS_MENU: Final = "vm-options-menu"  # "To record your greeting, press 1. To change ..."
+P_MESSAGE: Final = "vm-message"  # "Message"  (then its number)
+P_MESSAGE_MENU: Final = "vm-message-menu"  # "For the envelope, press 3. Previous message, 4. ..."
+P_NO_PREVIOUS: Final = "vm-no-previous"  # "This is the first message."
+P_NO_MORE: Final = "vm-no-more-messages"  # "There are no more messages."
+P_RECEIVED: Final = "vm-received"  # "Received"
+P_FROM: Final = "vm-from"  # "from"
+P_UNKNOWN_CALLER: Final = "vm-unknown-caller"  # "an unknown caller"
+P_DELETED: Final = "vm-deleted"  # "Message deleted."
+P_SAVED: Final = "vm-saved"  # "Message saved."
+P_RECORD_GREETING: Final = "vm-record-greeting"  # "Record your greeting after the tone. ..."
+P_GREETING_SAVED: Final = "vm-greeting-saved"  # "Your greeting has been saved."
+P_ENTER_NEW_PIN: Final = "vm-enter-new-pin"  # "Please enter your new PIN, followed by hash."
+P_PIN_CHANGED: Final = "vm-pin-changed"  # "Your PIN has been changed."
+P_EXTENSION: Final = "vm-extension"  # "The person at extension"
+P_NOT_AVAILABLE: Final = "vm-not-available"  # "is not available. Please leave a message ..."
+P_BUSY: Final = "vm-busy"  # "The person you are calling is on the phone. Please leave ..."
+P_MAILBOX_FULL: Final = "vm-mailbox-full"  # "The mailbox is full."
+P_MESSAGE_SAVED: Final = "vm-message-saved"  # "Your message has been recorded."
+P_RECORDING_LIMIT: Final = "vm-recording-limit"  # "The maximum message length has been ..."
+P_ERROR: Final = "vm-error"  # "Sorry, something went wrong."
 P_INVALID: Final = "invalid"  # "That is not a valid choice."
 P_GOODBYE: Final = "goodbye"  # "Goodbye."
-P_TODAY: Final = "day_today"  # "today"
-P_YESTERDAY: Final = "day_yesterday"  # "yesterday"
+P_TODAY: Final = "day-today"  # "today"
+P_YESTERDAY: Final = "day-yesterday"  # "yesterday"
 P_AT: Final = "at"  # "at" (before a time of day)
-P_HOURS: Final = "hours"  # "hours", as in "fourteen hours"
+P_OH: Final = "oh"  # "oh", as in fourteen oh five
+P_OCLOCK: Final = "o-clock"  # "o'clock"
+P_PLUS: Final = "plus"
 P_STAR: Final = "star"
 P_HASH: Final = "hash"
 
@@ -148,11 +152,13 @@ PROMPTS_USED: Final[frozenset[str]] = frozenset(
         P_SAVED_MESSAGES,
         P_AND,
         P_NO_MESSAGES,
+        P_NO_NEW,
+        P_NO_SAVED,
         P_MAIN_MENU,
         P_OPTIONS_MENU,
         P_MESSAGE,
         P_MESSAGE_MENU,
-        P_FIRST_MESSAGE,
+        P_NO_PREVIOUS,
         P_NO_MORE,
         P_RECEIVED,
         P_FROM,
@@ -164,10 +170,10 @@ PROMPTS_USED: Final[frozenset[str]] = frozenset(
         P_ENTER_NEW_PIN,
         P_PIN_CHANGED,
         P_EXTENSION,
-        P_UNAVAILABLE,
+        P_NOT_AVAILABLE,
         P_BUSY,
-        P_LEAVE_MESSAGE,
         P_MAILBOX_FULL,
+        P_MESSAGE_SAVED,
         P_RECORDING_LIMIT,
         P_ERROR,
         P_INVALID,
@@ -175,17 +181,16 @@ PROMPTS_USED: Final[frozenset[str]] = frozenset(
         P_TODAY,
         P_YESTERDAY,
         P_AT,
-        P_HOURS,
+        P_OH,
+        P_OCLOCK,
+        P_PLUS,
         P_STAR,
         P_HASH,
         *NUMBER_PROMPTS,
-        *DIGIT_PROMPTS,
-        *(f"day_{d}" for d in WEEKDAYS),
-        *(f"month_{m}" for m in MONTHS),
+        *(f"day-{d}" for d in WEEKDAYS),
+        *(f"month-{m}" for m in MONTHS),
     }
 )
-# Not yet in the ivr branch's catalogue when this was written; it needs them.
-PROMPTS_NEW: Final = frozenset({P_LOCKED, P_ERROR})
 
 # The beep before recording: 1 kHz for 0.5 s at -10 dBm0 (a tone plan for
 # firmware.dsp.tones).  ITU-T E.180 has no tone for "start speaking"; a short 1 kHz tone is
@@ -197,42 +202,42 @@ BEEP_PLAN: Final = "!1000@-10/500,0"
 
 
 def say_number(n: int) -> list[str]:
-    """Prompt names speaking ``n`` (0..9999): 'num_3000 num_400 num_42'."""
+    """Prompt names speaking ``n`` (0..9999): 'num-3000 num-400 num-42'."""
     if not 0 <= n <= MAX_SAY_NUMBER:
         raise ValueError(f"{n} is outside 0..{MAX_SAY_NUMBER}")
     thousands, rest = divmod(n, 1000)
     hundreds, rest = divmod(rest, 100)
-    out = [f"num_{thousands * 1000}"] if thousands else []
-    out += [f"num_{hundreds * 100}"] if hundreds else []
-    return out + ([f"num_{rest}"] if rest or not out else [])
+    out = [f"num-{thousands * 1000}"] if thousands else []
+    out += [f"num-{hundreds * 100}"] if hundreds else []
+    return out + ([f"num-{rest}"] if rest or not out else [])
 
 
 def say_digits(text: str) -> list[str]:
-    """One prompt per digit, star and hash; anything else ('+', spaces) is skipped."""
-    names = {"*": P_STAR, "#": P_HASH}
+    """One prompt per dialling symbol ('+', digits, '*', '#'); anything else is skipped."""
+    names = {"+": P_PLUS, "*": P_STAR, "#": P_HASH}
     out: list[str] = []
     for c in text:
         if c in "0123456789":
-            out.append(f"digit_{c}")
+            out.append(f"num-{c}")
         elif c in names:
             out.append(names[c])
     return out
 
 
 def say_time(hour: int, minute: int) -> list[str]:
-    """24-hour clock: 'num_14 hours', 'num_14 digit_0 num_5', 'num_14 num_30'."""
+    """24-hour clock: 'num-14 o-clock', 'num-14 oh num-5', 'num-14 num-30'."""
     if not (0 <= hour < 24 and 0 <= minute < 60):
         raise ValueError(f"{hour}:{minute} is not a time of day")
     if minute == 0:
-        return [*say_number(hour), P_HOURS]
+        return [*say_number(hour), P_OCLOCK]
     if minute < 10:
-        return [*say_number(hour), "digit_0", *say_number(minute)]
+        return [*say_number(hour), P_OH, *say_number(minute)]
     return [*say_number(hour), *say_number(minute)]
 
 
 def say_datetime(when: dt.datetime, tz: dt.tzinfo, today: dt.date | None = None) -> list[str]:
-    """'day_tuesday month_november num_24 at num_14 digit_0 num_5' in the box's time zone;
-    'day_today at ...' / 'day_yesterday at ...' when ``today`` (local) says so."""
+    """'day-tuesday month-november num-24 at num-14 oh num-5' in the box's time zone;
+    'day-today at ...' / 'day-yesterday at ...' when ``today`` (local) says so."""
     if when.tzinfo is None:
         raise ValueError("say_datetime needs an aware datetime")
     local = when.astimezone(tz)
@@ -242,8 +247,8 @@ def say_datetime(when: dt.datetime, tz: dt.tzinfo, today: dt.date | None = None)
         day = [P_YESTERDAY]
     else:
         day = [
-            f"day_{WEEKDAYS[local.weekday()]}",
-            f"month_{MONTHS[local.month - 1]}",
+            f"day-{WEEKDAYS[local.weekday()]}",
+            f"month-{MONTHS[local.month - 1]}",
             *say_number(local.day),
         ]
     return [*day, P_AT, *say_time(local.hour, local.minute)]
@@ -512,11 +517,9 @@ class LeaveMessage(_Machine):
             greeting: list[PlayItem | str] = (
                 [GreetingAudio(self.box)]
                 if self.has_greeting
-                else [
-                    P_EXTENSION,
-                    *say_digits(self.box),
-                    P_BUSY if self.reason == "busy" else P_UNAVAILABLE,
-                ]
+                else [P_BUSY]
+                if self.reason == "busy"
+                else [P_EXTENSION, *say_digits(self.box), P_NOT_AVAILABLE]
             )
             self._play(*greeting, Beep())
         return self._flush()
@@ -547,7 +550,7 @@ class LeaveMessage(_Machine):
                 self._play(Beep())  # skip the greeting, not the beep
             elif state is LeaveState.RECORDING and event.digit == "#":
                 self._out.append(StopRecording(keep=True))
-                self._close(P_SAVED)
+                self._close(P_MESSAGE_SAVED)
             # Other keys: part of the message (a caller pressing keys is still speaking).
             return
         if isinstance(event, RecordingEnded):
@@ -557,7 +560,7 @@ class LeaveMessage(_Machine):
                 self._close(P_MAILBOX_FULL)
             elif event.reason == "cap":
                 self._out.append(StopRecording(keep=True))
-                self._close(P_RECORDING_LIMIT, P_SAVED)
+                self._close(P_RECORDING_LIMIT, P_MESSAGE_SAVED)
             else:
                 self._out.append(StopRecording(keep=True))  # what reached the disk
                 self._close(P_ERROR)
@@ -589,8 +592,8 @@ _BUSY: Final = (MenuState.CHECKING_PIN, MenuState.LOADING, MenuState.CHANGING_PI
 
 
 class MailboxMenu(_Machine):
-    """The owner's menu: login, listen (new messages first, then saved), envelope, save,
-    delete, next, previous, repeat, record a greeting, change the PIN, exit.
+    """The owner's menu: login, listen to new and saved messages, envelope, save, delete,
+    next, previous, repeat, record a greeting, change the PIN, exit.
 
     ``box`` None asks for the mailbox number first (voicemail dialled from another phone);
     ``skip_pin`` lets the owner in without a PIN (their own phone, and no PIN configured).
@@ -618,7 +621,7 @@ class MailboxMenu(_Machine):
         self._invalid = 0
         self._pin_tries = 0
         self._messages: list[MessageInfo] = []
-        self._playlist: list[str] = []  # ids, fixed when listening starts
+        self._playlist: list[str] = []  # ids of the folder, fixed when listening starts
         self._index = 0
         self._last_play_was_message = False
 
@@ -758,10 +761,10 @@ class MailboxMenu(_Machine):
             if state is not MenuState.RECORDING_GREETING:
                 raise MenuMisuse(f"recording ended while {state.value}")
             if event.reason == "refused":
-                self._options_menu(P_ERROR)
+                self._main_menu(P_ERROR)
             else:
                 self._out.append(StopRecording(keep=event.reason == "cap"))
-                self._options_menu(P_GREETING_SAVED if event.reason == "cap" else P_ERROR)
+                self._main_menu(P_GREETING_SAVED if event.reason == "cap" else P_ERROR)
 
     def _on_play_finished(self, now: float) -> None:
         state = self.state
@@ -811,7 +814,7 @@ class MailboxMenu(_Machine):
         if state is MenuState.RECORDING_GREETING:
             if digit == "#":
                 self._out.append(StopRecording(keep=True))
-                self._options_menu(P_GREETING_SAVED)
+                self._main_menu(P_GREETING_SAVED)
             return
         self._barge()
         self._reprompts = 0
@@ -872,32 +875,38 @@ class MailboxMenu(_Machine):
                 self._play(P_LOGIN_INCORRECT, P_ENTER_PIN)
 
     def _main_key(self, digit: str) -> None:
-        if digit == "1":
+        if digit in "12":
             self._invalid = 0
-            new = [m.id for m in self._messages if m.state == "new"]
-            saved = [m.id for m in self._messages if m.state == "saved"]
+            folder = "new" if digit == "1" else "saved"
             # A snapshot: a message heard (new -> saved) keeps its place while listening.
-            self._playlist, self._index = new + saved, 0
+            self._playlist = [m.id for m in self._messages if m.state == folder]
+            self._index = 0
             if not self._playlist:
-                self._main_menu(P_NO_MESSAGES)
+                self._main_menu(P_NO_NEW if digit == "1" else P_NO_SAVED)
             else:
                 self._play_message()
-        elif digit == "0":
+        elif digit == "3":
+            self._invalid = 0
+            self._record_greeting()
+        elif digit == "0":  # not announced by vm-main-menu; vm-options-menu explains it
             self._invalid = 0
             self._options_menu()
         elif digit == "*":
-            self._close()
-        elif digit == "#":
             self._invalid = 0
             self._main_menu()
+        elif digit == "#":
+            self._close()
         else:
             self._invalid_key(P_MAIN_MENU)
+
+    def _record_greeting(self) -> None:
+        self.state = MenuState.GREETING_PROMPT
+        self._play(P_RECORD_GREETING, Beep())
 
     def _options_key(self, digit: str) -> None:
         if digit == "1":
             self._invalid = 0
-            self.state = MenuState.GREETING_PROMPT
-            self._play(P_RECORD_GREETING, Beep())
+            self._record_greeting()
         elif digit == "2":
             self._invalid = 0
             self.state = MenuState.ASK_NEW_PIN
@@ -910,23 +919,23 @@ class MailboxMenu(_Machine):
 
     def _message_key(self, digit: str) -> None:
         current = self._current()
-        if current is None:  # every message of the list went (deleted)
+        if current is None:  # every message of the folder went (deleted)
             self._main_menu(P_NO_MORE)
             return
-        if digit not in "145679*#":
+        if digit not in "345679*#":
             self._invalid_key(P_MESSAGE_MENU)
             return
         self._invalid = 0
-        if digit == "1":
-            self._play_message()
-        elif digit == "5":
+        if digit == "3":
             self._message_menu(*self._envelope(current))
         elif digit == "4":
             if self._index == 0:
-                self._message_menu(P_FIRST_MESSAGE)
+                self._message_menu(P_NO_PREVIOUS)
             else:
                 self._index -= 1
                 self._play_message()
+        elif digit == "5":
+            self._play_message()
         elif digit == "6":
             self._index += 1
             self._play_message()
@@ -939,7 +948,9 @@ class MailboxMenu(_Machine):
             self._mark_saved(current)
             self._index += 1
             self._play_message(P_SAVED)
-        else:  # "*" or "#"
+        elif digit == "*":
+            self._message_menu()
+        else:  # "#"
             self._main_menu()
 
 
@@ -1003,7 +1014,6 @@ def save_pin(config: ConfigStore, command: ChangePin) -> PinChanged:
 
 __all__ = [
     "BEEP_PLAN",
-    "PROMPTS_NEW",
     "PROMPTS_USED",
     "Beep",
     "CallerHungUp",

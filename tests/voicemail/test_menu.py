@@ -124,13 +124,13 @@ def login(store: VoicemailStore, box: str = "101") -> Driver:
 
 
 def test_say_number() -> None:
-    assert vm.say_number(0) == ["num_0"]
-    assert vm.say_number(19) == ["num_19"]
-    assert vm.say_number(42) == ["num_42"]
-    assert vm.say_number(100) == ["num_100"]
-    assert vm.say_number(342) == ["num_300", "num_42"]
-    assert vm.say_number(2005) == ["num_2000", "num_5"]
-    assert vm.say_number(9999) == ["num_9000", "num_900", "num_99"]
+    assert vm.say_number(0) == ["num-0"]
+    assert vm.say_number(19) == ["num-19"]
+    assert vm.say_number(42) == ["num-42"]
+    assert vm.say_number(100) == ["num-100"]
+    assert vm.say_number(342) == ["num-300", "num-42"]
+    assert vm.say_number(2005) == ["num-2000", "num-5"]
+    assert vm.say_number(9999) == ["num-9000", "num-900", "num-99"]
     for bad in (-1, 10_000):
         with pytest.raises(ValueError):
             vm.say_number(bad)
@@ -140,11 +140,11 @@ def test_say_number() -> None:
 
 def test_say_digits_and_time() -> None:
     assert vm.say_digits("+44 20*#x") == [
-        "digit_4", "digit_4", "digit_2", "digit_0", "star", "hash",
+        "plus", "num-4", "num-4", "num-2", "num-0", "star", "hash",
     ]  # fmt: skip
-    assert vm.say_time(14, 0) == ["num_14", "hours"]
-    assert vm.say_time(9, 5) == ["num_9", "digit_0", "num_5"]
-    assert vm.say_time(23, 59) == ["num_23", "num_59"]
+    assert vm.say_time(14, 0) == ["num-14", "o-clock"]
+    assert vm.say_time(9, 5) == ["num-9", "oh", "num-5"]
+    assert vm.say_time(23, 59) == ["num-23", "num-59"]
     with pytest.raises(ValueError):
         vm.say_time(24, 0)
 
@@ -152,27 +152,26 @@ def test_say_digits_and_time() -> None:
 def test_say_datetime_in_the_box_time_zone() -> None:
     when = dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC)  # a Sunday
     assert vm.say_datetime(when, ZoneInfo("UTC")) == [
-        "day_sunday", "month_march", "num_29", "at", "num_0", "num_30",
+        "day-sunday", "month-march", "num-29", "at", "num-0", "num-30",
     ]  # fmt: skip
     # 01:30 UTC on the day clocks go forward is 03:30 CEST in Berlin.
     berlin = vm.say_datetime(when + dt.timedelta(hours=1), ZoneInfo("Europe/Berlin"))
-    assert berlin[-2:] == ["num_3", "num_30"]
+    assert berlin[-2:] == ["num-3", "num-30"]
     # Today and yesterday, by the local date: 23:30 UTC on the 28th is the 29th in Berlin.
     late = dt.datetime(2026, 3, 28, 23, 30, tzinfo=dt.UTC)
     tz = ZoneInfo("Europe/Berlin")
-    assert vm.say_datetime(late, tz, dt.date(2026, 3, 29))[0] == "day_today"
-    assert vm.say_datetime(late, tz, dt.date(2026, 3, 30))[0] == "day_yesterday"
-    assert vm.say_datetime(late, tz, dt.date(2026, 3, 31))[0] == "day_sunday"
+    assert vm.say_datetime(late, tz, dt.date(2026, 3, 29))[0] == "day-today"
+    assert vm.say_datetime(late, tz, dt.date(2026, 3, 30))[0] == "day-yesterday"
+    assert vm.say_datetime(late, tz, dt.date(2026, 3, 31))[0] == "day-sunday"
     with pytest.raises(ValueError):
         vm.say_datetime(dt.datetime(2026, 1, 1), ZoneInfo("UTC"))
 
 
 def test_prompt_names_follow_the_catalogue() -> None:
     with pytest.raises(ValueError):
-        vm.Prompt("no_such_prompt")
+        vm.Prompt("no-such-prompt")
     for name in vm.PROMPTS_USED:
-        assert re.fullmatch(r"[a-z0-9][a-z0-9_]{0,47}", name), name  # the catalogue's NAME_RE
-    assert vm.PROMPTS_NEW <= vm.PROMPTS_USED
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name), name  # kebab-case
 
 
 # --- leaving a message ---------------------------------------------------------------------
@@ -183,7 +182,7 @@ def test_leave_default_greeting_beep_record_hash(store: VoicemailStore) -> None:
     d.start()
     play = d.playing
     assert play is not None
-    assert play.prompt_names == (vm.P_EXTENSION, "digit_1", "digit_0", "digit_1", vm.P_UNAVAILABLE)
+    assert play.prompt_names == (vm.P_EXTENSION, "num-1", "num-0", "num-1", vm.P_NOT_AVAILABLE)
     assert isinstance(play.items[-1], vm.Beep)
     d.keys("5")  # not a skip key: ignored during the greeting
     assert d.playing is play
@@ -194,7 +193,7 @@ def test_leave_default_greeting_beep_record_hash(store: VoicemailStore) -> None:
     d.keys("#")
     assert d.rec() is None
     assert vm.StopRecording(keep=True) in d.log
-    assert d.names() == (vm.P_SAVED, vm.P_GOODBYE)
+    assert d.names() == (vm.P_MESSAGE_SAVED, vm.P_GOODBYE)
     d.finish_play()
     assert d.hung_up and d.m.done
     assert d.m.handle(vm.Digit("1"), d.now) == []  # late events after the end are ignored
@@ -203,7 +202,7 @@ def test_leave_default_greeting_beep_record_hash(store: VoicemailStore) -> None:
 def test_leave_busy_greeting(store: VoicemailStore) -> None:
     d = Driver(vm.LeaveMessage("7", has_greeting=False, reason="busy"), store)
     d.start()
-    assert d.names() == (vm.P_EXTENSION, "digit_7", vm.P_BUSY)
+    assert d.names() == (vm.P_BUSY,)
 
 
 def test_leave_own_greeting_skip_with_hash(store: VoicemailStore) -> None:
@@ -240,7 +239,7 @@ def test_leave_hang_up_during_greeting_records_nothing(store: VoicemailStore) ->
 @pytest.mark.parametrize(
     ("reason", "words"),
     [
-        ("cap", (vm.P_RECORDING_LIMIT, vm.P_SAVED)),
+        ("cap", (vm.P_RECORDING_LIMIT, vm.P_MESSAGE_SAVED)),
         ("error", (vm.P_ERROR,)),
         ("refused", (vm.P_MAILBOX_FULL,)),
     ],
@@ -292,56 +291,56 @@ def test_login_and_counts(store: VoicemailStore) -> None:
     store.mark_saved("101", a.id)
     d = login(store)
     assert d.names() == (
-        vm.P_YOU_HAVE, "num_1", vm.P_NEW_MESSAGE, vm.P_AND, "num_1", vm.P_SAVED_MESSAGE,
+        vm.P_YOU_HAVE, "num-1", vm.P_NEW_MESSAGE, vm.P_AND, "num-1", vm.P_SAVED_MESSAGE,
         vm.P_MAIN_MENU,
     )  # fmt: skip
     assert d.state() is vm.MenuState.MAIN
 
 
-def test_empty_box(store: VoicemailStore) -> None:
+def test_empty_box_and_empty_folders(store: VoicemailStore) -> None:
     d = login(store)
     assert d.names() == (vm.P_NO_MESSAGES, vm.P_MAIN_MENU)
     d.keys("1")
-    assert d.names() == (vm.P_NO_MESSAGES, vm.P_MAIN_MENU)
-    d.keys("#")
-    assert d.names() == (vm.P_MAIN_MENU,)
+    assert d.names() == (vm.P_NO_NEW, vm.P_MAIN_MENU)
+    d.keys("2")
+    assert d.names() == (vm.P_NO_SAVED, vm.P_MAIN_MENU)
     d.keys("*")
+    assert d.names() == (vm.P_MAIN_MENU,)
+    d.keys("#")
     assert d.names() == (vm.P_GOODBYE,)
     d.finish_play()
     assert d.hung_up
 
 
-def test_listen_new_first_then_saved_heard_becomes_saved(store: VoicemailStore) -> None:
+def test_listen_heard_to_the_end_becomes_saved(store: VoicemailStore) -> None:
     m1 = leave(store, "101", "201")
     m2 = leave(store, "101", "202")
-    m3 = leave(store, "101", "203")
-    store.mark_saved("101", m1.id)
     events: list[Any] = []
     store.subscribe(events.append)
     d = login(store)
     d.finish_play()  # the intro and main menu
     d.keys("1")
     assert d.playing is not None
-    assert d.playing.prompt_names == (vm.P_MESSAGE, "num_1")
-    assert d.items()[-1] == vm.MessageAudio("101", m2.id)  # new ones first
+    assert d.playing.prompt_names == (vm.P_MESSAGE, "num-1")
+    assert d.items()[-1] == vm.MessageAudio("101", m1.id)
     d.finish_play()
-    assert vm.MarkSaved("101", m2.id) in d.log
+    assert vm.MarkSaved("101", m1.id) in d.log
     assert store.counts("101").new == 1
     assert d.names() == (vm.P_MESSAGE_MENU,)
-    d.keys("1")  # repeat: the same message, although it is no longer new
-    assert d.items()[-1] == vm.MessageAudio("101", m2.id)
-    d.keys("6")  # barge in: next
-    assert d.items()[-1] == vm.MessageAudio("101", m3.id)
-    d.keys("6")  # then the saved ones
+    d.keys("5")  # repeat: the same message, although it left the new folder
     assert d.items()[-1] == vm.MessageAudio("101", m1.id)
+    d.keys("6")  # barge in: next
+    assert d.items()[-1] == vm.MessageAudio("101", m2.id)
     d.keys("4")  # previous
-    assert d.items()[-1] == vm.MessageAudio("101", m3.id)
-    d.keys("44")
-    assert d.names() == (vm.P_FIRST_MESSAGE, vm.P_MESSAGE_MENU)
-    d.keys("666")  # past the last one
+    assert d.items()[-1] == vm.MessageAudio("101", m1.id)
+    d.keys("4")
+    assert d.names() == (vm.P_NO_PREVIOUS, vm.P_MESSAGE_MENU)
+    d.keys("66")  # past the last one
     assert d.names() == (vm.P_NO_MORE, vm.P_MAIN_MENU)
     assert d.state() is vm.MenuState.MAIN
-    assert [e.new_count for e in events] == [1]  # m3 was never heard to the end
+    assert [e.new_count for e in events] == [1]  # m2 was never heard to the end
+    d.keys("2")  # m1 is saved now
+    assert d.items()[-1] == vm.MessageAudio("101", m1.id)
 
 
 def test_envelope(store: VoicemailStore) -> None:
@@ -352,20 +351,20 @@ def test_envelope(store: VoicemailStore) -> None:
     d.start()
     d.finish_play()
     d.keys(PIN + "#1")
-    d.keys("5")
+    d.keys("3")
     assert d.names() == (
         vm.P_RECEIVED,
         *vm.say_datetime(m1.received_at, tz),
-        vm.P_FROM, "digit_4", "digit_4", "digit_2", "digit_0",
+        vm.P_FROM, "plus", "num-4", "num-4", "num-2", "num-0",
         vm.P_MESSAGE_MENU,
     )  # fmt: skip
-    assert "day_tuesday" in d.names()
+    assert "day-tuesday" in d.names()
     d.keys("6")
-    d.keys("5")
+    d.keys("3")
     assert vm.P_UNKNOWN_CALLER in d.names()
     today = Driver(vm.MailboxMenu("101", today=m1.received_at.date()), store)
     today.start()
-    today.keys(PIN + "#15")
+    today.keys(PIN + "#13")
     assert today.names()[:3] == (vm.P_RECEIVED, vm.P_TODAY, vm.P_AT)
 
 
@@ -387,14 +386,15 @@ def test_delete_and_save(store: VoicemailStore) -> None:
     assert [m.id for m in store.messages("101")] == [m2.id, m3.id]
     assert store.counts("101").new == 1 and store.counts("101").saved == 1
     assert not store.path_of("101", m1.id).exists()
-    d.keys("1")  # m3 (new) first, then m2 (saved)
-    assert d.items()[-1] == vm.MessageAudio("101", m3.id)
-    d.keys("6")
-    d.keys("9")  # saving a saved message just moves on
+    # The saved folder holds m2: saving it again moves on; deleting it empties the folder.
+    d.keys("2")
+    assert d.items()[-1] == vm.MessageAudio("101", m2.id)
+    d.keys("9")
     assert d.names() == (vm.P_SAVED, vm.P_NO_MORE, vm.P_MAIN_MENU)
-    d.keys("16")
-    d.keys("7")  # delete the last one in the list
+    d.keys("2")
+    d.keys("7")
     assert d.names() == (vm.P_DELETED, vm.P_NO_MORE, vm.P_MAIN_MENU)
+    assert store.counts("101").saved == 0
     assert [m.id for m in store.messages("101")] == [m3.id]
 
 
@@ -406,7 +406,9 @@ def test_invalid_keys_and_help(store: VoicemailStore) -> None:
     d.keys("1")
     d.keys("0")
     assert d.names() == (vm.P_INVALID, vm.P_MESSAGE_MENU)
-    d.keys("*")  # back to the main menu
+    d.keys("*")  # help
+    assert d.names() == (vm.P_MESSAGE_MENU,)
+    d.keys("#")  # back to the main menu
     assert d.names() == (vm.P_MAIN_MENU,)
     d.keys("0")
     d.keys("9")
@@ -509,7 +511,7 @@ def test_silence_reprompts_then_goodbye(store: VoicemailStore) -> None:
 
 def test_record_greeting(store: VoicemailStore) -> None:
     d = login(store)
-    d.keys("01")
+    d.keys("3")
     assert d.playing is not None
     assert d.playing.prompt_names == (vm.P_RECORD_GREETING,)
     assert isinstance(d.items()[-1], vm.Beep)
@@ -519,22 +521,22 @@ def test_record_greeting(store: VoicemailStore) -> None:
     assert vm.StartRecording("greeting", "101") in d.log
     d.keys("#")
     assert d.log[-2] == vm.StopRecording(keep=True)
-    assert d.names() == (vm.P_GREETING_SAVED, vm.P_OPTIONS_MENU)
+    assert d.names() == (vm.P_GREETING_SAVED, vm.P_MAIN_MENU)
     # Reaching the cap keeps it; a disk error drops it; hanging up throws it away.
-    d.keys("1")
+    d.keys("3")
     d.finish_play()
     d.event(vm.RecordingEnded("cap"))
     assert d.log[-2] == vm.StopRecording(keep=True)
-    d.keys("1")
+    d.keys("3")
     d.finish_play()
     d.event(vm.RecordingEnded("error"))
     assert d.log[-2] == vm.StopRecording(keep=False)
-    assert d.names() == (vm.P_ERROR, vm.P_OPTIONS_MENU)
-    d.keys("1")
+    assert d.names() == (vm.P_ERROR, vm.P_MAIN_MENU)
+    d.keys("01")  # the options menu records a greeting too
     d.finish_play()
     d.event(vm.RecordingEnded("refused"))
-    assert d.names() == (vm.P_ERROR, vm.P_OPTIONS_MENU)
-    d.keys("1")
+    assert d.names() == (vm.P_ERROR, vm.P_MAIN_MENU)
+    d.keys("3")
     d.finish_play()
     d.event(vm.CallerHungUp())
     assert d.log[-1] == vm.StopRecording(keep=False)
