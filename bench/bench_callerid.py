@@ -10,9 +10,10 @@ from typing import Protocol
 
 import numpy as np
 
-from firmware.dsp.callerid import fsk, type2
+from firmware.dsp.callerid import fsk, transmit, type2
 from firmware.dsp.callerid.messages import CallSetup, DateTime
 from firmware.dsp.pcm import FRAME_SAMPLES, SAMPLE_RATE, Pcm
+from firmware.dsp.profiles import get_profile
 
 CALL = CallSetup(date_time=DateTime(11, 25, 18, 30), number="0612345678", name="PONTE BENCH")
 REPEATS = 30
@@ -59,4 +60,21 @@ def main() -> None:
         print(
             f"   callerid cas detector ({label}): {us:.1f} us/frame/line median, "
             f"{p90:.1f} 90th percentile"
+        )
+
+    # Rendering what an FXS port sends with a call (the service does it off the event loop).
+    for code in ("US", "GB", "NL"):
+        spec = get_profile(code).callerid
+        times = []
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            rendered = transmit.render_on_hook(
+                spec, number="0612345678", name="PONTE BENCH", when=CALL.date_time
+            )
+            rendered.line_audio()
+            times.append(time.perf_counter() - started)
+        print(
+            f"   callerid render on-hook {code} ({spec.standard}, {spec.alerting}): "
+            f"{statistics.median(times) * 1000:.2f} ms median, "
+            f"{rendered.duration_ms} ms of line audio"
         )

@@ -34,7 +34,7 @@ def off_hook_to_dial_tone() -> list[float]:
 
     async def measure() -> None:
         with tempfile.TemporaryDirectory() as data:
-            app = Appliance(Options(Path(data), linecard=sim.url, audio=sim.audio_url))
+            app = Appliance(Options(Path(data), linecard=sim.url, audio=sim.audio_url, sip_port=0))
             await app.start()
             try:
                 media = app.media[1]
@@ -69,6 +69,7 @@ def rss_of_ponte_run(fxs: int = 6, fxo: int = 2) -> float:
             [
                 *(sys.executable, "-m", "firmware", "run", "--data-dir", f"{tmp}/data"),
                 *("--fxs", str(fxs), "--fxo", str(fxo), "--stderr", "--log-level", "WARNING"),
+                *("--sip-port", "0"),
             ],
             env=dict(os.environ, NOTIFY_SOCKET=f"{tmp}/notify"),
             stdout=subprocess.DEVNULL,

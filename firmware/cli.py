@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "run": "firmware.service.cli",
     "hwtest": "hwtests.cli",
     "console": "tui.cli",
+    "recordings": "firmware.service.recordings_cli",
+    "records": "firmware.store.records_cli",
     "voicemail": "firmware.store.voicemail.cli",
 }
 

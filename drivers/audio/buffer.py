@@ -96,6 +96,11 @@ class DriftBuffer:
     def target_samples(self) -> int:
         return self._target
 
+    @property
+    def fill(self) -> int:
+        """Samples buffered now, without building a stats object (for per-frame callers)."""
+        return self._w - self._r
+
     def stats(self) -> BufferStats:
         return BufferStats(
             pushed=self._pushed,

@@ -347,9 +347,11 @@ class SimCard:
                 handset = port.handset
                 if handset.is_off_hook or port.on_hook_tx:
                     handset.hear_frame(heard, now)
-                if port.on_hook_tx and not handset.is_off_hook and port.caller_id_receiver:
-                    for decoded in port.caller_id_receiver.feed(heard):
-                        handset.caller_id_received(decoded, now)
+                if port.on_hook_tx and not handset.is_off_hook:
+                    handset.on_hook_audio(heard, now)
+                    if port.caller_id_receiver:
+                        for decoded in port.caller_id_receiver.feed(heard):
+                            handset.caller_id_received(decoded, now)
                 talk = handset.talk_frame() if handset.is_off_hook else silence
                 if self.card_dtmf and handset.is_off_hook:
                     for digit, duration in port.detector.feed(talk):
@@ -453,7 +455,7 @@ class SimCard:
                 fxs.stop_ring(now)
             case SetPolarity() if fxs is not None:
                 fxs.polarity = m.polarity
-                fxs.handset.set_polarity(m.polarity)
+                fxs.handset.set_polarity(m.polarity, now)
             case OnHookTransmission() if fxs is not None:
                 fxs.on_hook_tx = m.enable
             case Seize() if fxo is not None:

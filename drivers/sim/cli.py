@@ -102,6 +102,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     dial.add_argument("digits")
     dial.add_argument("--pulse", action="store_true", help="decadic pulses (rotary phone)")
     dial.add_argument("--no-wait", action="store_true", help="return before dialling ends")
+    answer = hs.add_parser(
+        "auto-answer", help="lift the handset this long after it starts ringing", parents=[COMMON]
+    )
+    answer.add_argument("--seconds", type=float, help="omit to stop answering by itself")
+    answer.add_argument("--hangup-after", type=float, help="and hang up this long after lifting")
     _audio_actions(hs, numbered=False)
 
     co = commands.add_parser(
@@ -156,7 +161,10 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
     req["action"] = args.action
     if args.command in ("handset", "co"):
         req["number"] = args.number
-    keys = ("digits", "pulse", "ms", "seconds", "caller_id", "name", "mode", "hex", "port", "kind")
+    keys = (
+        "digits", "pulse", "ms", "seconds", "caller_id", "name", "mode", "hex", "port", "kind",
+        "hangup_after",
+    )  # fmt: skip
     for key in keys:
         value = getattr(args, key, None)
         if value is not None:

@@ -115,6 +115,14 @@ def _handset(sim: Simulator, req: Request) -> Any:
     if action == "dial":
         pulse = bool(req.get("pulse", False))
         return {"ends_in": handset.dial(_str(req, "digits"), pulse=pulse) - now}
+    if action == "auto-answer":
+        answer, hangup = _number(req, "seconds"), _number(req, "hangup_after")
+        if answer is not None and not 0 <= answer <= 600:
+            raise SimError(f"'seconds' {answer} outside 0..600")
+        if hangup is not None and not 0 < hangup <= 3600:
+            raise SimError(f"'hangup_after' {hangup} outside 0..3600")
+        handset.auto_answer_s, handset.auto_hangup_s = answer, hangup
+        return {}
     if action == "status":
         return next(h for h in sim.status()["handsets"] if h["handset"] == handset.number)
     result = _audio_action(handset, action, req)

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from drivers.linecard.protocol import Polarity
 from drivers.sim.endpoint import MAX_LOG, AudioEndpoint, Scheduler, SimError, Timer
 from drivers.sim.signals import DecodedCallerId
-from drivers.sim.tones import DTMF_KEYS
+from drivers.sim.tones import DTMF_KEYS, SAMPLE_RATE, Pcm
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,11 @@ PULSE_MAKE_MS = 40
 # Pause between digits; exchanges need some hundreds of ms to see a digit end.
 PULSE_INTERDIGIT_MS = 700
 VALID_DIGITS = "".join(DTMF_KEYS)
+# On-hook signal spans: a frame louder than this (peak) carries signal (caller ID is sent at
+# -13 dBm0 or so, peaks in the thousands); silence shorter than the gap does not end a span,
+# so DTMF digits (70 ms pauses) and a DT-AS before its data make one span (engineering).
+SIGNAL_PEAK_MIN = 64
+SIGNAL_GAP_S = 0.3
 
 
 class HookSwitch(Protocol):
@@ -32,7 +39,8 @@ class HookSwitch(Protocol):
 
 @dataclass
 class RingBurst:
-    """One burst of ringing voltage the handset saw; ``end`` is None while it rings."""
+    """One burst of ringing voltage (or of on-hook signal) the handset saw; ``end`` is None
+    while it lasts."""
 
     start: float
     end: float | None = None
@@ -71,6 +79,14 @@ class Handset(AudioEndpoint):
         self.caller_id: DecodedCallerId | None = None
         self.caller_id_at: float | None = None
         self.caller_ids = 0
+        # An answering machine's habit: lift the handset this long after ringing starts,
+        # and (if set) hang up again this long after lifting it.
+        self.auto_answer_s: float | None = None
+        self.auto_hangup_s: float | None = None
+        self.auto_answered = 0
+        # When the SLIC passed audio to the phone on hook (caller ID, VMWI): (start, end).
+        self.on_hook_signal_log: deque[RingBurst] = deque(maxlen=MAX_LOG)
+        self.polarity_log: deque[tuple[float, Polarity]] = deque(maxlen=MAX_LOG)
 
     def plug(self, port: HookSwitch) -> None:
         self._port = port
@@ -142,11 +158,36 @@ class Handset(AudioEndpoint):
         self.ringing = active
         if active:
             self.ring_log.append(RingBurst(when))
+            if self.auto_answer_s is not None and not self._pending and not self.is_off_hook:
+                self._later(when + self.auto_answer_s, self._auto_answer)
+                self._notify()
         elif self.ring_log:
             self.ring_log[-1].end = when
 
-    def set_polarity(self, polarity: Polarity) -> None:
+    def set_polarity(self, polarity: Polarity, when: float | None = None) -> None:
+        if polarity is not self.polarity and when is not None:
+            self.polarity_log.append((when, polarity))
         self.polarity = polarity
+
+    def on_hook_audio(self, frame: Pcm, when: float) -> None:
+        """A frame the SLIC passed to the phone while on hook (on-hook transmission)."""
+        if not len(frame) or int(np.abs(frame.astype(np.int32)).max()) < SIGNAL_PEAK_MIN:
+            return
+        start = when - len(frame) / SAMPLE_RATE
+        last = self.on_hook_signal_log[-1] if self.on_hook_signal_log else None
+        if last is not None and last.end is not None and start - last.end <= SIGNAL_GAP_S:
+            last.end = when
+        else:
+            self.on_hook_signal_log.append(RingBurst(start, when))
+
+    def timeline(self) -> dict[str, list[list[float | str | None]]]:
+        """Ring bursts and on-hook signal spans as [start, end], line reversals as
+        [when, "reverse" | "forward"] (simulator clock, s)."""
+        return {
+            "rings": [[r.start, r.end] for r in self.ring_log],
+            "on_hook_signal": [[s.start, s.end] for s in self.on_hook_signal_log],
+            "polarity": [[t, pol.name.lower()] for t, pol in self.polarity_log],
+        }
 
     def caller_id_received(self, decoded: DecodedCallerId, when: float) -> None:
         """The phone's caller-ID receiver decoded a burst heard on hook."""
@@ -171,6 +212,15 @@ class Handset(AudioEndpoint):
         }
 
     # --- internals ------------------------------------------------------------------
+
+    def _auto_answer(self, when: float) -> None:
+        if self.is_off_hook:
+            return
+        self.auto_answered += 1
+        self._set_hook(True, when)
+        if self.auto_hangup_s is not None:
+            self._later(when + self.auto_hangup_s, lambda t: self._set_hook(False, t))
+            self._notify()
 
     def _require_idle_off_hook(self, what: str) -> None:
         if not self.is_off_hook:

@@ -276,10 +276,12 @@ class Simulator:
                     "off_hook": h.is_off_hook,
                     "ringing": h.ringing,
                     "rings": len(h.ring_log),
+                    "auto_answered": h.auto_answered,
                     "polarity": h.polarity.name.lower(),
                     "playing": h.playing,
                     "recording": h.recording,
                     "caller_id": h.caller_id_view(),
+                    "timeline": h.timeline(),
                 }
                 for h in card.handsets
             ],

@@ -30,6 +30,7 @@ WELL_KNOWN_TOPICS: Final = (
     "alarms",
     "jobs",
     "system",
+    "records",
     "voicemail",
 )
 

@@ -41,6 +41,7 @@ class FxsState(enum.Enum):
     COLLECTING = "collecting"  # digits being dialled
     PROCEEDING = "proceeding"  # number complete, call being set up
     ALERTING = "alerting"  # far end ringing, ringback tone
+    EARLY_MEDIA = "early-media"  # the far end's audio before answer (RFC 3960), no local tone
     TALKING = "talking"
     CALL_WAITING = "call-waiting"  # talking, a second call waits (hook for call waiting)
     BUSY = "busy"
@@ -64,6 +65,7 @@ class Trigger(enum.Enum):
     PROCEED = "proceed"
     REMOTE_RINGING = "remote-ringing"
     CONNECT = "connect"
+    EARLY_MEDIA = "early-media"
     BUSY = "busy"
     CONGESTION = "congestion"
     RECALL_DIAL_TONE = "recall-dial-tone"
@@ -82,7 +84,7 @@ ON_HOOK_STATES = frozenset({S.IDLE, S.CALLER_ID, S.RINGING})
 OFF_HOOK_STATES = frozenset(set(S) - ON_HOOK_STATES)
 PULSE_STATES = frozenset({S.DIAL_TONE, S.RECALL_DIAL_TONE, S.COLLECTING})
 DIALLING_STATES = PULSE_STATES
-IN_CALL_STATES = frozenset({S.PROCEEDING, S.ALERTING, S.TALKING, S.CALL_WAITING})
+IN_CALL_STATES = frozenset({S.PROCEEDING, S.ALERTING, S.EARLY_MEDIA, S.TALKING, S.CALL_WAITING})
 TONE_STATES = frozenset({S.BUSY, S.CONGESTION})
 STATE_TONE: Mapping[FxsState, m.Tone] = MappingProxyType(
     {
@@ -118,6 +120,11 @@ def _table() -> dict[tuple[FxsState, Trigger], FxsState]:
         t[s, T.REMOTE_RINGING] = S.ALERTING
     t[S.PROCEEDING, T.REMOTE_RINGING] = S.ALERTING
     t[S.ALERTING, T.REMOTE_RINGING] = S.ALERTING
+    # Early media replaces any local tone; once it flows a later 180 must not bring local
+    # ringback back over it (RFC 3960 section 3.1: the far end's media wins).
+    for s in DIALLING_STATES | {S.PROCEEDING, S.ALERTING, S.EARLY_MEDIA}:
+        t[s, T.EARLY_MEDIA] = S.EARLY_MEDIA
+    t[S.EARLY_MEDIA, T.REMOTE_RINGING] = S.EARLY_MEDIA
     # Digits during a call go to call control (in-band relay, IVR); elsewhere they are ignored.
     for s in IN_CALL_STATES | TONE_STATES | {S.PERMANENT_SIGNAL, S.LOCKOUT}:
         t[s, T.DIGIT] = s
@@ -478,6 +485,7 @@ _SIMPLE: Mapping[type[object], Trigger] = MappingProxyType(
         m.Proceed: T.PROCEED,
         m.RemoteRinging: T.REMOTE_RINGING,
         m.Connect: T.CONNECT,
+        m.EarlyMedia: T.EARLY_MEDIA,
         m.Busy: T.BUSY,
         m.Congestion: T.CONGESTION,
         m.RecallDialTone: T.RECALL_DIAL_TONE,

@@ -231,6 +231,12 @@ class RemoteRinging:
 
 
 @dataclass(frozen=True, slots=True)
+class EarlyMedia:
+    """FXS: the far end sends audio before answering (SIP 183 with SDP, RFC 3960): local
+    tones stop and the phone hears the far end's own ringback or announcement."""
+
+
+@dataclass(frozen=True, slots=True)
 class Connect:
     """FXS: the call is connected; audio flows."""
 
@@ -427,6 +433,7 @@ FxsEvent = (
     | RecallDialTone
     | CallWaiting
     | CallWaitingEnd
+    | EarlyMedia
 )
 FxoEvent = (
     RingVoltage

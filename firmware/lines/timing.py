@@ -78,8 +78,10 @@ RING_GB = (400, 200, 400, 2000)  # ITU-T E.180 Suppl. 2, United Kingdom (double 
 RING_DE = (1000, 4000)  # ITU-T E.180 Suppl. 2, Germany
 RING_FR = (1500, 3500)  # ITU-T E.180 Suppl. 2, France
 CID_AFTER_RING_DELAY_MS = 500  # GR-30-CORE: first data bit >= 500 ms after the first ring
-CID_PRE_RING_TIMEOUT_MS = 3_000  # wait at most this for the DSP to finish sending before the
-#                                  first ring (EN 300 659-1 data lasts < 2 s; engineering margin)
+CID_PRE_RING_TIMEOUT_MS = 4_500  # wait at most this for the DSP to finish sending before the
+#                                  first ring: EN 300 659-1 FSK lasts < 2 s, but DTMF caller ID
+#                                  of a 20-digit number takes 3.1 s (22 digits of 70 + 70 ms)
+#                                  plus reversal, delay and data-to-ring (engineering margin)
 
 # --- FXO side -------------------------------------------------------------------------------
 

@@ -89,20 +89,27 @@ class Router:
             return self._emergency_fallback(dialled)
         return NoRoute(dialled, "no route matches the number")
 
+    def extension(self, number: str) -> ToExtension | NoRoute:
+        """The FXS port that extension ``number`` rings, or why it rings none."""
+        found = self._extensions.get(number)
+        if found is None:
+            return NoRoute(number, f"no extension {number}")
+        name, fxs = found
+        if fxs is None:
+            return NoRoute(number, f"extension {number} rings no FXS port")
+        if not self._fxs_enabled[fxs]:
+            return NoRoute(number, f"FXS port of extension {number} is disabled")
+        return ToExtension(number, name, fxs)
+
     def _to(self, route: Route, dialled: str, emergency: bool) -> Decision:
         number = manipulate(dialled, route.strip, route.prefix)
         where = f"route {route.name!r}"
         to = route.to
         if to == "extensions":
-            found = self._extensions.get(number)
-            if found is None:
-                return NoRoute(dialled, f"{where}: no extension {number}")
-            name, fxs = found
-            if fxs is None:
-                return NoRoute(dialled, f"{where}: extension {number} rings no FXS port")
-            if not self._fxs_enabled[fxs]:
-                return NoRoute(dialled, f"{where}: FXS port of extension {number} is disabled")
-            return Routed(dialled, number, route.name, ToExtension(number, name, fxs), emergency)
+            found = self.extension(number)
+            if isinstance(found, NoRoute):
+                return NoRoute(dialled, f"{where}: {found.reason}")
+            return Routed(dialled, number, route.name, found, emergency)
         if to.startswith("fxo:"):
             index = int(to[4:]) if to[4:].isdigit() else -1
             if not 0 <= index < len(self._fxo_enabled):

@@ -27,11 +27,23 @@ from firmware.dsp.profiles import get_profile
 from firmware.lines import messages as m
 from firmware.lines.cardclock import CardClock
 from firmware.service.callerid_rx import Heard
+from firmware.service.callerid_tx import CallerIdTransmitter, LineCallerId, zone
 from firmware.service.calls import LocalCalls
 from firmware.service.media import PortMedia
-from firmware.service.ports import Action, CardCommand, PortController, Report, ToneChange
+from firmware.service.ports import (
+    Action,
+    CallerIdStart,
+    CallerIdStop,
+    CardCommand,
+    PortController,
+    Report,
+    ToneChange,
+)
 from firmware.service.simulator import SimulatorProcess
+from firmware.service.sipbridge import SipBridge
+from firmware.service.sipsettings import sip_settings
 from firmware.service.supervisor import Supervisor
+from firmware.sip.errors import SipError
 from firmware.store import Config, ConfigStore, default_config
 
 log = logging.getLogger(__name__)
@@ -48,6 +60,9 @@ class Options:
     fxs: int = 4  # simulator ports
     fxo: int = 2
     sim_control: Path | None = None
+    sip: bool = True  # run the SIP stack (off: local calls only)
+    sip_host: str | None = None  # SIP/RTP bind address; None: 127.0.0.1 simulated, else 0.0.0.0
+    sip_port: int | None = None  # override the configured UDP port (0: any free port)
 
 
 @dataclass(slots=True)
@@ -126,6 +141,9 @@ class Appliance:
         self._timer: asyncio.TimerHandle | None = None
         self._stopped = asyncio.Event()
         self.calls: LocalCalls | None = None  # call control (firmware.pbx) for local calls
+        self.sip: SipBridge | None = None  # the SIP stack, when it runs
+        self.cid_tx: CallerIdTransmitter | None = None  # caller ID towards the FXS phones
+        self._cid_settings: dict[int, str] = {}  # FXS port -> lines.fxs[i].caller_id
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -170,7 +188,9 @@ class Appliance:
             ",".join(k.name for k in self.card.ports),
         )
         self._build_ports(self.card, audio)
+        self._start_caller_id()
         self.calls = LocalCalls(self)
+        await self._start_sip()
         self._events_task = asyncio.create_task(self._pump_events(), name="linecard-events")
         for port in self.ports:
             await self.link.send(card.StatusRequest(port))
@@ -192,7 +212,12 @@ class Appliance:
                 fxo_index += 1
             country = (line.country if line is not None else "") or self.config.system.country
             profile = get_profile(country)
-            self.ports[number] = PortController(number, kind, profile, self._clock)
+            if kind is card.PortKind.FXS:
+                self._cid_settings[number] = line.caller_id if line is not None else "country"
+            sends_cid = self._cid_settings.get(number) != "none"
+            self.ports[number] = PortController(
+                number, kind, profile, self._clock, caller_id=sends_cid
+            )
             if audio is None:
                 log.warning("port %d: no PCM audio configured; tones and DTMF are off", number)
                 continue
@@ -210,6 +235,36 @@ class Appliance:
             self.media[number] = media
             media.start()
 
+    async def _start_sip(self) -> None:
+        """The SIP stack, bound to the lines' audio; a failure leaves local calls working."""
+        assert self.config is not None and self.calls is not None
+        if not self.options.sip:
+            return
+        simulated = self.options.linecard is None
+        host = self.options.sip_host or ("127.0.0.1" if simulated else "0.0.0.0")
+        try:
+            settings, policy = await asyncio.to_thread(
+                sip_settings,
+                self.config,
+                bind_host=host,
+                data_dir=self.options.data_dir,
+                line_ports=tuple(sorted(self.media)),
+                udp_port=self.options.sip_port,
+            )
+            bridge = SipBridge(
+                self,
+                settings,
+                port_accounts={a.name: a.fxs for a in self.config.sip.accounts if a.enabled},
+                policy=policy,
+            )
+            await bridge.start()
+        except (SipError, OSError) as exc:
+            log.error("SIP stack not started: %s", exc)
+            self.raise_alarm("sip.stack", "critical", f"SIP stack not started: {exc}")
+            return
+        self.sip = bridge
+        self.calls.attach_sip(bridge)
+
     async def stop(self) -> None:
         """Stop everything that was started, in reverse order; safe to call twice."""
         self.supervisor.stopping()
@@ -219,6 +274,14 @@ class Appliance:
             self._timer = None
         if self.calls is not None:
             self.calls.stop()
+        if self.sip is not None:
+            try:
+                await self.sip.stop()
+            except Exception:
+                log.exception("stopping the SIP stack")
+            self.sip = None
+        if self.cid_tx is not None:
+            await self.cid_tx.close()
         for media in self.media.values():
             await asyncio.to_thread(media.stop)
         self.media.clear()
@@ -251,7 +314,10 @@ class Appliance:
         fxo = len(kinds) - fxs
         busy = sum(p.state not in ("idle",) for p in self.ports.values())
         link = "up" if self.healthy() else "DOWN"
-        return f"line card {link}, {fxs} FXS + {fxo} FXO, {busy} in use"
+        text = f"line card {link}, {fxs} FXS + {fxo} FXO, {busy} in use"
+        if self.sip is not None:
+            text += f", SIP legs {self.sip.legs_in_use}/{self.sip.settings.max_calls}"
+        return text
 
     def port_views(self) -> list[PortView]:
         return [self._view(n) for n in sorted(self.ports)]
@@ -397,6 +463,11 @@ class Appliance:
                         media = self.media.get(message.port)
                         if media is not None:
                             media.listen_for_progress(isinstance(message, card.Seize))
+                case CallerIdStart(port=port, caller_id=identity, off_hook=off_hook):
+                    self._send_caller_id(port, identity, off_hook, action.already_ms)
+                case CallerIdStop(port=port):
+                    if self.cid_tx is not None:
+                        self.cid_tx.stop(port)
                 case Report(port=port, report=report):
                     self.counters.reports += 1
                     cid = getattr(report, "caller_id", None)
@@ -420,6 +491,34 @@ class Appliance:
                     if self.calls is not None:
                         self.calls.on_report(port, report)
         self._schedule_timer()
+
+    # --- caller ID towards the FXS phones ----------------------------------------------
+
+    def _start_caller_id(self) -> None:
+        assert self.link is not None and self.config is not None
+        self.cid_tx = CallerIdTransmitter(
+            self.link.send,
+            self.media,
+            self._caller_id_sent,
+            tz=zone(self.config.system.timezone),
+        )
+        for number, setting in self._cid_settings.items():
+            self.cid_tx.add_line(LineCallerId(number, self.ports[number].profile, setting))
+
+    def _send_caller_id(self, port: int, cid: m.CallerId, off_hook: bool, already_ms: int) -> None:
+        if self.cid_tx is None:
+            return
+        if off_hook:
+            # Type II needs the CAS/ACK handshake during a call: call waiting (issue 5).
+            log.info("port %d: caller ID on call waiting not sent (no type II yet)", port)
+            return
+        self.cid_tx.start(port, cid, already_ms=already_ms)
+
+    def _caller_id_sent(self, port: int) -> None:
+        controller = self.ports.get(port)
+        if controller is not None:
+            self._spawn(self._apply(controller.on_call(m.CallerIdSent(), self._now())))
+            self._port_changed(port)
 
     def run_actions(self, actions: list[Action]) -> None:
         """Apply actions produced outside card events (call control), in order."""

@@ -19,10 +19,22 @@ from firmware.dsp.pcm import SAMPLE_RATE
 from firmware.lines import messages as m
 from firmware.lines.timing import LineTiming
 from firmware.pbx.calls import CallCommand, CallControl, Join, LineEvent, PortInfo, SendDtmf, Split
+from firmware.pbx.legs import (
+    AnswerSip,
+    ConnectSip,
+    DisconnectSip,
+    HangupSip,
+    PlaceSipCall,
+    RingSip,
+    SendSipDtmf,
+    SipEnded,
+    SipEvent,
+)
 from firmware.service.ports import Action
 
 if TYPE_CHECKING:
     from firmware.service.appliance import Appliance
+    from firmware.service.sipbridge import SipBridge
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +53,19 @@ class LocalCalls:
         self.control = CallControl(appliance.config, infos)
         self._timer: asyncio.TimerHandle | None = None
         self.last_decision_ms: float | None = None  # last digit in -> commands out, for status
+        self.sip: SipBridge | None = None
+
+    def attach_sip(self, bridge: SipBridge) -> None:
+        self.sip = bridge
+        bridge.on_sip_event = self.on_sip_event
+
+    def on_sip_event(self, event: SipEvent) -> None:
+        try:
+            commands = self.control.handle_sip(event, self._now())
+        except Exception:
+            log.exception("call control failed on %s", event)
+            return
+        self._run(commands)
 
     def _now(self) -> int:
         return int(time.monotonic() * 1000)
@@ -98,6 +123,15 @@ class LocalCalls:
                                 link.overruns,
                             )
                             link.split()
+                case PlaceSipCall() | RingSip() | AnswerSip() | HangupSip() | SendSipDtmf():
+                    self._sip_command(command)
+                case ConnectSip(leg=leg, port=port):
+                    if self.sip is not None:
+                        self.sip.connect(leg, port)
+                        log.info("audio of port %d and SIP leg %d connected", port, leg)
+                case DisconnectSip(leg=leg, port=port):
+                    if self.sip is not None:
+                        self.sip.disconnect(leg, port)
                 case SendDtmf(port=port, digits=digits, on_ms=on_ms, off_ms=off_ms):
                     media = self._app.media.get(port)
                     if media is not None:
@@ -107,6 +141,32 @@ class LocalCalls:
         if actions:
             self._app.run_actions(actions)
         self._schedule()
+
+    def _sip_command(
+        self, command: PlaceSipCall | RingSip | AnswerSip | HangupSip | SendSipDtmf
+    ) -> None:
+        bridge = self.sip
+        if bridge is None:
+            if isinstance(command, PlaceSipCall):
+                # No SIP stack (it failed to start): the leg ends like an unplaceable one.
+                self._spawn_sip_end(command.leg)
+            return
+        match command:
+            case PlaceSipCall(leg=leg, account=account, number=number, caller=caller):
+                bridge.place(leg, account, number, caller)
+            case RingSip(leg=leg):
+                bridge.ring(leg)
+            case AnswerSip(leg=leg):
+                bridge.answer(leg)
+            case HangupSip(leg=leg, code=code):
+                bridge.hangup(leg, code)
+            case SendSipDtmf(leg=leg, digits=digits):
+                bridge.send_dtmf(leg, digits)
+
+    def _spawn_sip_end(self, leg: int) -> None:
+        asyncio.get_running_loop().call_soon(
+            self.on_sip_event, SipEnded(leg, 503, "the SIP stack is not running")
+        )
 
     def _schedule(self) -> None:
         if self._timer is not None:

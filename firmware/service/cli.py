@@ -63,6 +63,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "network when simulating, else /etc/systemd/network/10-ponte.network)",
     )
     parser.add_argument(
+        "--sip-host",
+        metavar="ADDRESS",
+        help="address SIP and RTP bind to (default: 127.0.0.1 when simulating, else 0.0.0.0)",
+    )
+    parser.add_argument(
+        "--sip-port",
+        type=int,
+        metavar="PORT",
+        help="SIP UDP port instead of the configured one (0: any free port)",
+    )
+    parser.add_argument(
+        "--no-sip", action="store_true", help="do not start the SIP stack (local calls only)"
+    )
+    parser.add_argument(
         "--api-docs",
         action="store_true",
         help="print the table of this service's API methods for docs/api.md and exit",
@@ -83,6 +97,9 @@ def main(args: argparse.Namespace) -> int:
     if args.simulate and args.linecard:
         print("ponte run: --simulate and --linecard exclude each other", file=sys.stderr)
         return 2
+    if args.sip_port is not None and not 0 <= args.sip_port <= 65535:
+        print("ponte run: --sip-port: 0..65535", file=sys.stderr)
+        return 2
     if not 1 <= args.fxs + args.fxo <= 32 or args.fxs < 0 or args.fxo < 0:
         print("ponte run: --fxs/--fxo: between 1 and 32 ports in all", file=sys.stderr)
         return 2
@@ -99,6 +116,9 @@ def main(args: argparse.Namespace) -> int:
         fxs=args.fxs,
         fxo=args.fxo,
         sim_control=args.sim_control,
+        sip=not args.no_sip,
+        sip_host=args.sip_host,
+        sip_port=args.sip_port,
     )
     try:
         return asyncio.run(_serve(options, api_socket, network_file))
@@ -113,6 +133,7 @@ def api_docs_block() -> str:
     from firmware.service.appliance import Appliance, Options
     from firmware.service.control import ControlApi, methods_doc_block
     from firmware.service.logring import LogRing
+    from firmware.service.records import RecordsService, register_records_api
 
     server = ApiServer("/nonexistent/api.sock", credentials=MemoryCredentialStore())
     appliance = Appliance(Options(data_dir=Path("/nonexistent")))
@@ -124,6 +145,7 @@ def api_docs_block() -> str:
         logs=LogRing(),
         simulated=True,
     )
+    register_records_api(server, RecordsService(Path("/nonexistent"), config=lambda: None))
     return methods_doc_block(server)
 
 
@@ -142,7 +164,9 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     from firmware.service.appliance import Appliance
     from firmware.service.control import ControlApi
     from firmware.service.logring import LogRing
+    from firmware.service.records import RecordsService, register_records_api
     from firmware.service.simulator import SimulatorError
+    from firmware.service.sipfirewall import SipFirewallService
     from firmware.store import StoreError
 
     ring = LogRing()
@@ -157,7 +181,17 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     except (SimulatorError, StoreError, LinkOpenError, OSError, TimeoutError) as e:
         log.error("cannot start: %s", e)
         return 1
+    assert appliance.store is not None and appliance.config is not None
+    firewall = SipFirewallService(appliance.raise_alarm, appliance.clear_alarm)
+    await firewall.start(appliance.config, simulated=options.linecard is None)
     assert appliance.store is not None
+    records = RecordsService(options.data_dir, config=lambda: appliance.config)
+    try:
+        await records.start()
+    except StoreError as e:
+        log.error("cannot open the call records: %s", e)
+        await appliance.stop()
+        return 1
     server = ApiServer(api_socket, credentials=ConfigCredentialStore(appliance.store))
     control = ControlApi(
         server,
@@ -167,13 +201,17 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
         logs=ring,
         simulated=options.linecard is None,
     )
+    register_records_api(server, records)
     try:
         await server.start()
     except (ServerStartError, OSError) as e:
         log.error("cannot start the control API on %s: %s", api_socket, e)
         await appliance.stop()
+        await firewall.stop()
+        await records.stop()
         return 1
     control.attach()
+    records.publish = server.publish
     if appliance.sim is not None:
         sim_control = appliance.sim.args[appliance.sim.args.index("--control") + 1]
         log.info(
@@ -187,8 +225,12 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     # Clients first (they get shutting_down, jobs are cancelled), then the appliance
     # whose state they were watching.
     control.detach()
+    records.publish = lambda topic, data: None
     await server.stop()
+    # Records last: calls ended while the appliance stops still reach the store.
     await appliance.stop()
+    await firewall.stop()
+    await records.stop()
     logging.getLogger().removeHandler(ring)
     log.info("stopped")
     return 0

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -26,8 +27,13 @@ from firmware.api.schema import NoParams
 from firmware.api.server import ApiServer
 from firmware.service import backup
 from firmware.service.appliance import Appliance
+from firmware.service.conference import ConferenceRegistry
+from firmware.service.confrec_api import ConfRecApi
 from firmware.service.logring import LEVELS, LogRecord, LogRing
+from firmware.service.recording import RecordingError, Recordings
+from firmware.service.sipbridge import SipBridge
 from firmware.service.voicemail_api import VoicemailApi
+from firmware.sip.errors import SipUsageError
 from firmware.store import (
     Config,
     ConfigError,
@@ -107,6 +113,18 @@ class TailParams:
 
         if self.level.upper() not in LEVELS:
             raise FieldError("level", f"must be one of {', '.join(LEVELS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesParams:
+    limit: int = field(default=200, metadata={"min": 1, "max": 200})
+    contains: str = field(default="", metadata={"max_length": 200, "doc": "only messages with"})
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterParams:
+    account: str = field(metadata={"doc": "a trunk or per-port account name", "max_length": 64})
+    timeout_s: float = field(default=10.0, metadata={"min": 1, "max": 60})
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +208,18 @@ class ControlApi:
         self.network_file = network_file
         self.logs = logs
         self.simulated = simulated
+        # Call recordings and conferences (firmware.service.confrec_api): the recordings
+        # directory is opened in attach(), once the store is; the call flow records
+        # through self.recordings and puts its live conferences in self.conferences.
+        self.recordings: Recordings | None = None
+        self.conferences = ConferenceRegistry()
         self._register()
+        ConfRecApi(
+            server,
+            config=lambda: self.store.current().config,
+            recordings=lambda: self.recordings,
+            conferences=self.conferences,
+        )
 
     @property
     def store(self) -> ConfigStore:
@@ -204,8 +233,22 @@ class ControlApi:
         self.appliance.publish = self._publish
         self.logs.attach(asyncio.get_running_loop(), self._publish_log)
         self.write_network_file(self.store.current().config)
+        self._open_recordings()
+
+    def _open_recordings(self) -> None:
+        recordings = Recordings.for_data_dir(self.store.db, self.data_dir)
+        try:
+            recordings.open(self.store.current().config.recording)
+        except (OSError, RecordingError) as exc:
+            log.error("call recordings are unavailable: %s", exc)
+            return
+        recordings.start_retention(lambda: self.store.current().config.recording)
+        self.recordings = recordings
 
     def detach(self) -> None:
+        if self.recordings is not None:
+            self.recordings.close()
+            self.recordings = None
         self.logs.detach()
         self.voicemail.close()
         self.appliance.publish = lambda topic, data: None
@@ -321,6 +364,41 @@ class ControlApi:
             requires_login=True,
         )
         s.register(
+            "sip.status",
+            self.sip_status,
+            NoParams,
+            result="{running, transports: [{kind, host, port}], legs_in_use, legs_max, "
+            "registrations: [{account, registered, code, reason, expires_s, retry_attempt, "
+            "retry_in_s, since}], invites_refused, events_dropped}",
+            summary="The SIP stack: transports, registrations, legs in use "
+            "(events: sip.registration)",
+        )
+        s.register(
+            "sip.messages",
+            self.sip_messages,
+            MessagesParams,
+            result="{messages: [{time, direction, transport, remote, first_line, text}]} "
+            "oldest first",
+            summary="The last SIP messages sent and received (at most 200, 4 KiB each)",
+            requires_login=True,
+        )
+        s.register(
+            "sip.register_now",
+            self.sip_register_now,
+            RegisterParams,
+            result="{account, registered, code, reason, expires_s, ...}",
+            summary="Send a REGISTER for a trunk or account now and report its outcome",
+            requires_login=True,
+        )
+        s.register(
+            "calls.list",
+            self.calls_list,
+            NoParams,
+            result="{calls: [{leg, direction, account, remote, state, port, started, answered, "
+            "quality: {codec, rx_jitter_ms, rx_loss_pct, rtt_ms, mos} | null}], local: [...]}",
+            summary="Calls in progress: SIP legs with their quality, and calls between lines",
+        )
+        s.register(
             "update.status",
             self.update_status,
             NoParams,
@@ -337,6 +415,102 @@ class ControlApi:
     async def alarms_list(self, params: NoParams, ctx: CallContext) -> JsonValue:
         alarms: list[JsonValue] = [a.to_json() for a in self.appliance.alarms.values()]
         return {"alarms": alarms}
+
+    # -- SIP and calls -------------------------------------------------------------------
+    async def sip_status(self, params: NoParams, ctx: CallContext) -> JsonValue:
+        sip = self.appliance.sip
+        if sip is None:
+            return {"running": False, "legs_in_use": 0, "legs_max": 0, "registrations": []}
+        status: JsonValue = sip.status()
+        return status
+
+    def _sip(self) -> SipBridge:
+        sip = self.appliance.sip
+        if sip is None or not sip.endpoint.running:
+            raise ApiFault(ErrorCode.INVALID_STATE, "the SIP stack is not running")
+        return sip
+
+    async def sip_messages(self, params: MessagesParams, ctx: CallContext) -> JsonValue:
+        traces = self._sip().endpoint.messages()
+        if params.contains:
+            traces = tuple(t for t in traces if params.contains in t.text)
+        out: list[JsonValue] = [
+            {
+                "time": t.time,
+                "direction": t.direction,
+                "transport": t.transport,
+                "remote": t.remote,
+                "first_line": t.first_line,
+                "text": t.text,
+            }
+            for t in traces[-params.limit :]
+        ]
+        return {"messages": out}
+
+    async def sip_register_now(self, params: RegisterParams, ctx: CallContext) -> JsonValue:
+        sip = self._sip()
+        try:
+            reg = await sip.register_now(params.account, params.timeout_s)
+        except SipUsageError as exc:
+            raise ApiFault(ErrorCode.INVALID_PARAMS, str(exc), "params.account") from None
+        except TimeoutError:
+            raise ApiFault(
+                ErrorCode.TIMEOUT, f"no answer to the REGISTER within {params.timeout_s:g} s"
+            ) from None
+        result: JsonValue = reg.to_json()
+        return result
+
+    async def calls_list(self, params: NoParams, ctx: CallContext) -> JsonValue:
+        sip = self.appliance.sip
+        calls: list[JsonValue] = []
+        if sip is not None:
+            for leg in list(sip.legs.values()):
+                quality: JsonValue = None
+                if leg.call_id is not None and leg.state == "confirmed":
+                    try:
+                        q = await sip.endpoint.call_quality(leg.call_id)
+                    except Exception as exc:  # the call ended while we asked
+                        log.debug("quality of call %s: %s", leg.call_id, exc)
+                    else:
+                        quality = {
+                            "codec": q.codec,
+                            "rx_jitter_ms": q.rx_jitter_ms,
+                            "rx_loss_pct": q.rx_loss_pct,
+                            "rtt_ms": q.rtt_ms,
+                            "mos": q.mos,
+                        }
+                calls.append(
+                    {
+                        "leg": leg.leg,
+                        "direction": leg.direction,
+                        "account": leg.account,
+                        "remote": leg.remote,
+                        "state": leg.state,
+                        "port": leg.port,
+                        "started": leg.started,
+                        "answered": leg.answered,
+                        "quality": quality,
+                    }
+                )
+        local: list[JsonValue] = []
+        now_ms = int(time.monotonic() * 1000)
+        if self.appliance.calls is not None:
+            local = [
+                {
+                    "ports": list(row.ports),
+                    "leg": row.leg,
+                    "from": row.from_,
+                    "to": row.to,
+                    "via": row.via,
+                    "state": row.state,
+                    "reason": row.reason,
+                    "sip_code": row.sip_code,
+                    # call control's clock is monotonic ms: the API speaks seconds of age
+                    "age_s": round(max(0, now_ms - row.started) / 1000, 1),
+                }
+                for row in self.appliance.calls.control.calls_view()
+            ]
+        return {"calls": calls, "local": local}
 
     # -- configuration ---------------------------------------------------------------------
     async def config_get(self, params: NoParams, ctx: CallContext) -> JsonValue:

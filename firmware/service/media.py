@@ -13,6 +13,13 @@ the tone with :meth:`PortMedia.play`, a single reference swap (atomic under the 
 detected digits, caller IDs and busy-tone verdicts go back through ``on_digit``,
 ``on_caller_id`` and ``on_busy``, which must be thread-safe (``loop.call_soon_threadsafe``
 in the service).  :meth:`PortMedia.listen_for_progress` is another reference swap.
+
+FXS ports also play on-hook transmissions (caller ID, message waiting) queued with
+:meth:`PortMedia.send_on_hook`: they go before any tone or call audio, frame by frame on
+the card's clock, and ``on_done`` is called from the loop thread once the last sample has
+been written.  :meth:`PortMedia.stop_on_hook` drops the rest at once.  Both are reference
+swaps too; a finished transmission stays in place (marked done) rather than being cleared,
+so the loop never overwrites a newer one that the asyncio side just queued.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from drivers.audio.base import PcmStream
+from drivers.audio.buffer import DriftBuffer
 from drivers.audio.errors import AudioError
 from firmware.dsp.dtmf import DtmfDetector, DtmfStart
 from firmware.dsp.profiles import CountryProfile
@@ -37,9 +45,47 @@ from firmware.service.crossconnect import CrossConnect
 
 log = logging.getLogger(__name__)
 
+MAX_ON_HOOK_S: Final = 10.0  # cap on one queued transmission (caller ID lasts under 4 s)
+# Frames of an on-hook transmission written ahead into the card's PCM FIFO when it starts:
+# a loaded host answers the card's clock a frame late now and then, and the card fills the
+# gap with silence, which in the middle of FSK loses 24 bits and the message.  Taken back
+# at the end (no frame written for as many periods), so call audio gets no extra delay.
+ON_HOOK_CUSHION_FRAMES: Final = 3  # engineering choice: 60 ms of the card's 200 ms FIFO
 JOIN_TIMEOUT_S: Final = 2.0  # a stream blocks for at most a few frames; beyond that it is wedged
 # Call-progress verdicts that mean the far end is gone (or never came).
 CLEARING_TONES: Final = frozenset({"busy", "congestion"})
+
+
+class _SipAttachment:
+    """A SIP leg's buffers as one line's media loop uses them (owned by that loop's thread)."""
+
+    __slots__ = ("downlink", "frames", "fresh", "uplink")
+
+    def __init__(self, uplink: DriftBuffer, downlink: DriftBuffer) -> None:
+        self.uplink = uplink
+        self.downlink = downlink
+        self.fresh = True  # not drained yet
+        self.frames = 0  # frames of the leg's audio played
+
+
+class _OnHook:
+    """One queued transmission: its samples, how far it got, who to tell at the end."""
+
+    __slots__ = ("ahead", "done", "on_done", "pcm", "position")
+
+    def __init__(self, pcm: npt.NDArray[np.int16], on_done: Callable[[int], None]) -> None:
+        self.pcm = pcm
+        self.position = 0
+        self.on_done = on_done
+        self.done = False
+        self.ahead = 0  # frames written beyond one per period (the cushion)
+
+    def next_frame(self, samples: int) -> bytes:
+        chunk = self.pcm[self.position : self.position + samples]
+        self.position += samples
+        if len(chunk) < samples:
+            chunk = np.concatenate((chunk, np.zeros(samples - len(chunk), dtype=np.int16)))
+        return chunk.astype("<i2", copy=False).tobytes()
 
 
 class PortMedia:
@@ -78,14 +124,51 @@ class PortMedia:
         self._thread: threading.Thread | None = None
         self.frames = 0
         self.tone_started_at: float | None = None  # monotonic time the current tone first went out
+        self._on_hook: _OnHook | None = None
+        self._drain = 0  # periods to write nothing in, so the card's FIFO shrinks back
         self.link = CrossConnect(
             stream.fmt.bytes_per_frame
         )  # audio to and from another port (pbx calls)
+        # Audio to and from a SIP leg: (uplink, downlink) drift buffers between this loop
+        # (the card's clock) and pjmedia's clock.  A reference swap, like the tone player.
+        self._sip: _SipAttachment | None = None
+        self._sip_frame = bytearray(stream.fmt.bytes_per_frame)
+
+    def attach_sip(self, uplink: DriftBuffer | None, downlink: DriftBuffer | None = None) -> None:
+        """Talk to a SIP leg from the next frame on (None: stop).  Any thread.
+
+        What the line hears is pushed into ``uplink``; what it plays comes from ``downlink``
+        whenever no tone, dialled DTMF or cross-connected port has the line.
+        """
+        self._sip = None if uplink is None or downlink is None else _SipAttachment(uplink, downlink)
 
     def play(self, spec: ToneSpec | None) -> None:
         """Play ``spec`` from the next frame on (None: silence).  Any thread."""
         self._player = None if spec is None else TonePlayer(spec, self.stream.fmt.rate)
         self.tone_started_at = None
+
+    def send_on_hook(self, pcm: npt.NDArray[np.int16], on_done: Callable[[int], None]) -> None:
+        """Play ``pcm`` from the next frame on, before anything else.  Any thread.
+
+        ``on_done(port)`` runs on the media thread after the last sample went out (not
+        after :meth:`stop_on_hook`); it must be thread-safe and quick.
+        """
+        if pcm.ndim != 1 or len(pcm) > MAX_ON_HOOK_S * self.stream.fmt.rate:
+            raise ValueError(
+                f"on-hook transmission of {pcm.shape} samples, at most {MAX_ON_HOOK_S} s"
+            )
+        self._on_hook = _OnHook(pcm, on_done)
+
+    def stop_on_hook(self) -> None:
+        """Drop the on-hook transmission in progress from the next frame on.  Any thread."""
+        tx, self._on_hook = self._on_hook, None
+        if tx is not None and not tx.done:
+            self._drain = tx.ahead  # take the cushion back
+
+    @property
+    def sending_on_hook(self) -> bool:
+        tx = self._on_hook
+        return tx is not None and not tx.done
 
     def listen_for_digits(self, off_hook: bool) -> None:
         """FXS: run a fresh DTMF receiver from the next frame on, or stop it.  Any thread."""
@@ -123,9 +206,17 @@ class PortMedia:
             while not self._stop.is_set():
                 heard = self.stream.read_frame()
                 self.link.heard(heard)
+                sip = self._sip
+                if sip is not None:
+                    sip.uplink.push(heard)  # a full buffer counts an overrun, drops the frame
                 player = self._player
-                if player is None:
-                    self.stream.write_frame(self.link.next_frame() or self._silence)
+                on_hook = self._on_hook
+                if on_hook is not None and not on_hook.done:
+                    self._on_hook_frame(on_hook)
+                elif self._drain > 0:
+                    self._drain -= 1
+                elif player is None:
+                    self.stream.write_frame(self._next_frame(sip))
                 else:
                     self.stream.write_frame(player.next_frame(self._samples).tobytes())
                     if self.tone_started_at is None:
@@ -146,6 +237,41 @@ class PortMedia:
         except Exception as e:  # a bug: the service must hear of it, not a silent thread
             log.exception("port %d media loop crashed", self.port)
             self._on_failure(self.port, e)
+
+    def _next_frame(self, sip: _SipAttachment | None) -> bytes:
+        """Dialled DTMF or the cross-connected port first, then the SIP leg, else silence."""
+        frame = self.link.next_frame()
+        if sip is None:
+            return frame or self._silence
+        out = self._sip_frame
+        if sip.fresh:
+            # Whatever an earlier call left in the downlink would be played first: drop it
+            # (here, because this thread is the buffer's only consumer).
+            sip.fresh = False
+            for _ in range(sip.downlink.capacity_samples):
+                if sip.downlink.stats().fill < len(out) // 2 or not sip.downlink.pop_into(out):
+                    break
+        if frame is not None:
+            sip.downlink.pop_into(out)  # keep the leg's buffer level steady meanwhile
+            return frame
+        if sip.downlink.pop_into(out):
+            sip.frames += 1
+            return bytes(out)
+        return self._silence
+
+    def _on_hook_frame(self, tx: _OnHook) -> None:
+        samples = self._samples
+        if tx.position == 0:
+            while tx.ahead < ON_HOOK_CUSHION_FRAMES and tx.position + samples < len(tx.pcm):
+                self.stream.write_frame(tx.next_frame(samples))
+                tx.ahead += 1
+        if tx.position < len(tx.pcm):
+            self.stream.write_frame(tx.next_frame(samples))
+        elif tx.ahead > 0:
+            tx.ahead -= 1  # the card plays what it holds
+        if tx.position >= len(tx.pcm) and tx.ahead == 0:
+            tx.done = True
+            tx.on_done(self.port)
 
     def _fxo_frame(self, pcm: npt.NDArray[np.int16]) -> None:
         assert self._cid is not None

@@ -19,7 +19,7 @@ from firmware.lines.cardclock import CardClock
 from firmware.lines.errors import InvalidValue
 from firmware.lines.fxo import FxoPort
 from firmware.lines.fxs import FxsPort
-from firmware.lines.timing import LineTiming
+from firmware.lines.timing import CallerIdMode, LineTiming
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +69,50 @@ class CardCommand:
     message: card.Message
 
 
-Action = ToneChange | Report | CardCommand
+@dataclass(frozen=True, slots=True)
+class CallerIdStart:
+    """FXS: send ``caller_id`` now (``already_ms`` of its data delay passed on the machine's
+    timer); the machine waits for ``CallerIdSent`` (``firmware.service.callerid_tx``)."""
+
+    port: int
+    caller_id: m.CallerId
+    off_hook: bool = False
+    already_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallerIdStop:
+    """FXS: stop the caller ID transmission in progress at once."""
+
+    port: int
+
+
+Action = ToneChange | Report | CardCommand | CallerIdStart | CallerIdStop
 
 
 class PortController:
     """One port's line machine plus the translation to and from the wire protocol."""
 
     def __init__(
-        self, port: int, kind: card.PortKind, profile: CountryProfile, clock: CardClock
+        self,
+        port: int,
+        kind: card.PortKind,
+        profile: CountryProfile,
+        clock: CardClock,
+        *,
+        caller_id: bool = True,
     ) -> None:
         self.port = port
         self.kind = kind
         self.profile = profile
         self._clock = clock
-        timing = LineTiming.from_profile(profile)
+        # A line configured to send no caller ID rings at once, as if its country had none.
+        timing = (
+            LineTiming.from_profile(profile)
+            if caller_id
+            else LineTiming.from_profile(profile, caller_id_mode=CallerIdMode.NONE)
+        )
+        self.timing = timing
         self.machine: FxsPort | FxoPort = (
             FxsPort(timing) if kind is card.PortKind.FXS else FxoPort(timing)
         )
@@ -174,10 +204,14 @@ class PortController:
                     actions.append(CardCommand(card.Seize(self.port)))
                 case m.Release():
                     actions.append(CardCommand(card.Release(self.port)))
-                case m.SendCallerId() | m.StopCallerId():
-                    # Nothing calls an FXS port with caller ID before the SIP bridge (issue 4)
-                    # does; the machine starts ringing on its own pre-ring timeout anyway.
-                    log.info("port %d: %s not generated yet", self.port, out)
+                case m.SendCallerId(caller_id=cid, off_hook=off_hook):
+                    after_ring = (
+                        not off_hook and self.timing.caller_id_mode is CallerIdMode.AFTER_FIRST_RING
+                    )
+                    already = self.timing.caller_id_delay_ms if after_ring else 0
+                    actions.append(CallerIdStart(self.port, cid, off_hook, already))
+                case m.StopCallerId():
+                    actions.append(CallerIdStop(self.port))
                 case _:
                     actions.append(Report(self.port, out))
         return actions

@@ -24,7 +24,8 @@ from drivers.sim.signals import (
     ToneRenderer,
 )
 from drivers.sim.tones import Pcm
-from firmware.dsp.callerid import CallerIdMessage, DtmfClip, analysis, cas_tone
+from firmware.dsp.callerid import transmit
+from firmware.dsp.callerid.messages import DateTime
 from firmware.dsp.dtmf import DtmfDetector, DtmfEnd
 from firmware.dsp.profiles import CallerIdSpec, CountryProfile, ProfileError, get_profile
 from firmware.dsp.tones import TonePlayer, ToneSpec
@@ -33,20 +34,15 @@ from firmware.service import callerid_rx
 # Networks that signal a far-end clear by opening the loop (calling-party control):
 # GR-506-CORE for North America, BT SIN 351 for the UK; the others send busy tone.
 LOOP_DROP_COUNTRIES: Final = frozenset({"US", "CA", "GB"})
-# Where inside the profile's data-delay window the exchange starts the data: near its
-# start, but not on the edge a receiver may treat as too early.
-DATA_DELAY_MARGIN_MS: Final = 50
-# NTT's CAR is repeated 0.5 s on / 0.5 s off until the terminal answers (NTT "Telephone
-# Service Interface", caller ID); the simulator sends one burst and no off-hook handshake.
-NTT_CAR_MS: Final = 500
 
+# The simulator has no NTT handshake: its CAR is one ring pulse (transmit.NTT_CAR_MS).
 _ALERTING: Final = {
-    "ring": Alerting.AFTER_FIRST_RING,
-    "pr_dtas": Alerting.POLARITY_REVERSAL_DTAS,
-    "dtas": Alerting.DTAS,
-    "rpas": Alerting.RING_PULSE,
-    "pr": Alerting.POLARITY_REVERSAL,
-    "ntt_car": Alerting.RING_PULSE,
+    transmit.Alerting.AFTER_FIRST_RING: Alerting.AFTER_FIRST_RING,
+    transmit.Alerting.POLARITY_REVERSAL_DTAS: Alerting.POLARITY_REVERSAL_DTAS,
+    transmit.Alerting.DTAS: Alerting.DTAS,
+    transmit.Alerting.RING_PULSE: Alerting.RING_PULSE,
+    transmit.Alerting.POLARITY_REVERSAL: Alerting.POLARITY_REVERSAL,
+    transmit.Alerting.NTT_CAR: Alerting.RING_PULSE,
 }
 
 
@@ -85,34 +81,26 @@ class _Receiver:
 
 
 def caller_id_renderer(profile: CountryProfile) -> CallerIdRenderer:
-    """(number, name, MMDDhhmm) -> the burst the profile's exchange sends."""
+    """(number, name, MMDDhhmm) -> the burst the profile's exchange sends.
+
+    The same renderer as the appliance's FXS ports (:mod:`firmware.dsp.callerid.transmit`);
+    only the simulator's own burst type differs.
+    """
     spec: CallerIdSpec = profile.callerid
-    lo, hi = spec.data_delay_ms
-    delay = min(hi, lo + DATA_DELAY_MARGIN_MS)
-    alerting = _ALERTING[spec.alerting]
-    alert = None
-    if spec.alerting in ("pr_dtas", "dtas"):
-        alert = cas_tone(standard="etsi", duration_ms=spec.alert_ms)
-    pulse_ms = NTT_CAR_MS if spec.alerting == "ntt_car" else (spec.alert_ms or 0)
 
     def render(number: str | None, name: str | None, date: str | None) -> CallerIdBurst:
-        message: DtmfClip | CallerIdMessage
-        if spec.standard == "dtmf":
-            if number is None:
-                raise ValueError(f"{profile.code} sends caller ID as DTMF: a number is needed")
-            assert spec.dtmf_format is not None  # the profile validates this
-            message = DtmfClip(spec.dtmf_format, number=number)  # DTMF carries no name
-        else:
-            message = analysis.build_message("mdmf", number=number, name=name, date=date)
-        data = analysis.render(message, spec=spec)
+        if spec.standard == "dtmf" and number is None:
+            raise ValueError(f"{profile.code} sends caller ID as DTMF: a number is needed")
+        when = DateTime.from_bytes(date.encode()) if date else None
+        burst = transmit.render_on_hook(spec, number=number, name=name, when=when)
         return CallerIdBurst(
-            data=data,
-            alerting=alerting,
-            delay_ms=delay,
-            data_to_ring_ms=spec.data_to_ring_ms,
-            alert=alert,
-            pr_to_alert_ms=(spec.pr_to_alert_ms or 0) if spec.alerting == "pr_dtas" else 0,
-            ring_pulse_ms=pulse_ms if alerting is Alerting.RING_PULSE else 0,
+            data=burst.data,
+            alerting=_ALERTING[burst.alerting],
+            delay_ms=burst.delay_ms,
+            data_to_ring_ms=burst.data_to_ring_ms,
+            alert=burst.alert,
+            pr_to_alert_ms=burst.pr_to_alert_ms,
+            ring_pulse_ms=burst.ring_pulse_ms,
         )
 
     return render

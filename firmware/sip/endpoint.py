@@ -32,10 +32,16 @@ from typing import Any, TypeVar
 import pjsua2 as pj
 
 from firmware.sip.admission import SourceBuckets, TokenBucket
+from firmware.sip.audio import LINE_FORMAT, LineAudio, LinePort, vector_fast_path_problem
 from firmware.sip.backoff import backoff_delay
 from firmware.sip.errors import PjsuaError, SipLimitError, SipUsageError
 from firmware.sip.events import (
+    DTMF_DIGITS,
+    CallerIdentity,
+    CallMediaChanged,
     CallStateChanged,
+    DtmfMethod,
+    DtmfReceived,
     IncomingCall,
     InviteRefused,
     RegistrationChanged,
@@ -43,15 +49,19 @@ from firmware.sip.events import (
     SipEvent,
     TransportInfo,
 )
+from firmware.sip.identity import called_of, caller_of, from_header
 from firmware.sip.limits import PJSUA_MAX_ACCOUNTS, PJSUA_MAX_CALLS
 from firmware.sip.message import parse_request, source_host
 from firmware.sip.policy import Decision, InboundPolicy, PolicySettings, Verdict
+from firmware.sip.quality import CallQuality, call_quality
 from firmware.sip.settings import (
     CODEC_IDS,
     AccountSettings,
     EndpointSettings,
     TransportSettings,
+    nameserver_address,
 )
+from firmware.sip.trace import SipTrace, TraceRing, parse_message_log
 
 log = logging.getLogger(__name__)
 pjlog = logging.getLogger("firmware.sip.pjsip")
@@ -69,6 +79,21 @@ OVERFLOW_LOG_EVERY = 100  # log one line per this many dropped events
 
 # pjlib log levels (pj/log.h): 1 error, 2 warning, 3 info, 4..6 debug.
 _PJ_TO_LOGGING = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
+PJ_MSG_LOG_LEVEL = 4  # pjsua_core.c logs every SIP message sent and received at level 4
+# The bridge runs at the lines' rate (drivers.audio.format, 8 kHz narrowband): line ports
+# then cross it without resampling, and G.711 calls (the common case) neither.
+BRIDGE_CLOCK_HZ = LINE_FORMAT.rate
+MAX_DTMF_DIGITS = 32  # one send_dtmf; pjsua queues RFC 4733 digits in a fixed array
+_DTMF_METHODS: dict[str, int] = {
+    "rfc4733": pj.PJSUA_DTMF_METHOD_RFC2833,
+    "info": pj.PJSUA_DTMF_METHOD_SIP_INFO,
+}
+_DTMF_METHOD_NAMES: dict[int, DtmfMethod] = {
+    pj.PJSUA_DTMF_METHOD_RFC2833: "rfc4733",
+    pj.PJSUA_DTMF_METHOD_SIP_INFO: "info",
+}
+# pjsua_call_media_status: audio flows (possibly one way) and the call has a bridge slot.
+_MEDIA_UP = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 
 _INV_STATES = {
     pj.PJSIP_INV_STATE_NULL: "null",
@@ -105,6 +130,23 @@ def tls_library_version() -> str:
         version: bytes = fn(0)
         return version.decode("ascii", "replace")
     return "unknown (no bundled libcrypto found)"
+
+
+# pjlib's log level before libInit hands it our LogConfig: warnings and errors.
+PRE_INIT_LOG_LEVEL = 2
+
+
+def _quiet_until_init() -> None:
+    """Keep libCreate's chatter off stdout.
+
+    Until libInit installs our log writer, pjlib prints to stdout at its global level: 5 in
+    a fresh process, and after a restart whatever the previous endpoint set (with that
+    endpoint's decor, i.e. without newlines).  pjsua2 exposes no setter before libInit, so
+    set pjlib's own global through the extension module that carries it.
+    """
+    so = glob.glob(os.path.join(os.path.dirname(pj.__file__), "_pjsua2*.so"))
+    if so:
+        ctypes.CDLL(so[0]).pj_log_set_level(PRE_INIT_LOG_LEVEL)
 
 
 def pjsua_version() -> str:
@@ -160,9 +202,26 @@ class _Counters:
 
 
 class _LogWriter(pj.LogWriter):  # type: ignore[misc]  # pjsua2 ships no type information
+    """pjlib's log: SIP messages into the trace ring, the rest up to ``level`` to logging.
+
+    Called on whichever thread pjlib logs from (the endpoint's, pjmedia's clock).
+    """
+
+    def __init__(self, level: int, ring: TraceRing | None) -> None:
+        super().__init__()
+        self._level = level
+        self._ring = ring
+
     def write(self, entry: Any) -> None:
-        level = _PJ_TO_LOGGING.get(int(entry.level), logging.DEBUG)
-        pjlog.log(level, "%s", str(entry.msg).rstrip())
+        level = int(entry.level)
+        msg = str(entry.msg)
+        if level == PJ_MSG_LOG_LEVEL and self._ring is not None:
+            trace = parse_message_log(msg, time.time())
+            if trace is not None:
+                self._ring.add(trace)
+                return
+        if level <= self._level:
+            pjlog.log(_PJ_TO_LOGGING.get(level, logging.DEBUG), "%s", msg.rstrip())
 
 
 class _Endpoint(pj.Endpoint):  # type: ignore[misc]
@@ -201,6 +260,12 @@ class _Call(pj.Call):  # type: ignore[misc]
     def onCallState(self, prm: Any) -> None:
         self.core.on_call_state(self)
 
+    def onCallMediaState(self, prm: Any) -> None:
+        self.core.on_call_media_state(self)
+
+    def onDtmfDigit(self, prm: Any) -> None:
+        self.core.on_dtmf_digit(self, str(prm.digit), int(prm.method))
+
 
 # ---------------------------------------------------------------------- the thread's world
 
@@ -213,12 +278,19 @@ class _Core:
         settings: EndpointSettings,
         policy: InboundPolicy,
         emit: Callable[[SipEvent], None],
+        line_audio: dict[int, LineAudio] | None = None,
+        trace: TraceRing | None = None,
     ) -> None:
         self.settings = settings
         self.policy = policy
         self.emit = emit
         self.rng = random.Random()
-        self.log_writer = _LogWriter()
+        ring = trace if settings.trace_messages else None
+        self.log_writer = _LogWriter(settings.log_level, ring)
+        self.line_audio = line_audio if line_audio is not None else {}
+        self.ports: dict[int, LinePort] = {}
+        self.bindings: dict[int, int] = {}  # call id -> line port its audio goes to
+        self.fast_frames = True
         self.ep: Any = _Endpoint(self)
         self.transports: dict[str, int] = {}
         self.transport_info: list[TransportInfo] = []
@@ -244,6 +316,7 @@ class _Core:
 
         The exception's traceback keeps this object alive; it must not keep the C++ Endpoint.
         """
+        self._drop_line_ports()
         for acc in (*self.accounts.values(), *(a for a in (self.local, self.sink) if a)):
             acc.shutdown()
         self.accounts.clear()
@@ -260,6 +333,7 @@ class _Core:
 
     def _create(self) -> None:
         s = self.settings
+        _quiet_until_init()
         self.ep.libCreate()
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
@@ -269,11 +343,20 @@ class _Core:
         for server in s.stun_servers:
             cfg.uaConfig.stunServer.append(server)
         cfg.uaConfig.stunIgnoreFailure = True
+        for server in s.nameservers:
+            cfg.uaConfig.nameserver.append(nameserver_address(server))
         # DESIGN.md: without a sound device call ports leak in the bridge unless this is -1.
         cfg.medConfig.sndAutoCloseTime = -1
+        cfg.medConfig.clockRate = BRIDGE_CLOCK_HZ
+        cfg.medConfig.sndClockRate = BRIDGE_CLOCK_HZ
+        # Send every frame: a line's silence is still the line (comfort noise is not ours).
+        cfg.medConfig.noVad = True
+        level = max(s.log_level, PJ_MSG_LOG_LEVEL) if s.trace_messages else s.log_level
         cfg.logConfig.writer = self.log_writer
-        cfg.logConfig.level = s.log_level
-        cfg.logConfig.consoleLevel = s.log_level
+        cfg.logConfig.msgLogging = s.trace_messages
+        cfg.logConfig.level = level
+        # pjsua only hands entries up to consoleLevel to the writer
+        cfg.logConfig.consoleLevel = level
         cfg.logConfig.decor = 0  # logging adds time and level
         self.ep.libInit(cfg)
         self.ep.audDevManager().setNullDev()
@@ -281,11 +364,46 @@ class _Core:
         for t in s.transports:
             self._create_transport(t)
         self.ep.libStart()
+        self._create_line_ports()
         self._create_local_account()
         if self.settings.guard:
             self._create_sink_account()
         for acc in s.accounts:
             self.add_account(acc)
+
+    def _create_line_ports(self) -> None:
+        problem = vector_fast_path_problem()
+        if problem is not None:
+            log.warning("line audio takes the slow frame copy (~100 us a frame): %s", problem)
+        self.fast_frames = problem is None
+        for number in self.settings.line_ports:
+            audio = self.line_audio.get(number)
+            if audio is None:
+                audio = self.line_audio[number] = LineAudio(number)
+            audio.call_id = None
+            port = LinePort(audio, self.fast_frames)
+            try:
+                port.create()
+            except pj.Error as exc:
+                raise _raise_pj(f"creating the bridge port of line {number}", exc) from None
+            self.ports[number] = port
+
+    def _drop_line_ports(self) -> None:
+        """Take the line ports out of the bridge: on this thread, before libDestroy.
+
+        Each port leaves the bridge in its C++ destructor, which waits for the bridge's lock
+        without holding the GIL; pjmedia's clock would meanwhile call into the Python object
+        being destroyed.  Stopping the clock (pjsua_set_no_snd_dev) first rules that out.
+        """
+        if not self.ports:
+            return
+        try:
+            self.ep.audDevManager().setNoDev()
+        except pj.Error as exc:
+            log.warning("stopping the bridge clock: %s", exc.reason)
+        for audio in self.line_audio.values():
+            audio.call_id = None
+        self.ports.clear()  # no other reference may remain: the destructors run here
 
     def _set_codecs(self, order: tuple[str, ...]) -> None:
         wanted: dict[str, int] = {}
@@ -337,8 +455,22 @@ class _Core:
         host = f"[{info.host}]" if ":" in info.host else info.host
         cfg.idUri = f"sip:{self.settings.local_user}@{host}"
         cfg.regConfig.registerOnAdd = False
+        self._bind_media(cfg)
         self.local = _Account(self, None, "local")
         self.local.create(cfg, True)
+
+    def _bind_media(self, cfg: Any) -> None:
+        """RTP on the SIP transport's address when that is a specific one.
+
+        pjsua binds RTP to every interface and puts the host's default address in the SDP;
+        a box told to speak SIP on one address (127.0.0.1 in simulation) must not offer media
+        on another.
+        """
+        host = self.transport_info[0].host
+        if ipaddress.ip_address(host).is_unspecified:
+            return
+        cfg.mediaConfig.transportConfig.boundAddress = host
+        cfg.mediaConfig.transportConfig.publicAddress = host
 
     def _create_sink_account(self) -> None:
         """An account no INVITE can pass: pjsua refuses it before opening media sockets.
@@ -400,6 +532,7 @@ class _Core:
         nat.sipStunUse = pj.PJSUA_STUN_USE_DEFAULT if s.use_stun else pj.PJSUA_STUN_USE_DISABLED
         nat.mediaStunUse = nat.sipStunUse
         nat.udpKaIntervalSec = s.keepalive_s
+        self._bind_media(cfg)
         med = cfg.mediaConfig
         med.srtpUse = _SRTP[s.srtp]
         # pjsua's default 1 would refuse SRTP over UDP even when only optional.
@@ -470,6 +603,13 @@ class _Core:
         if not self.bucket.take(now):
             self.counters.sunk_by_rate += 1
             prm.accountIndex = self.sink.getId()
+            return
+        # A trunk's calls take the trunk's account (its SRTP and codec settings): pjsua
+        # matches the Request-URI's user and host, which the local account may share.
+        trunk = self.policy.trunk_for(source)
+        account = self.accounts.get(trunk) if trunk is not None else None
+        if account is not None:
+            prm.accountIndex = account.getId()
 
     def on_incoming_call(self, acc: _Account, prm: Any) -> None:
         call = _Call(self, acc, int(prm.callId))
@@ -490,6 +630,12 @@ class _Core:
             return
         assert request is not None
         self.calls[call.call_id] = call
+        try:
+            caller = caller_of(request)
+            number, name = caller.number, caller.name
+        except Exception as exc:  # an unreadable identity is no identity, not a refusal
+            log.info("call %d: no caller identity: %s", call.call_id, exc)
+            number = name = None
         self.emit(
             IncomingCall(
                 call_id=call.call_id,
@@ -499,6 +645,9 @@ class _Core:
                 peer_kind="trunk" if decision.verdict is Verdict.ADMIT_TRUNK else "user",
                 from_uri=request.get("from") or "",
                 to_uri=request.get("to") or "",
+                caller_number=number,
+                caller_name=name,
+                called=called_of(request),
             )
         )
 
@@ -511,12 +660,146 @@ class _Core:
         if call.call_id in self.calls:
             self.emit(CallStateChanged(call.call_id, state, code, str(info.lastReason)))
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self._unbind(call.call_id)
             # Deleting a Call inside its own callback is not safe from Python; the loop
             # drops it after libHandleEvents returns.
             if self.calls.get(call.call_id) is call:
                 del self.calls[call.call_id]
             if call not in self.graveyard:
                 self.graveyard.append(call)
+
+    def on_call_media_state(self, call: _Call) -> None:
+        if self.calls.get(call.call_id) is not call:
+            return
+        media = self._audio_media(call)
+        port = self.bindings.get(call.call_id)
+        if port is not None and media is not None:
+            # after early media, answer and every re-INVITE (hold, unhold, codec change) the
+            # call's bridge slot may be new: connect again (connecting twice is harmless)
+            try:
+                self._connect(call.call_id, media, port)
+            except PjsuaError as exc:
+                log.warning("%s", exc)
+        self.emit(CallMediaChanged(call.call_id, media is not None))
+
+    def on_dtmf_digit(self, call: _Call, digit: str, method: int) -> None:
+        if self.calls.get(call.call_id) is not call:
+            return
+        name = _DTMF_METHOD_NAMES.get(method)
+        digit = digit.upper()
+        if name is None or len(digit) != 1 or digit not in DTMF_DIGITS:
+            log.info("call %d: ignoring DTMF %r (method %d)", call.call_id, digit, method)
+            return
+        self.emit(DtmfReceived(call.call_id, digit, name))
+
+    # --------------------------------------------------------------- audio
+
+    @staticmethod
+    def _audio_media(call: _Call) -> Any | None:
+        """The call's audio in the bridge, or None while it has none (no SDP yet, held)."""
+        info = call.getInfo()  # keep it: the media vector lives inside this object
+        for m in info.media:
+            if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status in _MEDIA_UP:
+                return call.getAudioMedia(int(m.index))
+        return None
+
+    def _connect(self, call_id: int, media: Any, port: int) -> None:
+        line = self.ports[port]
+        try:
+            media.startTransmit(line)
+            line.startTransmit(media)
+        except pj.Error as exc:
+            raise _raise_pj(f"connecting call {call_id} to line {port}", exc) from None
+        line.audio.call_id = call_id
+
+    def _unbind(self, call_id: int) -> None:
+        port = self.bindings.pop(call_id, None)
+        if port is None:
+            return
+        audio = self.ports[port].audio
+        if audio.call_id == call_id:
+            others = [c for c, p in self.bindings.items() if p == port]
+            audio.call_id = others[-1] if others else None
+
+    def connect_audio(self, call_id: int, port: int) -> None:
+        call = self._call(call_id)
+        if port not in self.ports:
+            raise SipUsageError(
+                f"line {port} has no bridge port (line_ports: {self.settings.line_ports})"
+            )
+        old = self.bindings.get(call_id)
+        if old is not None and old != port:
+            self.disconnect_audio(call_id)
+        self.bindings[call_id] = port
+        media = self._audio_media(call)
+        if media is not None:
+            self._connect(call_id, media, port)
+
+    def disconnect_audio(self, call_id: int) -> None:
+        call = self._call(call_id)
+        port = self.bindings.get(call_id)
+        if port is None:
+            return
+        media = self._audio_media(call)
+        if media is not None:
+            line = self.ports[port]
+            try:
+                media.stopTransmit(line)
+                line.stopTransmit(media)
+            except pj.Error as exc:
+                raise _raise_pj(f"disconnecting call {call_id} from line {port}", exc) from None
+        self._unbind(call_id)
+
+    def send_dtmf(self, call_id: int, digits: str, method: DtmfMethod) -> None:
+        call = self._call(call_id)
+        if method not in _DTMF_METHODS:
+            raise SipUsageError(
+                f"DTMF method {method!r}: 'rfc4733' or 'info' (in-band is the line's business)"
+            )
+        if not 1 <= len(digits) <= MAX_DTMF_DIGITS or any(d not in DTMF_DIGITS for d in digits):
+            raise SipUsageError(f"DTMF digits {digits!r}: 1..{MAX_DTMF_DIGITS} of {DTMF_DIGITS}")
+        prm = pj.CallSendDtmfParam()
+        prm.method = _DTMF_METHODS[method]
+        prm.digits = digits
+        try:
+            call.sendDtmf(prm)
+        except pj.Error as exc:
+            raise _raise_pj(f"sending DTMF {digits!r} by {method} on call {call_id}", exc) from None
+
+    def call_quality(self, call_id: int) -> CallQuality:
+        call = self._call(call_id)
+        index = None
+        info = call.getInfo()  # keep it: the media vector lives inside this object
+        for m in info.media:
+            if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status != pj.PJSUA_CALL_MEDIA_NONE:
+                index = int(m.index)
+                break
+        if index is None:
+            raise SipUsageError(f"call {call_id} has no audio stream (yet)")
+        try:
+            stat = call.getStreamStat(index)
+            stream = call.getStreamInfo(index)
+        except pj.Error as exc:
+            raise _raise_pj(f"reading the RTP statistics of call {call_id}", exc) from None
+        rtcp = stat.rtcp
+        rx, tx = rtcp.rxStat, rtcp.txStat
+        rtt = rtcp.rttUsec
+        return call_quality(
+            codec=str(stream.codecName),
+            rx_packets=int(rx.pkt),
+            tx_packets=int(tx.pkt),
+            rx_lost=int(rx.loss),
+            rx_jitter_ms=int(rx.jitterUsec.last) / 1000,
+            rtt_ms=int(rtt.mean) / 1000 if int(rtt.n) > 0 else None,
+            jitter_buffer_ms=float(stat.jbuf.avgDelayMsec),
+            frame_ms=float(LINE_FORMAT.frame_ms),
+        )
+
+    def _call(self, call_id: int) -> _Call:
+        call = self.calls.get(call_id)
+        if call is None:
+            raise SipUsageError(f"no call {call_id} (it ended or was never admitted)")
+        return call
 
     # --------------------------------------------------------------- commands
 
@@ -542,8 +825,12 @@ class _Core:
             raise SipUsageError(f"no call {call_id} (it ended or was never admitted)")
         self._answer(call, code, "")
 
-    def make_call(self, account: str, uri: str) -> int:
-        """Start an outgoing call; the 5th concurrent one is refused here, not by pjsua."""
+    def make_call(self, account: str, uri: str, caller: CallerIdentity | None = None) -> int:
+        """Start an outgoing call; the 5th concurrent one is refused here, not by pjsua.
+
+        ``caller`` replaces the account's identity in the From (SipTxOption.localUri, which
+        pjsua 2.15 uses for the dialog's local URI): an FXO line's caller ID goes out so.
+        """
         acc = self.local if account == "local" else self.accounts.get(account)
         if acc is None:
             raise SipUsageError(f"no account {account!r}")
@@ -554,6 +841,8 @@ class _Core:
             )
         call = _Call(self, acc, pj.PJSUA_INVALID_ID)
         op = pj.CallOpParam(True)
+        if caller is not None:
+            op.txOption.localUri = from_header(caller, str(acc.getInfo().uri))
         try:
             call.makeCall(uri, op)
         except pj.Error as exc:
@@ -562,11 +851,14 @@ class _Core:
         self.calls[call.call_id] = call
         return call.call_id
 
-    def hangup(self, call_id: int) -> None:
-        call = self.calls.get(call_id)
-        if call is None:
-            raise SipUsageError(f"no call {call_id} (it ended or was never admitted)")
+    def hangup(self, call_id: int, code: int | None = None) -> None:
+        """End a call; ``code`` refuses an unanswered incoming one (486, 503, 603 ...)."""
+        if code is not None and not 300 <= code <= 699:
+            raise SipUsageError(f"hang-up status {code}: a refusal is 300..699")
+        call = self._call(call_id)
         op = pj.CallOpParam()
+        if code is not None:
+            op.statusCode = code
         try:
             call.hangup(op)
         except pj.Error as exc:
@@ -611,6 +903,8 @@ class _Core:
         self.retries.clear()
         self.calls.clear()
         self.graveyard.clear()
+        self.bindings.clear()
+        self._drop_line_ports()
         for acc in (*self.accounts.values(), *(a for a in (self.local, self.sink) if a)):
             acc.shutdown()
         self.accounts.clear()
@@ -652,6 +946,9 @@ class SipEndpoint:
         self._stop_flag = threading.Event()
         self._transports: tuple[TransportInfo, ...] = ()
         self._dropped = 0
+        # Kept across restarts: the line threads hold on to these buffers.
+        self._line_audio: dict[int, LineAudio] = {}
+        self._trace = TraceRing()
 
     # --------------------------------------------------------------- lifecycle
 
@@ -671,6 +968,20 @@ class SipEndpoint:
     def policy(self) -> InboundPolicy:
         """Only read it from the endpoint thread (inside ``call``) while running."""
         return self._policy
+
+    def line_audio(self, port: int) -> LineAudio:
+        """The bridge buffers of line ``port`` (one of ``settings.line_ports``), after start."""
+        audio = self._line_audio.get(port)
+        if audio is None or port not in self._settings.line_ports:
+            raise SipUsageError(
+                f"line {port} has no bridge port (line_ports: {self._settings.line_ports}; "
+                "ports exist once the endpoint started)"
+            )
+        return audio
+
+    def messages(self) -> tuple[SipTrace, ...]:
+        """The last SIP messages sent and received, oldest first (at most TRACE_CAP)."""
+        return self._trace.snapshot()
 
     def transport(self, kind: str) -> TransportInfo:
         for t in self._transports:
@@ -738,11 +1049,26 @@ class SipEndpoint:
     async def answer(self, call_id: int, code: int) -> None:
         await self.call(lambda core: core.answer(call_id, code))
 
-    async def make_call(self, account: str, uri: str) -> int:
-        return await self.call(lambda core: core.make_call(account, uri))
+    async def make_call(
+        self, account: str, uri: str, *, caller: CallerIdentity | None = None
+    ) -> int:
+        return await self.call(lambda core: core.make_call(account, uri, caller))
 
-    async def hangup(self, call_id: int) -> None:
-        await self.call(lambda core: core.hangup(call_id))
+    async def hangup(self, call_id: int, code: int | None = None) -> None:
+        await self.call(lambda core: core.hangup(call_id, code))
+
+    async def connect_audio(self, call_id: int, port: int) -> None:
+        """Bind the call's audio to line ``port`` both ways, now or once media is up."""
+        await self.call(lambda core: core.connect_audio(call_id, port))
+
+    async def disconnect_audio(self, call_id: int) -> None:
+        await self.call(lambda core: core.disconnect_audio(call_id))
+
+    async def send_dtmf(self, call_id: int, digits: str, method: DtmfMethod) -> None:
+        await self.call(lambda core: core.send_dtmf(call_id, digits, method))
+
+    async def call_quality(self, call_id: int) -> CallQuality:
+        return await self.call(lambda core: core.call_quality(call_id))
 
     async def add_account(self, settings: AccountSettings) -> None:
         await self.call(lambda core: core.add_account(settings))
@@ -794,7 +1120,7 @@ class SipEndpoint:
     def _run(self, started: concurrent.futures.Future[tuple[TransportInfo, ...]]) -> None:
         core: _Core | None = None
         try:
-            core = _Core(self._settings, self._policy, self._emit)
+            core = _Core(self._settings, self._policy, self._emit, self._line_audio, self._trace)
         except BaseException as exc:
             started.set_exception(_detached(exc))
             gc.collect()  # the half-made Endpoint dies here, on its own thread

@@ -12,10 +12,25 @@ from typing import Literal
 from firmware.sip.limits import PJSUA_MAX_CALLS
 
 TransportKind = Literal["udp", "tcp", "tls"]
+DtmfMethod = Literal["rfc4733", "info"]
+
+# RFC 4733 section 3.2 events 0-15: the sixteen DTMF digits.
+DTMF_DIGITS = "0123456789*#ABCD"
+# RFC 3966 section 3 global/local numbers use these (visual separators dropped); a leading
+# "+" marks an E.164 number.  Caller ID (ETSI EN 300 659-3, Bell 202 MDMF) carries at most
+# 20 digits and a name of at most 50 characters in the longest variant.
+CALLER_NUMBER_CHARS = frozenset("0123456789+*#")
+MAX_CALLER_NUMBER = 32
+MAX_CALLER_NAME = 50
 
 # RFC 3261 section 21: status codes are three digits, 100..699.
 MIN_STATUS = 100
 MAX_STATUS = 699
+
+
+def _check_call_id(call_id: int) -> None:
+    if not 0 <= call_id < PJSUA_MAX_CALLS:
+        raise ValueError(f"call id {call_id} outside 0..{PJSUA_MAX_CALLS - 1}")
 
 
 def _check_status(code: int, what: str) -> None:
@@ -89,10 +104,14 @@ class IncomingCall:
     peer_kind: Literal["trunk", "user"]
     from_uri: str
     to_uri: str
+    # Who calls (P-Asserted-Identity if present, else From), None when withheld (Privacy: id,
+    # an anonymous From) or absent; and whom (user part of the Request-URI, else of To).
+    caller_number: str | None = None
+    caller_name: str | None = None
+    called: str = ""
 
     def __post_init__(self) -> None:
-        if not 0 <= self.call_id < PJSUA_MAX_CALLS:
-            raise ValueError(f"call id {self.call_id} outside 0..{PJSUA_MAX_CALLS - 1}")
+        _check_call_id(self.call_id)
 
 
 @dataclass(frozen=True)
@@ -108,10 +127,57 @@ class CallStateChanged:
         _check_status(self.code, f"call {self.call_id}")
 
 
+@dataclass(frozen=True)
+class CallMediaChanged:
+    """A call's audio became usable (early media, answer, unhold) or stopped being so."""
+
+    call_id: int
+    active: bool
+
+    def __post_init__(self) -> None:
+        _check_call_id(self.call_id)
+
+
+@dataclass(frozen=True)
+class DtmfReceived:
+    """A DTMF digit the far end sent out of band (RFC 4733 telephone-event or SIP INFO)."""
+
+    call_id: int
+    digit: str
+    method: DtmfMethod
+
+    def __post_init__(self) -> None:
+        _check_call_id(self.call_id)
+        if len(self.digit) != 1 or self.digit not in DTMF_DIGITS:
+            raise ValueError(f"call {self.call_id}: {self.digit!r} is not a DTMF digit")
+
+
+@dataclass(frozen=True)
+class CallerIdentity:
+    """Who the box says is calling, put in the From of an outgoing INVITE (FXO caller ID)."""
+
+    number: str
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.number or len(self.number) > MAX_CALLER_NUMBER:
+            raise ValueError(f"caller number {self.number!r}: 1..{MAX_CALLER_NUMBER} characters")
+        if not all(c in CALLER_NUMBER_CHARS for c in self.number):
+            raise ValueError(
+                f"caller number {self.number!r}: only digits, '+', '*' and '#' may appear"
+            )
+        if len(self.name) > MAX_CALLER_NAME or any(ord(c) < 32 for c in self.name):
+            raise ValueError(
+                f"caller name {self.name!r}: at most {MAX_CALLER_NAME} printable characters"
+            )
+
+
 SipEvent = (
     RegistrationChanged
     | RegistrationRetryScheduled
     | InviteRefused
     | IncomingCall
     | CallStateChanged
+    | CallMediaChanged
+    | DtmfReceived
 )

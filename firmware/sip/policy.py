@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import math
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from hashlib import sha256
 
 from firmware.sip.digest import ALGORITHMS, digest_response, parse_digest
 from firmware.sip.errors import PeerProtocolError, SipConfigError
+from firmware.sip.firewall import Ban
 from firmware.sip.message import SipRequestHead
 from firmware.store.schema import Config
 
@@ -145,6 +148,14 @@ class InboundPolicy:
             del self._banned[source]
             return None
         return until
+
+    def active_bans(self, now: float) -> tuple[Ban, ...]:
+        """The bans still running, for the kernel firewall (``NftFirewall.update_bans``)."""
+        return tuple(
+            Ban(source, max(1, math.ceil(until - now)))
+            for source, until in self._banned.items()
+            if until > now and _address(source) is not None
+        )
 
     def trunk_for(self, source: str) -> str | None:
         addr = _address(source)
@@ -335,37 +346,53 @@ def _address(source: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
         return None
 
 
-def policy_from_store(config: Config) -> PolicySettings:
+def policy_from_store(
+    config: Config, resolve: Callable[[str], tuple[str, ...]] | None = None
+) -> PolicySettings:
     """The inbound policy the stored configuration asks for.
 
     IP phones authenticate as an extension number with its ``sip_password`` (extensions
     without one have no IP phone); trunk hosts are the trunk's ``allowed_hosts`` or, when
-    empty, its registrar if that is an IP address (a host name would need a DNS lookup,
-    which belongs to the shell that builds this, not here).
+    empty, its registrar's addresses: the registrar itself if it is an IP address, else
+    what ``resolve(host)`` returns (a DNS lookup is I/O: the shell that builds this passes
+    it, ``firmware.sip.provision.resolve_host``).  Without ``resolve`` a trunk whose
+    registrar is a name gets no host-based admission.
     """
-    trunks: list[TrunkHosts] = []
-    for trunk in config.sip.trunks:
-        if not trunk.enabled:
-            continue
-        hosts = trunk.allowed_hosts or _registrar_address(trunk.registrar)
-        if hosts:
-            trunks.append(TrunkHosts(trunk.name, tuple(hosts)))
-    ban = config.security.ban
     return PolicySettings(
         realm=config.system.hostname or REALM_DEFAULT,
         users=tuple((e.number, e.sip_password) for e in config.extensions if e.sip_password),
         peer_networks=tuple(config.security.allowed_hosts),
-        trunks=tuple(trunks),
-        ban_threshold=ban.threshold,
-        ban_window_s=float(ban.window_s),
-        ban_s=float(ban.ban_s),
+        trunks=trunk_hosts_from_store(config, resolve),
+        ban_threshold=config.security.ban.threshold,
+        ban_window_s=float(config.security.ban.window_s),
+        ban_s=float(config.security.ban.ban_s),
     )
 
 
-def _registrar_address(registrar: str) -> tuple[str, ...]:
+def trunk_hosts_from_store(
+    config: Config, resolve: Callable[[str], tuple[str, ...]] | None = None
+) -> tuple[TrunkHosts, ...]:
+    """Hosts each enabled trunk accepts calls from (see ``policy_from_store``)."""
+    trunks: list[TrunkHosts] = []
+    for trunk in config.sip.trunks:
+        if not trunk.enabled:
+            continue
+        hosts = tuple(trunk.allowed_hosts) or _registrar_address(trunk.registrar, resolve)
+        if hosts:
+            trunks.append(TrunkHosts(trunk.name, hosts))
+    return tuple(trunks)
+
+
+def _registrar_address(
+    registrar: str, resolve: Callable[[str], tuple[str, ...]] | None
+) -> tuple[str, ...]:
     host = registrar.removeprefix("sips:").removeprefix("sip:")
     if host.startswith("["):
         host = host[1 : host.find("]")]
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
-    return (host,) if _address(host) is not None else ()
+    if _address(host) is not None:
+        return (host,)
+    if resolve is None:
+        return ()
+    return tuple(a for a in resolve(host) if _address(a) is not None)

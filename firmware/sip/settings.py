@@ -63,6 +63,15 @@ CODEC_IDS: dict[str, tuple[str, ...]] = {
 MIN_EXPIRY_S = 60
 MAX_EXPIRY_S = 86400
 MAX_STUN_SERVERS = 8  # cap; pjsua tries them in order
+# pjsua.h: pjsua_config.nameserver has room for 4 servers; more is PJ_ETOOMANY at libInit.
+MAX_NAMESERVERS = 4
+# RFC 1035 section 4.2: DNS servers listen on port 53.  pjsua 2.15's resolver set-up passes
+# no port list to pj_dns_resolver_set_ns, so it asks port 53 only; "host:port" is refused
+# at libInit (measured: PJLIB_UTIL_EDNSINNSADDR).
+DNS_PORT = 53
+# pjsua's conference bridge has PJSUA_MAX_CONF_PORTS (254) slots; calls and players need
+# theirs too.  A box has a handful of lines; this cap only catches nonsense.
+MAX_LINE_PORTS = 64
 
 
 def _check_port(port: int, what: str) -> None:
@@ -193,6 +202,10 @@ class EndpointSettings:
     max_calls: int = PJSUA_MAX_CALLS
     codecs: tuple[str, ...] = ("G722", "PCMA", "PCMU")
     stun_servers: tuple[str, ...] = ()
+    # DNS servers for pjsip's own resolver: with them a registrar given as a bare domain is
+    # found through SRV records (RFC 3263 section 4.2); without them pjsip asks the system
+    # resolver for A/AAAA records only.  IP addresses, port 53 (DNS_PORT).
+    nameservers: tuple[str, ...] = ()
     log_level: int = 3  # pjlib levels: 1 error, 2 warning, 3 info, 4-6 debug
     local_user: str = "ponte"  # user part of the local account IP peers call
     events_cap: int = 1024  # events in flight towards the loop before we drop and count
@@ -202,8 +215,19 @@ class EndpointSettings:
     media_burst: float = DEFAULT_BURST
     per_source_sessions_per_s: float = PER_SOURCE_SESSIONS_PER_S
     per_source_burst: float = PER_SOURCE_BURST
+    # Lines whose audio gets a port in the conference bridge (firmware.sip.audio), by number.
+    line_ports: tuple[int, ...] = ()
+    # Keep the last SIP messages for diagnostics (SipEndpoint.messages(); pjsip logs them at
+    # level 4, which then runs through the log writer but never reaches Python logging).
+    trace_messages: bool = True
 
     def __post_init__(self) -> None:
+        if len(set(self.line_ports)) != len(self.line_ports):
+            raise SipConfigError(f"line ports must be unique: {self.line_ports}")
+        if any(p < 0 for p in self.line_ports) or len(self.line_ports) > MAX_LINE_PORTS:
+            raise SipConfigError(
+                f"line ports {self.line_ports}: at most {MAX_LINE_PORTS}, numbered from 0"
+            )
         if not self.transports:
             raise SipConfigError("the endpoint needs at least one transport")
         if not 1 <= self.max_calls <= PJSUA_MAX_CALLS:
@@ -229,8 +253,48 @@ class EndpointSettings:
                 )
             if acc.use_stun and not self.stun_servers:
                 raise SipConfigError(f"account {acc.name!r} wants STUN but no server is set")
+        check_nameservers(self.nameservers)
         if not 1 <= self.events_cap <= 1_000_000:
             raise SipConfigError(f"events_cap {self.events_cap} outside 1..1000000")
+
+
+def check_nameservers(servers: tuple[str, ...]) -> None:
+    """Refuse what pjsua's resolver set-up would refuse at libInit, naming the entry."""
+    if len(servers) > MAX_NAMESERVERS:
+        raise SipConfigError(
+            f"{len(servers)} DNS servers given; pjsua holds at most {MAX_NAMESERVERS}"
+        )
+    for server in servers:
+        host, port = _split_host_port(server)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise SipConfigError(f"DNS server {server!r} is not an IP address") from None
+        if port not in (None, DNS_PORT):
+            raise SipConfigError(
+                f"DNS server {server!r}: this pjsua2 build asks DNS servers on port {DNS_PORT} only"
+            )
+
+
+def nameserver_address(server: str) -> str:
+    """The address pjsua wants for a checked DNS server entry (without a port)."""
+    return _split_host_port(server)[0]
+
+
+def _split_host_port(text: str) -> tuple[str, int | None]:
+    """``a.b.c.d``, ``a.b.c.d:53``, ``::1``, ``[::1]:53`` -> (address, port or None)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            return text, None
+        port = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        return text, None
+    if not port.isdigit() or len(port) > 5:
+        return text, None
+    return host, int(port)
 
 
 def check_account_count(count: int) -> None:

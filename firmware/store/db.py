@@ -77,8 +77,32 @@ def _v1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v_recordings(conn: sqlite3.Connection) -> None:
+    # firmware.store.recordings: the call recordings' index (the WAV files live beside it).
+    _script(
+        conn,
+        """
+        CREATE TABLE recording (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at  TEXT    NOT NULL,
+            caller      TEXT    NOT NULL,
+            callee      TEXT    NOT NULL,
+            reason      TEXT    NOT NULL,
+            state       TEXT    NOT NULL CHECK (state IN ('recording', 'complete')),
+            path        TEXT    NOT NULL UNIQUE,
+            channels    INTEGER NOT NULL,
+            rate        INTEGER NOT NULL,
+            duration_ms INTEGER NOT NULL DEFAULT 0,
+            size        INTEGER NOT NULL DEFAULT 0,
+            salvaged    INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX recording_started_at ON recording(started_at);
+        """,
+    )
+
+
 # Step i (1-based) brings user_version from i-1 to i.  Append only.
-MIGRATIONS: tuple[Migration, ...] = (_v1,)
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v_recordings)
 
 
 def default_data_dir() -> Path:
@@ -88,8 +112,15 @@ def default_data_dir() -> Path:
 class Database:
     """One connection to the appliance database, safe to share between threads."""
 
-    def __init__(self, path: Path, *, migrations: tuple[Migration, ...] = MIGRATIONS) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        migrations: tuple[Migration, ...] = MIGRATIONS,
+        application_id: int = APPLICATION_ID,
+    ) -> None:
         self.path = path
+        self.application_id = application_id
         self._lock = threading.RLock()
         _check_header(path)
         if not path.exists():
@@ -128,7 +159,7 @@ class Database:
             )
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
-        if app_id != APPLICATION_ID and (app_id != 0 or tables):
+        if app_id != self.application_id and (app_id != 0 or tables):
             raise StoreCorruptError(
                 f"{self.path}: a SQLite database but not a Ponte one (application_id {app_id:#x}); "
                 "refusing to touch it"
@@ -151,7 +182,7 @@ class Database:
                     f"supports ({len(migrations)}); boot the newer firmware or restore a backup"
                 )
             if version == 0:
-                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                conn.execute(f"PRAGMA application_id={self.application_id}")
             for number in range(version + 1, len(migrations) + 1):
                 log.info("migrating %s to schema %d", self.path, number)
                 migrations[number - 1](conn)

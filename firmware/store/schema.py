@@ -45,6 +45,12 @@ TransportName = Literal["udp", "tcp", "tls"]
 CallerIdStandard = Literal["country", "none", CidStandard]
 Codec = Literal["G722", "PCMA", "PCMU", "GSM", "iLBC", "speex"]
 NetworkMode = Literal["dhcp", "static"]
+FirewallMode = Literal["auto", "on", "off"]
+# Call recording: "on_demand" records from the moment a party dials
+# features.codes.record_toggle until they dial it again or hang up.
+RecordingPolicy = Literal["always", "never", "on_demand"]
+# A route's own policy, or "extension": the extensions in the call decide.
+RouteRecording = Literal["extension", "always", "never", "on_demand"]
 
 
 def setting(default: T, doc: str, *, check: checks.Check | None = None, secret: bool = False) -> T:
@@ -137,8 +143,9 @@ class FxoLine:
     )
     destination: str = setting(
         "",
-        "Extension that incoming calls on this line ring; empty rejects them.",
-        check=checks.extension_or_empty,
+        "Number incoming calls on this line are routed to, like a number dialled on the box "
+        "(an extension, or an outside number a route sends to a trunk); empty rejects them.",
+        check=checks.digit_string,
     )
 
 
@@ -182,7 +189,9 @@ class TlsTransport:
     )
     port: int = setting(5061, "TLS port.", check=checks.in_range(1, 65535))
     cert_file: str = setting(
-        "", "PEM certificate chain (absolute path).", check=checks.absolute_path_or_empty
+        "",
+        "PEM certificate chain (absolute path); empty with key_file: a self-signed one is made.",
+        check=checks.absolute_path_or_empty,
     )
     key_file: str = setting(
         "", "PEM private key (absolute path).", check=checks.absolute_path_or_empty
@@ -313,6 +322,9 @@ class Extension:
         "Digest password for an IP phone using this extension; empty means no IP phone.",
         secret=True,
     )
+    recording: RecordingPolicy = setting(
+        "never", "Record this extension's calls: always, never or on_demand (feature code)."
+    )
 
 
 def _default_extensions() -> tuple[Extension, ...]:
@@ -330,6 +342,11 @@ class Route:
         0, "Digits removed from the front before sending.", check=checks.in_range(0, 32)
     )
     prefix: str = setting("", "Digits added in front after stripping.", check=checks.digit_string)
+    recording: RouteRecording = setting(
+        "extension",
+        "Record calls on this route: always, never, on_demand, or 'extension' to let the "
+        "calling extension's policy decide.",
+    )
 
 
 def _default_routes() -> tuple[Route, ...]:
@@ -387,6 +404,12 @@ class FeatureCodes:
     pickup: str = setting("*88", "Pick up a call ringing in the group.", check=checks.feature_code)
     call_waiting_off: str = setting(
         "*70", "Disable call waiting for the next call.", check=checks.feature_code
+    )
+    # Asterisk features.conf's default for one-touch recording (automon) is *1.
+    record_toggle: str = setting(
+        "*1",
+        "During a call: start or stop recording it (extensions or routes set to on_demand).",
+        check=checks.feature_code,
     )
 
 
@@ -454,6 +477,11 @@ class SecurityConfig:
     )
     ban: BanConfig = section(BanConfig, "Banning sources that fail authentication.")
     toll_fraud: TollFraudConfig = section(TollFraudConfig, "Rules against toll fraud.")
+    firewall: FirewallMode = setting(
+        "auto",
+        "Kernel SIP rate limits and bans (nftables): on, off, or auto (on with a real "
+        "line card, off in simulation).",
+    )
 
 
 # ---------------------------------------------------------------------------- network
@@ -475,6 +503,87 @@ class NetworkConfig:
     )
     ntp: tuple[str, ...] = setting(
         ("pool.ntp.org",), "NTP servers.", check=checks.each(checks.host)
+    )
+
+
+# ---------------------------------------------------------------------------- conferences
+
+# DESIGN.md "pjsua2 as shipped": at most 4 concurrent calls per process
+# (firmware.sip.limits.PJSUA_MAX_CALLS; the store sits below firmware.sip, a test keeps the
+# two equal).  A conference room can hold at most these SIP legs plus the analogue ports.
+MAX_SIP_CALLS = 4
+MAX_CONFERENCE_PARTICIPANTS = 32  # firmware.dsp.mixer.MAX_PARTICIPANTS
+
+
+@dataclass(frozen=True)
+class ConferenceRoom:
+    KEY: ClassVar[str] = "number"
+
+    number: str = setting(
+        "", "Number dialled to join the room, 1 to 8 digits, unique.", check=checks.extension_number
+    )
+    name: str = setting("", "Display name of the room.")
+    pin: str = setting(
+        "",
+        "PIN asked before joining, 4 to 12 digits; empty lets everyone in.",
+        check=checks.pin_or_empty,
+        secret=True,
+    )
+    max_participants: int = setting(
+        6,
+        "Participants at most; no more than the SIP bridge's 4 legs plus the analogue ports.",
+        check=checks.in_range(2, MAX_CONFERENCE_PARTICIPANTS),
+    )
+    tones: bool = setting(True, "Play a short cue to the room when someone joins or leaves.")
+
+
+@dataclass(frozen=True)
+class ConferenceConfig:
+    rooms: tuple[ConferenceRoom, ...] = section(tuple, "Dial-in conference rooms.")
+    mute_toggle: str = setting(
+        "*6", "Digits a participant dials to mute or unmute themselves.", check=checks.feature_code
+    )
+    pin_attempts: int = setting(
+        3, "Wrong PINs before the caller is cleared.", check=checks.in_range(1, 10)
+    )
+    pin_timeout_s: int = setting(
+        10,
+        "Seconds to wait for the PIN's next digit before asking again.",
+        check=checks.in_range(3, 60, "s"),
+    )
+
+
+# ---------------------------------------------------------------------------- recording
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    retention_days: int = setting(
+        90,
+        "Recordings older than this many days are deleted (at start and daily); 0 keeps them.",
+        check=checks.in_range(0, 3650, "days"),
+    )
+    max_total_mb: int = setting(
+        2048,
+        "Size cap of all recordings, MB; the oldest go first beyond it.  0 means no cap.",
+        check=checks.in_range(0, 1_000_000, "MB"),
+    )
+
+
+# ---------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class RecordsConfig:
+    retention_days: int = setting(
+        365,
+        "Call records older than this many days are deleted; 0 keeps them whatever their age.",
+        check=checks.in_range(0, 3650, "days"),
+    )
+    max_rows: int = setting(
+        100_000,
+        "At most this many call records (legs) are kept; the oldest go first (~200 bytes each).",
+        check=checks.in_range(1000, 1_000_000),
     )
 
 
@@ -525,6 +634,9 @@ class Config:
     features: FeaturesConfig = section(FeaturesConfig, "Calling features.")
     security: SecurityConfig = section(SecurityConfig, "Inbound security.")
     network: NetworkConfig = section(NetworkConfig, "IP addressing, DNS and time.")
+    conference: ConferenceConfig = section(ConferenceConfig, "Dial-in conference rooms.")
+    recording: RecordingConfig = section(RecordingConfig, "Call recording storage.")
+    records: RecordsConfig = section(RecordsConfig, "Call detail records: how long they are kept.")
     voicemail: VoicemailConfig = section(VoicemailConfig, "Mailboxes and messages.")
 
 

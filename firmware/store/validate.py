@@ -158,6 +158,10 @@ class _Parser:
                 value = self.value(hints[name], raw[name], sub)
                 if value is _INVALID:
                     continue
+                if f.metadata.get("secret") and value == REDACTED:
+                    # Taken as a secret, an export of it would read back as "keep the old one".
+                    self.fail(sub, f"{REDACTED!r} is what a redacted export writes, not a secret")
+                    continue
                 kwargs[name] = value
             check = f.metadata.get("check")
             if check is not None:
@@ -211,6 +215,28 @@ def _route_target(to: str, config: Config) -> str | None:
     return f"{to!r} is not a destination ('extensions', 'fxo:N' or 'trunk:NAME')"
 
 
+def _fxo_destination(number: str, config: Config, known_ext: set[str]) -> str | None:
+    """An exchange line's destination is routed like a dialled number: the first route that
+    matches takes it (docs/dialplan.md); an unusable one would leave every call ringing."""
+    for route in config.dialplan.routes:
+        try:
+            pattern = compile_digit_map(route.pattern)
+        except DigitMapError:
+            continue  # reported on the route itself
+        if pattern.fullmatch(number) is None:
+            continue
+        if route.to.startswith("fxo:"):
+            line = f"route {route.name!r} sends {number!r} to an exchange line"
+            return f"{line}: a line cannot call a line"
+        if route.to != "extensions":
+            return None
+        target = route.prefix + number[route.strip :]
+        if target not in known_ext:
+            return f"extension {target!r} is not defined in extensions (route {route.name!r})"
+        return None
+    return f"no route in dialplan.routes matches {number!r}"
+
+
 def _duplicates(values: list[str]) -> Iterator[tuple[int, str]]:
     seen: set[str] = set()
     for i, value in enumerate(values):
@@ -237,11 +263,10 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
                 f"extension {fxs.extension!r} is not defined in extensions",
             )
     for i, fxo in enumerate(config.lines.fxo):
-        if fxo.destination and fxo.destination not in known_ext:
-            add(
-                f"lines.fxo[{i}].destination",
-                f"extension {fxo.destination!r} is not defined in extensions",
-            )
+        if fxo.destination:
+            problem = _fxo_destination(fxo.destination, config, known_ext)
+            if problem:
+                add(f"lines.fxo[{i}].destination", problem)
     if len(config.lines.fxs) > schema.MAX_FXS_PORTS:
         add("lines.fxs", f"at most {schema.MAX_FXS_PORTS} FXS ports")
     if len(config.lines.fxo) > schema.MAX_FXO_PORTS:
@@ -256,10 +281,13 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
     }
     if not enabled_transports:
         add("sip.transports", "at least one transport must be enabled")
-    if transports.tls.enabled:
-        for key in ("cert_file", "key_file"):
-            if not getattr(transports.tls, key):
-                add(f"sip.transports.tls.{key}", "required when TLS is enabled")
+    # Both or neither: with neither, the SIP core makes a self-signed certificate
+    # (firmware.sip.provision.ensure_self_signed).
+    if transports.tls.enabled and bool(transports.tls.cert_file) != bool(transports.tls.key_file):
+        have, missing = (
+            ("cert_file", "key_file") if transports.tls.cert_file else ("key_file", "cert_file")
+        )
+        add(f"sip.transports.tls.{missing}", f"required with {have} (a certificate needs its key)")
     if (
         transports.tls.enabled
         and transports.tcp.enabled
@@ -369,6 +397,39 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
     for i, server in enumerate(net.dns):
         if server == "":
             add(f"network.dns[{i}]", "empty address")
+    out += _conference_checks(config, known_ext)
+    return out
+
+
+def conference_capacity(config: Config) -> int:
+    """Participants a room can hold at most: every SIP leg and every analogue port."""
+    return schema.MAX_SIP_CALLS + len(config.lines.fxs) + len(config.lines.fxo)
+
+
+def _conference_checks(config: Config, known_ext: set[str]) -> list[ConfigIssue]:
+    out: list[ConfigIssue] = []
+    rooms = config.conference.rooms
+    for i, number in _duplicates([r.number for r in rooms]):
+        out.append(
+            ConfigIssue(f"conference.rooms[{i}].number", f"room {number!r} is defined twice")
+        )
+    capacity = conference_capacity(config)
+    for i, room in enumerate(rooms):
+        path = f"conference.rooms[{i}]"
+        if room.number in known_ext:
+            out.append(
+                ConfigIssue(f"{path}.number", f"{room.number!r} is already an extension number")
+            )
+        if room.max_participants > capacity:
+            out.append(
+                ConfigIssue(
+                    f"{path}.max_participants",
+                    f"{room.max_participants} participants cannot all be connected: the "
+                    f"bridge takes {schema.MAX_SIP_CALLS} SIP legs and the box has "
+                    f"{len(config.lines.fxs)} FXS and {len(config.lines.fxo)} FXO ports "
+                    f"({capacity} at most)",
+                )
+            )
     return out
 
 

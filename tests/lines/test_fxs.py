@@ -21,6 +21,7 @@ from firmware.lines import (
     DialMethod,
     DigitDialled,
     DtmfDigit,
+    EarlyMedia,
     FxsPort,
     FxsState,
     HookFlash,
@@ -85,6 +86,7 @@ def reach(driver: type[Driver], state: FxsState) -> Driver:
         S.COLLECTING: [DtmfDigit("5")],
         S.PROCEEDING: [DtmfDigit("5"), Proceed()],
         S.ALERTING: [DtmfDigit("5"), RemoteRinging()],
+        S.EARLY_MEDIA: [DtmfDigit("5"), Proceed(), EarlyMedia()],
         S.TALKING: [Connect()],
         S.RECALL_DIAL_TONE: [Connect(), RecallDialTone()],
         S.CALL_WAITING: [Connect(), CallWaiting()],
@@ -117,6 +119,7 @@ def fire(d: Driver, trigger: Trigger) -> None:
         Trigger.PROCEED: lambda: d.send(Proceed(), t),
         Trigger.REMOTE_RINGING: lambda: d.send(RemoteRinging(), t),
         Trigger.CONNECT: lambda: d.send(Connect(), t),
+        Trigger.EARLY_MEDIA: lambda: d.send(EarlyMedia(), t),
         Trigger.BUSY: lambda: d.send(Busy(), t),
         Trigger.CONGESTION: lambda: d.send(Congestion(), t),
         Trigger.RECALL_DIAL_TONE: lambda: d.send(RecallDialTone(), t),
@@ -223,6 +226,30 @@ def test_outgoing_call_flow(driver):
     assert d.until(20_000 + US.flash_max_ms) == []
     assert d.until(20_000 + US.flash_max_ms + 1) == [HungUp()]
     assert d.state() is S.IDLE and d.port.next_deadline() is None
+
+
+def test_early_media_stops_ringback_and_a_later_180_does_not_bring_it_back(driver):
+    d = new(driver)
+    d.send(HookOff(100), 100)
+    d.send(DtmfDigit("1"), 1000)
+    d.send(Proceed(), 1500)
+    assert d.send(RemoteRinging(), 1600) == [StartTone(Tone.RINGBACK)]
+    assert d.send(EarlyMedia(), 2000) == [StopTone()]
+    assert d.state() is S.EARLY_MEDIA and d.port.tone is None
+    assert d.send(RemoteRinging(), 2100) == []  # RFC 3960: the far end's audio wins
+    assert d.send(EarlyMedia(), 2200) == []
+    assert d.send(DtmfDigit("5"), 2300) == [DigitDialled("5", DialMethod.DTMF)]
+    assert d.port.next_deadline() is None  # no timer: the far end decides how long it lasts
+    assert d.send(Connect(), 9000) == []
+    assert d.state() is S.TALKING
+
+
+def test_early_media_straight_from_dialling_stops_dial_tone(driver):
+    d = new(driver)
+    d.send(HookOff(100), 100)
+    assert d.send(EarlyMedia(), 500) == [StopTone()]
+    assert d.state() is S.EARLY_MEDIA
+    assert d.send(Busy(), 800) == [StartTone(Tone.BUSY)]
 
 
 def test_incoming_call_with_caller_id_after_first_ring(driver):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +17,7 @@ from firmware.pbx.calls import (
     SendDtmf,
     Split,
 )
-from firmware.store.schema import DialPlanConfig, Route, SipConfig, Trunk, default_config
+from firmware.store.schema import default_config
 
 
 class Box:
@@ -158,21 +156,6 @@ def test_outside_line_is_seized_and_dialled() -> None:
     assert box.st(1) is FxsState.TALKING
     box.hang_up(1)
     assert not box.seized() and Split(1, 3) in box.sent
-
-
-def test_trunk_route_is_congestion_until_sip() -> None:
-    config = default_config(2, 1)
-    config = dataclasses.replace(
-        config,
-        sip=SipConfig(trunks=(Trunk(name="x", registrar="127.0.0.1"),)),
-        dialplan=DialPlanConfig(routes=(Route(name="t", pattern="[1-9]xx", to="trunk:x"),)),
-    )
-    box = Box(config)
-    box.lift(1)
-    box.dial(1, "555")
-    assert box.st(1) is FxsState.CONGESTION
-    call = box.cc.call_of(1)
-    assert call is not None and "SIP trunks not available yet" in call.reason
 
 
 ACTIONS = st.lists(

@@ -43,6 +43,8 @@ class LiveAppliance:
                 "--data-dir",
                 str(self.data),
                 "--stderr",
+                "--sip-port",  # a free port: parallel runs must not fight over 5060
+                "0",
                 *extra,
             ],
             stdin=subprocess.DEVNULL,

@@ -71,9 +71,9 @@ def test_handset_1_calls_extension_102(box: Appliance, tmp_path: Path) -> None:
     # Ringback at once: ITU 425 Hz, 1 s on then 4 s off (E.180 Suppl. 2).
     ringback = record(box, 1, tmp_path / "ringback.wav", 0.6)
     assert dominant_hz(ringback) == pytest.approx(first_hz("ringback"), abs=5)
-    # The ETSI profile sends caller ID before ringing; the phone rings within the pre-ring limit.
+    # The ETSI profile sends caller ID before ringing, and then the phone rings.
     wait_status(box, 2, "rings", 1)
-    assert "CallerId(number='101', name='Port 1')" in box.log_text()
+    assert "port 2: caller ID 101 'Port 1' sent" in box.log_text()
 
     box.sim(target="handset", number=2, action="off-hook")
     box.wait_log("audio of ports 1 and 2 connected")

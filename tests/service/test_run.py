@@ -32,8 +32,11 @@ class Appliance:
         self.log_path = tmp_path / "ponte.log"
         self.log = self.log_path.open("w")
         env = dict(os.environ, NOTIFY_SOCKET=str(self.notify_path), WATCHDOG_USEC="400000")
+        command = [sys.executable, "-m", "firmware", "run", "--data-dir", str(self.data)]
+        if "--sip-port" not in extra:
+            command += ["--sip-port", "0"]  # parallel test runs must not fight over 5060
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "firmware", "run", "--data-dir", str(self.data), *extra],
+            [*command, *extra],
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT,

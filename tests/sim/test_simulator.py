@@ -175,3 +175,19 @@ async def test_control_socket_is_not_stolen_from_a_running_simulator(tmp_path: P
     stale.close()
     async with Simulator(fxs=1, fxo=0, control=control) as sim:
         assert sim.status()["control"] == str(control)
+
+
+async def test_handset_answers_by_itself_and_hangs_up_again() -> None:
+    async with Simulator(fxs=1, fxo=0) as sim, Link(sim.url) as link:
+        await link.wait_connected(timeout=3)
+        handset = sim.handset(1)
+        handset.auto_answer_s, handset.auto_hangup_s = 0.2, 0.3
+        await link.send(p.Ring(1, ((1000, 4000),), 25))
+        lifted = await next_of(link, p.HookChange)
+        assert isinstance(lifted, p.HookChange) and lifted.off_hook
+        dropped = await next_of(link, p.HookChange)
+        assert isinstance(dropped, p.HookChange) and not dropped.off_hook
+        # The card's timestamps carry the simulated delays: 0.3 s off hook.
+        assert 250 <= dropped.timestamp_ms - lifted.timestamp_ms <= 350
+        assert handset.auto_answered == 1
+        assert sim.status()["handsets"][0]["auto_answered"] == 1

@@ -41,18 +41,20 @@ ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}
 
 
 class Baresip:
-    def __init__(self, directory: Path, account: str, pki: TestPki) -> None:
+    def __init__(self, directory: Path, account: str, pki: TestPki, extra: str = "") -> None:
         directory.mkdir(parents=True)
         self.dir = directory
         self.ctrl_port = free_port()
+        self.sip_port = free_port()
         rtp = free_port()
         both = directory / "cert-and-key.pem"
         both.write_bytes(pki.cert.read_bytes() + pki.key.read_bytes())
         (directory / "config").write_text(
             CONFIG.format(
-                sip_port=free_port(), cert=both, ca=pki.ca_cert, dir=directory,
+                sip_port=self.sip_port, cert=both, ca=pki.ca_cert, dir=directory,
                 rtp=rtp, rtp_end=rtp + 20, ctrl_port=self.ctrl_port,
             )
+            + extra
         )  # fmt: skip
         (directory / "accounts").write_text(account + "\n")
         (directory / "contacts").write_text("")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import random
 import shutil
 import socket
 import subprocess
@@ -43,8 +44,8 @@ class TestPki:
     key: Path
 
 
-def make_pki(directory: Path) -> TestPki:
-    """A throw-away CA and a server certificate for 127.0.0.1 signed by it."""
+def make_pki(directory: Path, dns_names: tuple[str, ...] = ()) -> TestPki:
+    """A throw-away CA and a server certificate for 127.0.0.1 (and ``dns_names``) signed by it."""
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -70,7 +71,12 @@ def make_pki(directory: Path) -> TestPki:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    *(x509.DNSName(name) for name in dns_names),
+                ]
+            ),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
@@ -153,3 +159,85 @@ class Kamailio:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+class Dnsmasq:
+    """dnsmasq as an authoritative-only DNS server with SIP SRV records (RFC 2782, RFC 3263).
+
+    pjsua 2.15 asks DNS servers on port 53 only (firmware.sip.settings.DNS_PORT), so this
+    binds port 53 on a loopback address of its own (127.x.y.z): root only.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        srv: dict[str, tuple[str, int]],
+        hosts: dict[str, str],
+    ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.log_path = directory / "dnsmasq.log"
+        args = [
+            "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
+            "--bind-interfaces", "--port=53", "--pid-file=", "--user=root",
+            "--log-queries", "--log-facility=-", "--conf-file=/dev/null",
+        ]  # fmt: skip
+        args += [f"--srv-host={name},{target},{port},0,5" for name, (target, port) in srv.items()]
+        args += [f"--host-record={name},{addr}" for name, addr in hosts.items()]
+        self.log = self.log_path.open("wb")
+        for _ in range(20):
+            self.address = f"127.{random.randrange(1, 255)}.{random.randrange(1, 255)}.53"
+            self.proc = subprocess.Popen(
+                [*args, f"--listen-address={self.address}"],
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+            )
+            if self._ready():
+                return
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        raise RuntimeError(f"dnsmasq did not start: {self.log_text()[-2000:]}")
+
+    def _ready(self) -> bool:
+        query = _dns_query("ready.invalid")
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    s.sendto(query, (self.address, 53))
+                    s.recv(512)
+                    return True
+                except OSError:
+                    time.sleep(0.05)
+        return False
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def queries(self) -> list[str]:
+        """``TYPE name`` of every query dnsmasq logged."""
+        out = []
+        for line in self.log_text().splitlines():
+            _, sep, rest = line.partition(" query[")
+            if sep:
+                kind, _, tail = rest.partition("] ")
+                out.append(f"{kind} {tail.split(' ', 1)[0]}")
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def _dns_query(name: str) -> bytes:
+    """A minimal RFC 1035 section 4.1 query for an A record."""
+    header = random.randrange(65536).to_bytes(2, "big") + bytes([1, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+    qname = b"".join(len(p).to_bytes(1, "big") + p.encode() for p in name.split(".")) + b"\0"
+    return header + qname + (1).to_bytes(2, "big") + (1).to_bytes(2, "big")

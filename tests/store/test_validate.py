@@ -116,10 +116,40 @@ def test_disabled_trunks_do_not_count() -> None:
     check(with_accounts(7, 0, disabled=1))
 
 
+@pytest.mark.parametrize(
+    ("destination", "problem"),
+    [
+        ("101", None),  # an extension, through route 'internal'
+        ("81234", None),  # an outside number, through route 'via-trunk' to a trunk
+        ("", None),  # rejects exchange calls
+        ("555", "extension '555' is not defined in extensions (route 'internal')"),
+        ("999", "route 'emergency' sends '999' to an exchange line: a line cannot call a line"),
+        ("12345", "no route in dialplan.routes matches '12345'"),
+        ("12a", "'12a' may contain only 0-9, '*' and '#'"),
+    ],
+)
+def test_fxo_destination_is_a_number_routed_like_a_dialled_one(
+    destination: str, problem: str | None
+) -> None:
+    doc = set_path(to_document(rich_config()), "lines.fxo[1].destination", destination)
+    doc["dialplan"]["routes"].append(
+        {"name": "via-trunk", "pattern": "8xxxx", "to": "trunk:provider"}
+    )
+    try:
+        parse(doc)
+        found = []
+    except ConfigError as exc:
+        found = [str(i) for i in exc.issues if i.path == "lines.fxo[1].destination"]
+    if problem is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and problem in found[0], found
+
+
 def test_cross_field_rules_are_all_reported() -> None:
     doc = to_document(rich_config())
     doc = set_path(doc, "lines.fxs[0].extension", "555")
-    doc = set_path(doc, "lines.fxo[0].destination", "999")
+    doc = set_path(doc, "lines.fxo[0].destination", "555")
     doc = set_path(doc, "dialplan.routes[3].to", "trunk:nobody")
     doc = set_path(doc, "dialplan.routes[2].to", "fxo:7")
     doc = set_path(doc, "sip.accounts[0].fxs", 9)
@@ -134,7 +164,7 @@ def test_cross_field_rules_are_all_reported() -> None:
     out = problems(doc)
     expected_prefixes = [
         "lines.fxs[0].extension: extension '555' is not defined",
-        "lines.fxo[0].destination: extension '999' is not defined",
+        "lines.fxo[0].destination: extension '555' is not defined",
         "dialplan.routes[3].to: 'trunk:nobody': no trunk named 'nobody'",
         "dialplan.routes[2].to: 'fxo:7': there is no FXO port 7",
         "sip.accounts[0].fxs: there is no FXS port 9",
@@ -160,11 +190,12 @@ def test_feature_code_clashing_with_a_route_names_the_route() -> None:
     )
 
 
-def test_tls_needs_certificate_and_key() -> None:
+def test_tls_needs_certificate_and_key_together() -> None:
     doc = set_path(to_document(default_config()), "sip.transports.tls.enabled", True)
+    parse(doc)  # neither: the SIP core makes a self-signed certificate
+    doc = set_path(doc, "sip.transports.tls.cert_file", "/etc/ponte/cert.pem")
     assert problems(doc) == [
-        "sip.transports.tls.cert_file: required when TLS is enabled",
-        "sip.transports.tls.key_file: required when TLS is enabled",
+        "sip.transports.tls.key_file: required with cert_file (a certificate needs its key)",
     ]
 
 
@@ -245,3 +276,10 @@ def test_field_errors_and_cross_field_errors_come_together() -> None:
     # The bad address is reported once, not again as "required in static mode".
     assert out[1].startswith("network.address: 'not-an-address' needs a prefix length")
     assert "9 SIP accounts would be created" in out[2]
+
+
+def test_the_redaction_placeholder_is_no_secret() -> None:
+    doc = set_path(to_document(rich_config()), "extensions[3].sip_password", "<redacted>")
+    assert problems(doc) == [
+        "extensions[3].sip_password: '<redacted>' is what a redacted export writes, not a secret"
+    ]
