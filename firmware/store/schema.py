@@ -699,6 +699,40 @@ class IvrConfig:
     menus: tuple[IvrMenu, ...] = section(tuple, "The menus of the auto-attendant.")
 
 
+# ---------------------------------------------------------------------------- voicemail
+
+VoicemailFormat = Literal["alaw", "ulaw", "pcm16"]
+
+
+@dataclass(frozen=True)
+class VoicemailConfig:
+    max_message_s: int = setting(
+        180, "Longest message a caller may leave, s.", check=checks.in_range(5, 600, "s")
+    )
+    max_messages: int = setting(
+        100,
+        "Messages (new and saved) a mailbox holds; callers to a full box hear it is full.",
+        check=checks.in_range(1, 1000),
+    )
+    max_greeting_s: int = setting(
+        60, "Longest greeting a box owner may record, s.", check=checks.in_range(5, 300, "s")
+    )
+    format: VoicemailFormat = setting(
+        "alaw",
+        "Encoding of message WAV files: G.711 alaw/ulaw (8 kB/s) or pcm16 (16 kB/s).",
+    )
+    pin_attempts: int = setting(
+        5,
+        "Consecutive wrong PINs (over any number of calls) before a mailbox locks.",
+        check=checks.in_range(1, 20),
+    )
+    lockout_s: int = setting(
+        900,
+        "How long a mailbox stays locked after too many wrong PINs, s.",
+        check=checks.in_range(10, 86400, "s"),
+    )
+
+
 # ---------------------------------------------------------------------------- root
 
 
@@ -716,6 +750,7 @@ class Config:
     recording: RecordingConfig = section(RecordingConfig, "Call recording storage.")
     records: RecordsConfig = section(RecordsConfig, "Call detail records: how long they are kept.")
     ivr: IvrConfig = section(IvrConfig, "IVR auto-attendant: menus and time conditions.")
+    voicemail: VoicemailConfig = section(VoicemailConfig, "Mailboxes and messages.")
 
 
 def default_config(fxs_ports: int = 2, fxo_ports: int = 1) -> Config:
