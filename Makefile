@@ -84,7 +84,7 @@ contracts: $(VENV_STAMP)
 	$(BIN)/lint-imports
 
 pytest: $(VENV_STAMP) prompts
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint typecheck contracts pytest
 
