@@ -53,7 +53,7 @@ class ConfigScreen(ConsoleScreen):
         Binding("ctrl+r", "reload", "Discard"),
         Binding("ctrl+n", "add", "Add item"),
         Binding("ctrl+g", "remove", "Remove last"),
-        Binding("ctrl+o", "test_registration", "Test registration"),
+        Binding("ctrl+o", "test_registration", "Test", tooltip="Test registration"),
     ]
 
     def __init__(self) -> None:
@@ -101,6 +101,7 @@ class ConfigScreen(ConsoleScreen):
     async def section_chosen(self, event: OptionList.OptionHighlighted) -> None:
         if event.option.id and event.option.id != self.section:
             self.section = event.option.id
+            self.refresh_bindings()  # "Test" (registration) is for trunks only
             self.rebuild()
 
     @work(exclusive=True, group="build")
@@ -272,6 +273,10 @@ class ConfigScreen(ConsoleScreen):
         self.load()
 
     # -- trunks: test registration -----------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Shown (and bound) on the trunks section only: the footer has no room at 80 columns.
+        return action != "test_registration" or self.section == "sip.trunks"
+
     def _trunk_under_cursor(self) -> dict[str, Any] | None:
         trunks = self.doc.get("sip", {}).get("trunks", [])
         if not trunks:
