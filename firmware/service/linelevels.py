@@ -24,44 +24,52 @@ TAU_FRAMES: Final = 15.0
 # IEC 60268-10 type II peak programme meter falls 20 dB in 1.4 to 2.0 s).
 HOLD_FRAMES: Final = 75
 DECAY_DB_PER_FRAME: Final = 20.0 * 0.020
+_DECAY: Final = 10 ** (-DECAY_DB_PER_FRAME / 10)  # the same, as a factor on mean square
 # The meter's floor: quieter than any idle line (~-70 dBm0 for A-law idle noise).
 FLOOR_DBM0: Final = -80.0
 _REF: Final = RMS_0DBM0**2
+_PCM: Final = np.dtype("<i2")  # made once: np.frombuffer parses a dtype string each call
 
 
 class _Direction:
-    __slots__ = ("alpha", "held_dbm0", "held_frames", "mean_square", "scratch")
+    __slots__ = ("alpha", "held", "held_frames", "mean_square", "scratch")
 
     def __init__(self, samples: int) -> None:
         self.alpha = 1.0 / TAU_FRAMES
         self.mean_square = 0.0
-        self.held_dbm0 = FLOOR_DBM0
+        self.held = 0.0  # peak-hold, kept as a mean square: no logarithm per frame
         self.held_frames = 0
         self.scratch = np.zeros(samples, dtype=np.float64)
 
     def feed(self, frame: bytes) -> None:
-        pcm = np.frombuffer(frame, dtype="<i2")
+        pcm = np.frombuffer(frame, dtype=_PCM)
         x = self.scratch
         if len(pcm) != len(x):  # a short frame: not expected from a card, never crash on it
             return
-        np.copyto(x, pcm, casting="unsafe")
+        x[:] = pcm
         ms = float(np.dot(x, x)) / len(x)
-        self.mean_square += self.alpha * (ms - self.mean_square)
-        level = self.dbm0
-        if level >= self.held_dbm0:
-            self.held_dbm0 = level
+        level = self.mean_square = self.mean_square + self.alpha * (ms - self.mean_square)
+        if level >= self.held:
+            self.held = level
             self.held_frames = 0
         elif self.held_frames < HOLD_FRAMES:
             self.held_frames += 1
         else:
-            self.held_dbm0 = max(level, self.held_dbm0 - DECAY_DB_PER_FRAME)
+            self.held = max(level, self.held * _DECAY)
 
     @property
     def dbm0(self) -> float:
-        ms = self.mean_square
-        if ms <= 0.0:
-            return FLOOR_DBM0
-        return max(10 * math.log10(ms / _REF), FLOOR_DBM0)
+        return _dbm0(self.mean_square)
+
+    @property
+    def held_dbm0(self) -> float:
+        return _dbm0(self.held)
+
+
+def _dbm0(mean_square: float) -> float:
+    if mean_square <= 0.0:
+        return FLOOR_DBM0
+    return max(10 * math.log10(mean_square / _REF), FLOOR_DBM0)
 
 
 class LineLevels:
