@@ -79,7 +79,7 @@ contracts: $(VENV_STAMP)
 	$(BIN)/lint-imports
 
 pytest: $(VENV_STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck contracts pytest
 

@@ -31,6 +31,7 @@ from firmware.pbx.legs import (
     SipEvent,
 )
 from firmware.service.ports import Action
+from firmware.store import Config
 
 if TYPE_CHECKING:
     from firmware.service.appliance import Appliance
@@ -53,10 +54,22 @@ class LocalCalls:
             after_ring = kind == "fxo" and controller.profile.callerid.alerting == "ring"
             infos.append(PortInfo(number, kind, counts[kind], guard, after_ring))
             counts[kind] += 1
+        self._infos = tuple(infos)
         self.control = CallControl(appliance.config, infos)
         self._timer: asyncio.TimerHandle | None = None
         self.last_decision_ms: float | None = None  # last digit in -> commands out, for status
         self.sip: SipBridge | None = None
+
+    @property
+    def idle(self) -> bool:
+        """No call of any kind is in progress (a new configuration may take over)."""
+        return not self.control.calls_view() and self.control.sip_legs_in_use == 0
+
+    def reconfigure(self, config: Config) -> None:
+        """Call control for ``config``; only while idle (its calls would be forgotten)."""
+        if not self.idle:
+            raise RuntimeError("call control cannot be replaced while calls are up")
+        self.control = CallControl(config, self._infos)
 
     def attach_sip(self, bridge: SipBridge) -> None:
         self.sip = bridge
