@@ -20,7 +20,7 @@ from firmware.api.client import ApiClient, ApiError
 from tui.messages import Connection, StateChanged
 from tui.state import ConsoleState
 
-TOPICS: Final = ("ports", "alarms", "logs", "jobs", "config")
+TOPICS: Final = ("ports", "alarms", "logs", "jobs", "config", "calls", "sip")
 SYSTEM_POLL_S: Final = 2.0
 RECONNECT_S: Final = 2.0
 SNAPSHOT_ENV: Final = "PONTE_CONSOLE_SNAPSHOT"
@@ -108,6 +108,9 @@ class ConsoleApp(App[None]):
             part = self.state.apply(event.topic, event.seq, event.data)
             if part == "resync":
                 await self.resync()
+            elif part == "calls":
+                self.post_to_screen(StateChanged(part))
+                self.refresh_calls()
             elif part is not None:
                 self.post_to_screen(StateChanged(part))
 
@@ -120,9 +123,25 @@ class ConsoleApp(App[None]):
                 ports = await self.api.call("ports.list")
                 self.state.linecard = ports["linecard"]
                 self.post_to_screen(StateChanged("system"))
+                await self.read_calls()
             except ApiError:
                 pass
             await asyncio.sleep(SYSTEM_POLL_S)
+
+    async def read_calls(self) -> None:
+        """calls.list and sip.status into the state (quality changes without an event)."""
+        calls = await self.api.call("calls.list")
+        self.state.sip = await self.api.call("sip.status")
+        self.state.calls = list(calls.get("calls", []))
+        self.state.local_calls = list(calls.get("local", []))
+        self.post_to_screen(StateChanged("calls"))
+
+    @work(exclusive=True, group="calls")
+    async def refresh_calls(self) -> None:
+        try:
+            await self.read_calls()
+        except ApiError:
+            pass
 
     # -- after login -----------------------------------------------------------------
     def logged_in_now(self) -> None:

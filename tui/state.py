@@ -23,6 +23,11 @@ class ConsoleState:
     system: dict[str, Any] = field(default_factory=dict)
     update: dict[str, Any] = field(default_factory=dict)
     trunks: list[dict[str, Any]] = field(default_factory=list)
+    # calls.list and sip.status as last read (re-read on calls.* / sip.* events and polled,
+    # since call quality changes without an event)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    local_calls: list[dict[str, Any]] = field(default_factory=list)
+    sip: dict[str, Any] = field(default_factory=dict)
     last_seq: int = 0
     missed: int = 0  # events the server dropped for us, or a gap in seq
 
@@ -54,4 +59,14 @@ class ConsoleState:
             return "jobs"
         if topic == "config.changed":
             return "config"
+        if topic == "sip.registration" and "account" in data:
+            regs = [
+                r for r in self.sip.get("registrations", []) if r.get("account") != data["account"]
+            ]
+            regs.append(data)
+            regs.sort(key=lambda r: str(r.get("account")))
+            self.sip = {**self.sip, "registrations": regs}
+            return "calls"
+        if topic.startswith("calls."):
+            return "calls"
         return None

@@ -128,6 +128,11 @@ class RegisterParams:
 
 
 @dataclass(frozen=True, slots=True)
+class LevelsParams:
+    port: int = field(metadata={"doc": "the port number (ports.list)", "min": 1})
+
+
+@dataclass(frozen=True, slots=True)
 class HwtestParams:
     k: str = field(default="", metadata={"doc": "only tests matching this -k expression"})
 
@@ -400,6 +405,14 @@ class ControlApi:
             summary="Calls in progress: SIP legs with their quality, and calls between lines",
         )
         s.register(
+            "ports.levels",
+            self.ports_levels,
+            LevelsParams,
+            result="{port, rx_dbm0, rx_peak_dbm0, tx_dbm0, tx_peak_dbm0, floor_dbm0, frames}",
+            summary="A line's audio levels now: what it hears (rx) and plays (tx), in dBm0 "
+            "(300 ms average, 1.5 s peak-hold)",
+        )
+        s.register(
             "update.status",
             self.update_status,
             NoParams,
@@ -416,6 +429,19 @@ class ControlApi:
     async def alarms_list(self, params: NoParams, ctx: CallContext) -> JsonValue:
         alarms: list[JsonValue] = [a.to_json() for a in self.appliance.alarms.values()]
         return {"alarms": alarms}
+
+    async def ports_levels(self, params: LevelsParams, ctx: CallContext) -> JsonValue:
+        media = self.appliance.media.get(params.port)
+        if media is None:
+            known = ", ".join(str(p) for p in sorted(self.appliance.media)) or "none"
+            raise ApiFault(
+                ErrorCode.INVALID_PARAMS,
+                f"no port {params.port} with audio (ports: {known})",
+                "params.port",
+            )
+        levels: dict[str, JsonValue] = {"port": params.port}
+        levels.update(media.levels.snapshot())
+        return levels
 
     # -- SIP and calls -------------------------------------------------------------------
     async def sip_status(self, params: NoParams, ctx: CallContext) -> JsonValue:

@@ -42,6 +42,7 @@ from firmware.dsp.progress import CallProgressDetector, ToneDetected
 from firmware.dsp.tones import TonePlayer, ToneSpec
 from firmware.service.callerid_rx import CallerIdReceiver, Heard
 from firmware.service.crossconnect import CrossConnect
+from firmware.service.linelevels import LineLevels
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ class PortMedia:
         # (the card's clock) and pjmedia's clock.  A reference swap, like the tone player.
         self._sip: _SipAttachment | None = None
         self._sip_frame = bytearray(stream.fmt.bytes_per_frame)
+        self.levels = LineLevels(self._samples)  # ports.levels: what the line hears and plays
 
     def attach_sip(self, uplink: DriftBuffer | None, downlink: DriftBuffer | None = None) -> None:
         """Talk to a SIP leg from the next frame on (None: stop).  Any thread.
@@ -205,6 +207,7 @@ class PortMedia:
         try:
             while not self._stop.is_set():
                 heard = self.stream.read_frame()
+                self.levels.heard(heard)
                 self.link.heard(heard)
                 sip = self._sip
                 if sip is not None:
@@ -216,9 +219,13 @@ class PortMedia:
                 elif self._drain > 0:
                     self._drain -= 1
                 elif player is None:
-                    self.stream.write_frame(self._next_frame(sip))
+                    out = self._next_frame(sip)
+                    self.stream.write_frame(out)
+                    self.levels.played(out)
                 else:
-                    self.stream.write_frame(player.next_frame(self._samples).tobytes())
+                    out = player.next_frame(self._samples).tobytes()
+                    self.stream.write_frame(out)
+                    self.levels.played(out)
                     if self.tone_started_at is None:
                         self.tone_started_at = time.monotonic()
                 self.frames += 1

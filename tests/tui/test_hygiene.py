@@ -13,7 +13,7 @@ def test_console_process_imports_no_sip() -> None:
         "module = cli.load('console')\n"
         "import tui.app, tui.screens.dashboard, tui.screens.config, tui.screens.wizard\n"
         "import tui.screens.history, tui.screens.diagnostics, tui.screens.backup\n"
-        "import tui.screens.updates, tui.screens.login\n"
+        "import tui.screens.updates, tui.screens.login, tui.screens.sipdiag\n"
         "app = tui.app.ConsoleApp('/nonexistent.sock')\n"
         "bad = sorted(m for m in sys.modules if m == 'pjsua2' or m.startswith("
         "('pjsua2.', 'firmware.sip', 'firmware.store', 'firmware.service', 'drivers')))\n"

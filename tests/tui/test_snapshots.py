@@ -69,3 +69,44 @@ async def test_configuration_network(live: LiveAppliance, size: tuple[int, int])
         await until(pilot, lambda: app.screen.query("#f-network_ntp"))
         await settle(pilot)
         check_snapshot(app, f"config-network-{size[0]}x{size[1]}")
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_line_levels(live: LiveAppliance, size: tuple[int, int]) -> None:
+    app = ConsoleApp(str(live.socket), snapshot=True)
+    async with app.run_test(size=size) as pilot:
+        await log_in(pilot, app)
+        await pilot.press("a")
+        await until(pilot, lambda: screen_name(app) == "LevelsScreen")
+        # an idle port: both directions read quiet, the meters are empty
+        await until(pilot, lambda: text_of(app, "#levels-meters").count("quiet") == 4)
+        await settle(pilot)
+        check_snapshot(app, f"levels-{size[0]}x{size[1]}")
+
+
+async def test_sip_messages(live: LiveAppliance) -> None:
+    # No trunk configured: nothing sent or received, the screen says so.
+    app = ConsoleApp(str(live.socket), snapshot=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await log_in(pilot, app)
+        await pilot.press("m")
+        await until(pilot, lambda: screen_name(app) == "SipMessagesScreen")
+        await until(pilot, lambda: "0 message(s)" in text_of(app, "#sip-status"))
+        await settle(pilot)
+        check_snapshot(app, "sip-messages-80x24")
+
+
+async def test_configuration_trunks(live: LiveAppliance) -> None:
+    # The trunks section adds its "Test" (registration) key to the footer, which fits 80.
+    app = ConsoleApp(str(live.socket), snapshot=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await log_in(pilot, app)
+        await pilot.press("c")
+        await until(pilot, lambda: screen_name(app) == "ConfigScreen")
+        await until(pilot, lambda: "Version" in text_of(app, "#config-status"))
+        await pilot.press("down")
+        await until(pilot, lambda: app.screen.query("#form Label"))
+        await pilot.press("ctrl+o")
+        await until(pilot, lambda: "No trunk to test" in text_of(app, "#config-status"))
+        await settle(pilot)
+        check_snapshot(app, "config-trunks-80x24")

@@ -78,3 +78,50 @@ def test_values_keep_their_type(text: str, like: Any, value: Any) -> None:
 def test_bad_numbers_say_why(text: str, like: Any) -> None:
     with pytest.raises(ValueError, match="number"):
         tomldoc.parse_value(text, like)
+
+
+def test_registration_events_replace_by_account_and_calls_events_ask_for_a_reread() -> None:
+    state = ConsoleState()
+    state.sip = {"running": True, "registrations": [{"account": "b", "registered": True}]}
+    reg = {"account": "a", "registered": False, "code": 403, "reason": "Forbidden"}
+    assert state.apply("sip.registration", 1, reg) == "calls"
+    assert state.apply("sip.registration", 2, {**reg, "registered": True, "code": 200}) == "calls"
+    assert [(r["account"], r["registered"]) for r in state.sip["registrations"]] == [
+        ("a", True),
+        ("b", True),
+    ]
+    assert state.sip["running"] is True
+    assert state.apply("calls.state", 3, {"leg": "x", "state": "confirmed"}) == "calls"
+
+
+def test_calls_panel_shows_quality_legs_and_local_calls() -> None:
+    from tui.screens.dashboard import calls_lines, registration_text
+    from tui.screens.sipdiag import meter
+
+    sip = {"running": True, "legs_in_use": 1, "legs_max": 4}
+    call = {
+        "port": 1,
+        "direction": "out",
+        "remote": "sip:201@example.net",
+        "account": "provider",
+        "state": "confirmed",
+        "answered": 1000.0,
+        "quality": {"codec": "PCMA", "rx_jitter_ms": 2.4, "rx_loss_pct": 0.0, "mos": 4.38},
+    }
+    local = [
+        {"ports": [2, 3], "leg": None, "from": "102", "to": "103", "state": "talking", "age_s": 5}
+    ]
+    lines = calls_lines([call], local, sip, 1075.0, snapshot=False)
+    assert lines[0] == "[b]Calls[/b]  SIP legs 1/4"
+    assert lines[1] == (
+        "port 1 -> sip:201@example.net via provider confirmed 1:15  "
+        "PCMA jitter 2 ms loss 0.0% MOS 4.4"
+    )
+    assert lines[2] == "ports 2+3 102 -> 103 talking 0:05"
+    assert calls_lines([], [], {}, 0, snapshot=True) == ["[b]Calls[/b]  SIP not running", "none"]
+    assert registration_text({"registered": False, "code": 403, "reason": "Forbidden"}) == (
+        "NOT registered (403 Forbidden)"
+    )
+    assert meter(-60.0, -60.0, width=10) == "[----------]"
+    assert meter(3.14, 3.14, width=10) == "[=========|]"
+    assert meter(-28.4, -12.6, width=10) == "[=====--|--]"

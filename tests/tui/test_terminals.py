@@ -19,6 +19,8 @@ SCREENS = {
     "t": "HwtestScreen",
     "b": "BackupScreen",
     "u": "UpdatesScreen",
+    "m": "SipMessagesScreen",
+    "a": "LevelsScreen",
 }
 
 
@@ -55,5 +57,15 @@ async def test_every_screen_on_a_16_colour_terminal(
         footer = " ".join(
             b.binding.description for b in app.active_bindings.values() if b.binding.show
         )
-        for word in ("Config", "History", "Logs", "Tests", "Backup", "Updates", "Quit"):
+        for word in (
+            "Config",
+            "History",
+            "Logs",
+            "Tests",
+            "Backup",
+            "Updates",
+            "SIP msgs",
+            "Levels",
+            "Quit",
+        ):
             assert word in footer

@@ -7,6 +7,7 @@ until Ctrl+S (``config.apply`` with the version the edit started from).
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any, ClassVar, Final
 
 from textual import on, work
@@ -40,6 +41,7 @@ TEMPLATES: Final[dict[str, dict[str, Any]]] = {
 }
 SECRET_KEYS: Final = ("password", "pin", "voicemail_pin", "sip_password")
 REDACTED: Final = "<redacted>"
+REGISTER_TIMEOUT_S: Final = 10.0  # sip.register_now's default wait for the registrar
 
 
 class ConfigScreen(ConsoleScreen):
@@ -51,11 +53,13 @@ class ConfigScreen(ConsoleScreen):
         Binding("ctrl+r", "reload", "Discard"),
         Binding("ctrl+n", "add", "Add item"),
         Binding("ctrl+g", "remove", "Remove last"),
+        Binding("ctrl+o", "test_registration", "Test", tooltip="Test registration"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.doc: dict[str, Any] = {}
+        self.saved: dict[str, Any] = {}  # the document in force, to tell unsaved trunks
         self.base_version = 0
         self.errors: dict[str, str] = {}
         self.section = SECTIONS[0][1]
@@ -83,6 +87,7 @@ class ConfigScreen(ConsoleScreen):
             self.status(f"Cannot read the configuration: {api_message(exc)}")
             return
         self.doc = tomldoc.loads(current["toml"])
+        self.saved = copy.deepcopy(self.doc)
         self.base_version = int(current["version"])
         self.errors = {}
         self.dirty = False
@@ -96,6 +101,7 @@ class ConfigScreen(ConsoleScreen):
     async def section_chosen(self, event: OptionList.OptionHighlighted) -> None:
         if event.option.id and event.option.id != self.section:
             self.section = event.option.id
+            self.refresh_bindings()  # "Test" (registration) is for trunks only
             self.rebuild()
 
     @work(exclusive=True, group="build")
@@ -265,3 +271,60 @@ class ConfigScreen(ConsoleScreen):
             return
         self.notify(f"Saved as version {saved['version']}.", timeout=3)
         self.load()
+
+    # -- trunks: test registration -----------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Shown (and bound) on the trunks section only: the footer has no room at 80 columns.
+        return action != "test_registration" or self.section == "sip.trunks"
+
+    def _trunk_under_cursor(self) -> dict[str, Any] | None:
+        trunks = self.doc.get("sip", {}).get("trunks", [])
+        if not trunks:
+            return None
+        focused = self.focused
+        path = self._path_of(focused.id) if focused is not None else None
+        found = re.match(r"sip\.trunks\[(\d+)\]", path or "")
+        index = int(found.group(1)) if found else 0
+        trunk: dict[str, Any] = trunks[min(index, len(trunks) - 1)]
+        return trunk
+
+    def action_test_registration(self) -> None:
+        if self.section != "sip.trunks":
+            self.status("Test registration: choose Trunks, then a field of the trunk to test.")
+            return
+        trunk = self._trunk_under_cursor()
+        if trunk is None:
+            self.status("No trunk to test: Ctrl+N adds one, Ctrl+S saves it.")
+            return
+        name = str(trunk.get("name", ""))
+        saved = [t for t in self.saved.get("sip", {}).get("trunks", []) if t.get("name") == name]
+        # sip.register_now works on the configuration in force, not on this form.
+        if not saved:
+            note = f"Trunk {name!r} is not saved yet: save it (Ctrl+S) before testing it."
+            self.status(note)
+            return
+        note = ""
+        if saved[0] != trunk:
+            note = " (unsaved changes are not tested: this is the configuration in force)"
+        self.status(f"Registering {name!r}...{note}")
+        self.register_now(name, note)
+
+    @work(exclusive=True, group="register")
+    async def register_now(self, name: str, note: str) -> None:
+        try:
+            reg = await self.console.api.call(
+                "sip.register_now",
+                {"account": name, "timeout_s": REGISTER_TIMEOUT_S},
+                timeout=REGISTER_TIMEOUT_S + 5,
+            )
+        except ApiError as exc:
+            self.status(f"Test registration of {name!r}: {api_message(exc)}{note}")
+            return
+        code = reg.get("code")
+        answer = f"{code} {reg.get('reason', '')}".strip() if code else str(reg.get("reason", ""))
+        if reg.get("registered"):
+            expires = reg.get("expires_s")
+            until = f", expires in {expires} s" if expires is not None else ""
+            self.status(f"{name}: registered ({answer}){until}.{note}")
+        else:
+            self.status(f"{name}: NOT registered ({answer or 'no answer'}).{note}")

@@ -44,8 +44,81 @@ def bytes_text(value: object) -> str:
     return f"{value / 2**20:.0f} MiB"
 
 
+def duration_text(start: object, now: float) -> str:
+    if not isinstance(start, int | float) or start <= 0:
+        return "-"
+    seconds = max(0, int(now - start))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def quality_text(quality: object) -> str:
+    if not isinstance(quality, dict):
+        return "no quality figures yet"
+
+    def num(key: str, fmt: str) -> str:
+        value = quality.get(key)
+        return format(value, fmt) if isinstance(value, int | float) else "?"
+
+    return (
+        f"{quality.get('codec', '?')} jitter {num('rx_jitter_ms', '.0f')} ms "
+        f"loss {num('rx_loss_pct', '.1f')}% MOS {num('mos', '.1f')}"
+    )
+
+
+def calls_lines(
+    calls: list[dict[str, Any]],
+    local: list[dict[str, Any]],
+    sip: dict[str, Any],
+    now: float,
+    snapshot: bool,
+) -> list[str]:
+    """The dashboard's calls panel: each SIP leg with its port, far end, time and quality,
+    then the calls between lines (which have no SIP leg)."""
+    if sip.get("running"):
+        legs = f"SIP legs {sip.get('legs_in_use', 0)}/{sip.get('legs_max', 0)}"
+    else:
+        legs = "SIP not running"
+    lines = [f"[b]Calls[/b]  {legs}"]
+    for call in calls:
+        port = call.get("port")
+        where = f"port {port}" if port is not None else "no port"
+        arrow = "->" if call.get("direction") == "out" else "<-"
+        since = call.get("answered") or call.get("started")
+        took = "-" if snapshot else duration_text(since, now)
+        lines.append(
+            f"{where} {arrow} {call.get('remote', '?')} via {call.get('account', '?')} "
+            f"{call.get('state', '')} {took}  {quality_text(call.get('quality'))}"
+        )
+    for row in local:
+        if row.get("leg") is not None:
+            continue  # shown above with its SIP leg
+        ports = "+".join(str(p) for p in row.get("ports", []))
+        age = row.get("age_s")
+        took = (
+            "-" if snapshot or not isinstance(age, int | float) else duration_text(now - age, now)
+        )
+        lines.append(
+            f"ports {ports} {row.get('from', '?')} -> {row.get('to', '?')} "
+            f"{row.get('state', '')} {took}"
+        )
+    if len(lines) == 1:
+        lines.append("none")
+    return lines
+
+
+def registration_text(reg: dict[str, Any]) -> str:
+    if reg.get("registered"):
+        expires = reg.get("expires_s")
+        until = f", expires in {expires} s" if isinstance(expires, int | float) else ""
+        return f"registered{until}"
+    code = reg.get("code")
+    why = f"{code} {reg.get('reason', '')}".strip() if code else str(reg.get("reason") or "")
+    return f"NOT registered{f' ({why})' if why else ''}"
+
+
 class DashboardScreen(ConsoleScreen):
     TITLE_TEXT = "Dashboard"
+    trunk_error = ""  # why the configuration could not be read, if it could not
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "open('config')", "Config"),
         Binding("h", "open('history')", "History"),
@@ -53,6 +126,8 @@ class DashboardScreen(ConsoleScreen):
         Binding("t", "open('tests')", "Tests"),
         Binding("b", "open('backup')", "Backup"),
         Binding("u", "open('updates')", "Updates"),
+        Binding("m", "open('messages')", "SIP msgs"),
+        Binding("a", "open('levels')", "Levels"),
         Binding("q", "app.quit", "Quit", show=False),
     ]
 
@@ -61,6 +136,7 @@ class DashboardScreen(ConsoleScreen):
         with Vertical(id="dashboard"):
             table: DataTable[str] = DataTable(id="ports", cursor_type="row", zebra_stripes=False)
             yield table
+            yield Static("", id="calls")
             with Horizontal(id="panels"):
                 with Vertical(id="left-panel"):
                     yield Static("", id="trunks")
@@ -85,6 +161,7 @@ class DashboardScreen(ConsoleScreen):
         self.refresh_ports()
         self.refresh_alarms()
         self.refresh_system()
+        self.refresh_calls()
 
     def on_state_changed(self, message: StateChanged) -> None:
         if message.part == "ports":
@@ -95,6 +172,9 @@ class DashboardScreen(ConsoleScreen):
             self.refresh_system()
         elif message.part == "config":
             self.load_trunks()
+        elif message.part == "calls":
+            self.refresh_calls()
+            self.show_trunks()
 
     def on_connection(self, message: Connection) -> None:
         self.refresh_system()
@@ -167,25 +247,42 @@ class DashboardScreen(ConsoleScreen):
         ]
         self.query_one("#system", Static).update("\n".join(lines))
 
+    def refresh_calls(self) -> None:
+        state = self.console.state
+        lines = calls_lines(
+            state.calls, state.local_calls, state.sip, time.time(), self.console.snapshot
+        )
+        self.query_one("#calls", Static).update("\n".join(lines))
+
     @work(exclusive=True, group="trunks")
     async def load_trunks(self) -> None:
-        text = ["[b]Trunks[/b]"]
         try:
             current = await self.console.api.call("config.get")
             trunks = tomldoc.loads(current["toml"]).get("sip", {}).get("trunks", [])
         except (ApiError, ValueError) as exc:
-            text.append(f"unknown ({exc})")
-            trunks = []
+            self.trunk_error = str(exc)
         else:
-            if not trunks:
-                text.append("none configured")
+            self.trunk_error = ""
+            self.console.state.trunks = [t for t in trunks if isinstance(t, dict)]
+        self.show_trunks()
+
+    def show_trunks(self) -> None:
+        text = ["[b]Trunks[/b]"]
+        trunks = self.console.state.trunks
+        if self.trunk_error:
+            text.append(f"unknown ({self.trunk_error})")
+        elif not trunks:
+            text.append("none configured")
+        regs = {str(r.get("account")): r for r in self.console.state.sip.get("registrations", [])}
         for trunk in trunks[:4]:
-            # SIP is not running yet (issue 4): registrations are shown once it reports them.
-            text.append(f"{trunk.get('name', '?')} {trunk.get('registrar', '')}: not registered")
+            name = str(trunk.get("name", "?"))
+            reg = regs.get(name)
+            shown = registration_text(reg) if reg else "not registered"
+            text.append(f"{name} {trunk.get('registrar', '')}: {shown}")
         self.query_one("#trunks", Static).update("\n".join(text))
 
     def action_open(self, name: str) -> None:
-        from tui.screens import backup, config, diagnostics, history, updates
+        from tui.screens import backup, config, diagnostics, history, sipdiag, updates
 
         screens = {
             "config": config.ConfigScreen,
@@ -194,6 +291,8 @@ class DashboardScreen(ConsoleScreen):
             "tests": diagnostics.HwtestScreen,
             "backup": backup.BackupScreen,
             "updates": updates.UpdatesScreen,
+            "messages": sipdiag.SipMessagesScreen,
+            "levels": sipdiag.LevelsScreen,
         }
         self.app.push_screen(screens[name]())
 
