@@ -115,7 +115,7 @@ def test_four_legs_up_the_fifth_gets_congestion_and_a_fifth_invite_is_refused(
     # The four calls are still up and carry audio (sipp echoes what phone 1 says).
     box.sim(target="handset", number=1, action="tone", freqs=[1000])
     echo = record(box, 1, tmp_path / "echo.wav", 1.0)
-    assert dominant_hz(echo[2400:]) == pytest.approx(1000, abs=5)
+    assert dominant_hz(echo[2400:]) == pytest.approx(1000, abs=10)  # drift slips: <1 %
     assert np.sqrt(np.mean(echo[2400:] ** 2)) > 100
     box.sim(target="handset", number=1, action="stop-audio")
     for n in range(1, 6):

