@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from firmware.lines import messages as m
-from firmware.pbx.digits import DigitCollector, DigitMap, Outcome, Verdict
+from firmware.pbx.digits import Completion, DigitCollector, DigitMap, Outcome, Verdict
 from firmware.pbx.features import (
     MAX_FORWARDS,
     TAKES_NUMBER,
@@ -460,7 +460,19 @@ class CallControl:
                     return []
                 if call.state is CallState.DIALLING:
                     assert call.collector is not None
-                    return self._dialled(call, call.collector.feed(digit, now), now)
+                    verdict = call.collector.feed(digit, now)
+                    if (
+                        verdict.outcome is Outcome.INCOMPLETE
+                        and call.feature is None
+                        and call.pending is None
+                        and parse_code(self._features.codes, verdict.digits) is not None
+                    ):
+                        # A feature code is complete once dialled: no code is a prefix of
+                        # another (the store checks), so nothing longer can be meant.
+                        verdict = Verdict(
+                            Outcome.COMPLETE, verdict.digits, completion=Completion.UNIQUE_MATCH
+                        )
+                    return self._dialled(call, verdict, now)
                 if call.leg is not None and call.leg_audio == port and call.leg in self._legs:
                     # Rotary digits exist only as these reports, and an RFC 4733 far end
                     # ignores in-band tones: the digit goes as a SIP DTMF event too.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from typing import TYPE_CHECKING, Literal
 
@@ -18,7 +19,18 @@ from firmware.dsp.dtmf import generate_dtmf
 from firmware.dsp.pcm import SAMPLE_RATE
 from firmware.lines import messages as m
 from firmware.lines.timing import LineTiming
-from firmware.pbx.calls import CallCommand, CallControl, Join, LineEvent, PortInfo, SendDtmf, Split
+from firmware.pbx.calls import (
+    CallCommand,
+    CallControl,
+    Join,
+    LineEvent,
+    Mix,
+    PortInfo,
+    SendDtmf,
+    Split,
+    Unmix,
+)
+from firmware.pbx.features import Availability, AvailabilityChanged
 from firmware.pbx.legs import (
     AnswerSip,
     ConnectSip,
@@ -30,7 +42,11 @@ from firmware.pbx.legs import (
     SipEnded,
     SipEvent,
 )
+from firmware.service.conference import Conference, Seat
+from firmware.service.crossconnect import CrossConnect
 from firmware.service.ports import Action
+from firmware.store.availability import AvailabilityRow, AvailabilityStore
+from firmware.store.db import StoreError
 
 if TYPE_CHECKING:
     from firmware.service.appliance import Appliance
@@ -50,7 +66,20 @@ class LocalCalls:
             guard = LineTiming.from_profile(controller.profile).release_guard_ms
             infos.append(PortInfo(number, kind, counts[kind], guard))
             counts[kind] += 1
-        self.control = CallControl(appliance.config, infos)
+        self.availability_store: AvailabilityStore | None = None
+        stored: dict[str, Availability] = {}
+        try:
+            self.availability_store = AvailabilityStore.open(appliance.options.data_dir)
+            for row in self.availability_store.load():
+                stored[row.extension] = Availability(
+                    row.forward_all, row.forward_busy, row.forward_no_answer, row.dnd
+                )
+        except (StoreError, sqlite3.Error):
+            # Calls matter more than remembered forwardings: run without, and say so.
+            log.exception("availability database unusable: forwarding and DND not kept")
+        self.control = CallControl(appliance.config, infos, stored)
+        # Three-way calls: the conference, its seats and each port's own cross-connect.
+        self._mixes: dict[int, tuple[Conference, dict[int, Seat], dict[int, CrossConnect]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self.last_decision_ms: float | None = None  # last digit in -> commands out, for status
         self.sip: SipBridge | None = None
@@ -88,6 +117,9 @@ class LocalCalls:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.availability_store is not None:
+            self.availability_store.close()
+            self.availability_store = None
 
     def _run(self, commands: list[CallCommand]) -> None:
         actions: list[Action] = []
@@ -132,6 +164,12 @@ class LocalCalls:
                 case DisconnectSip(leg=leg, port=port):
                     if self.sip is not None:
                         self.sip.disconnect(leg, port)
+                case Mix(ports=ports):
+                    self._mix(ports)
+                case Unmix(ports=ports):
+                    self._unmix(ports)
+                case AvailabilityChanged(extension=extension, availability=a):
+                    self._save_availability(extension, a)
                 case SendDtmf(port=port, digits=digits, on_ms=on_ms, off_ms=off_ms):
                     media = self._app.media.get(port)
                     if media is not None:
@@ -141,6 +179,58 @@ class LocalCalls:
         if actions:
             self._app.run_actions(actions)
         self._schedule()
+
+    def _mix(self, ports: tuple[int, ...]) -> None:
+        medias = [self._app.media.get(p) for p in ports]
+        present = [(p, media) for p, media in zip(ports, medias, strict=True) if media is not None]
+        if not present:
+            return
+        frame = present[0][1].stream.fmt.bytes_per_frame
+        conference = Conference(
+            frame, max_participants=len(ports), cues=False, name=f"3-way on port {ports[0]}"
+        )
+        seats: dict[int, Seat] = {}
+        links: dict[int, CrossConnect] = {}
+        for port, media in present:
+            link = media.link
+            link.split()
+            links[port] = link
+            seats[port] = conference.seat(port)
+            # A Seat keeps a CrossConnect's contract with the media thread (heard/next_frame,
+            # firmware.service.conference); the swap is one reference assignment.
+            media.link = seats[port]  # type: ignore[assignment]
+        self._mixes[ports[0]] = (conference, seats, links)
+        log.info("ports %s mixed in a three-way call", ", ".join(map(str, ports)))
+
+    def _unmix(self, ports: tuple[int, ...]) -> None:
+        for key, (conference, seats, links) in list(self._mixes.items()):
+            if not set(ports) & set(seats):
+                continue
+            del self._mixes[key]
+            for port, seat in seats.items():
+                media = self._app.media.get(port)
+                if media is not None:
+                    media.link = links[port]
+                seat.leave()
+            log.info(
+                "three-way call of ports %s over after %d rounds",
+                ", ".join(map(str, seats)),
+                conference.rounds,
+            )
+
+    def _save_availability(self, extension: str, a: Availability) -> None:
+        store = self.availability_store
+        if store is None:
+            return
+        try:
+            # One small row on the event loop: a feature code is dialled rarely.
+            store.save(
+                AvailabilityRow(
+                    extension, a.forward_all, a.forward_busy, a.forward_no_answer, a.dnd
+                )
+            )
+        except (StoreError, sqlite3.Error):
+            log.exception("extension %s: availability not stored", extension)
 
     def _sip_command(
         self, command: PlaceSipCall | RingSip | AnswerSip | HangupSip | SendSipDtmf
