@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from firmware.lines import FxsState
 from firmware.lines import messages as m
 from firmware.pbx.calls import (
-    AvailabilityChanged,
     ConnectSip,
     DisconnectSip,
     Join,
@@ -23,7 +22,14 @@ from firmware.pbx.calls import (
     SipEnded,
     Unmix,
 )
-from firmware.pbx.features import MAX_FORWARDS, Availability, Feature, apply, parse_code
+from firmware.pbx.features import (
+    MAX_FORWARDS,
+    Availability,
+    AvailabilityChanged,
+    Feature,
+    apply,
+    parse_code,
+)
 from firmware.store.schema import FeatureCodes
 from tests.pbx.sipbox import Box, sip_config
 
