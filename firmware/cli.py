@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "recordings": "firmware.service.recordings_cli",
     "records": "firmware.store.records_cli",
     "voicemail": "firmware.store.voicemail.cli",
+    "prompts": "firmware.prompts.cli",
 }
 
 
