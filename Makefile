@@ -15,7 +15,7 @@ VENV_STAMP := $(VENV)/.install-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 PYTEST_WORKERS ?= 2
 
-.PHONY: help deps venv run test lint typecheck contracts pytest bench conformance image clean
+.PHONY: help deps venv run test lint typecheck contracts pytest bench conformance image clean prompts
 
 help:
 	@echo "make run    start the appliance in simulation"
@@ -48,9 +48,14 @@ $(VENV_STAMP): pyproject.toml $(APT_STAMP)
 deps: $(APT_STAMP)
 venv: $(VENV_STAMP)
 
+# Spoken prompts rendered with espeak-ng into build/prompts/<lang>/ (docs/prompts.md);
+# cached by content hash, so this is quick when nothing changed.
+prompts: $(VENV_STAMP)
+	$(PY) -m firmware.prompts build --out build/prompts
+
 # --- running --------------------------------------------------------------------
 
-run: $(VENV_STAMP)
+run: $(VENV_STAMP) prompts
 	@mkdir -p var
 	@echo "Ponte in simulation: 4 phones (FXS ports 1-4), 2 exchange lines (FXO 5-6)."
 	@echo "The appliance logs to var/ponte.log; the console opens on it (Ctrl+Q quits both)."
@@ -78,7 +83,7 @@ typecheck: $(VENV_STAMP)
 contracts: $(VENV_STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(VENV_STAMP)
+pytest: $(VENV_STAMP) prompts
 	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint typecheck contracts pytest
@@ -89,7 +94,7 @@ bench: $(VENV_STAMP)
 conformance: $(VENV_STAMP)
 	$(PY) -m bench.conformance
 
-image: $(VENV_STAMP)
+image: $(VENV_STAMP) prompts
 	$(MAKE) -C image
 
 clean:

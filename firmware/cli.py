@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "console": "tui.cli",
     "recordings": "firmware.service.recordings_cli",
     "records": "firmware.store.records_cli",
+    "voicemail": "firmware.store.voicemail.cli",
+    "prompts": "firmware.prompts.cli",
 }
 
 

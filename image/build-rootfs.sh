@@ -27,6 +27,11 @@ if [ "$ARCH" != "$(dpkg --print-architecture)" ]; then
   command -v qemu-aarch64-static >/dev/null || { echo "ARCH=$ARCH needs qemu-user-static"; exit 2; }
 fi
 
+# The spoken prompts (make prompts) go into the image as built; the firmware finds them
+# at <venv>/share/ponte/prompts (firmware/prompts/library.py).
+PROMPTS=$REPO/build/prompts
+[ -f "$PROMPTS/en/manifest.json" ] || { echo "no prompts in $PROMPTS: run make prompts"; exit 2; }
+
 rm -rf "$OUT/rootfs" "$OUT/wheels"
 mkdir -p "$OUT/wheels"
 # Ponte and its pinned dependencies as wheels, built here (the target is the same Debian
@@ -56,6 +61,8 @@ mmdebstrap --variant=minbase --architectures="$ARCH" \
   --customize-hook='chroot "$1" python3 -m venv /opt/ponte' \
   --customize-hook='chroot "$1" /opt/ponte/bin/pip install -q --no-index --find-links /tmp/wheels ponte' \
   --customize-hook='chroot "$1" /opt/ponte/bin/pip uninstall -q -y pip' \
+  --customize-hook='mkdir -p "$1/opt/ponte/share/ponte"' \
+  --customize-hook="copy-in $PROMPTS /opt/ponte/share/ponte" \
   --customize-hook='rm -rf "$1/tmp/wheels"; ln -sf /opt/ponte/bin/ponte "$1/usr/local/bin/ponte"' \
   --customize-hook="echo 'ponte $VERSION' > \"\$1/etc/ponte/release\"" \
   --customize-hook="sed -i 's/@COMPATIBLE@/$COMPATIBLE/' \"\$1/etc/ponte/update.toml\"" \

@@ -31,6 +31,7 @@ WELL_KNOWN_TOPICS: Final = (
     "jobs",
     "system",
     "records",
+    "voicemail",
 )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -102,6 +103,7 @@ FXO_CALLER_ID_WAIT_MS: Final = 4500
 MAX_SIP_LEGS: Final = PJSUA_MAX_CALLS
 HISTORY_MAX = 16  # cap on the notes kept on one call
 DECISIONS_MAX = 100  # cap on the routing decisions kept for the status
+CLOSED_MAX = 256  # closed calls waiting for drain_closed (the shell drains after each input)
 
 # SIP responses call control refuses incoming calls with (RFC 3261 section 21).
 SIP_FORBIDDEN: Final = 403
@@ -224,6 +226,7 @@ class Call:
     since: int = 0  # when it entered its state
     sip_code: int | None = None
     reason: str = ""
+    busy: bool = False  # failed because the called side was busy (call records)
     history: list[str] = field(default_factory=list)
     # Features (firmware.pbx.features, docs/features.md).
     feature: Feature | None = None  # a code that takes a number: the digits are that number
@@ -309,6 +312,8 @@ class CallControl:
         self._fxo_ringing: set[int] = set()  # incoming exchange calls (not answered here yet)
         self.decisions: list[tuple[int, Verdict, Routed | NoRoute | None]] = []
         self._decisions_cap = DECISIONS_MAX
+        # Calls that ended or were dropped, for the call records (firmware.pbx.calllog).
+        self._closed: deque[Call] = deque(maxlen=CLOSED_MAX)
 
     # --- views --------------------------------------------------------------------------
 
@@ -326,6 +331,16 @@ class CallControl:
         """A fresh leg id (for a call the shell hands in, or one placed here).  Leg ids
         must all come from here, so that the two kinds never collide."""
         return next(self._leg_ids)
+
+    def active_calls(self) -> list[Call]:
+        """The calls in progress (each once), for observers such as the call records."""
+        return self._active()
+
+    def drain_closed(self) -> list[Call]:
+        """The calls that ended since the last drain, oldest first."""
+        closed = list(self._closed)
+        self._closed.clear()
+        return closed
 
     def calls_view(self) -> list[CallView]:
         rows: list[CallView] = []
@@ -989,6 +1004,7 @@ class CallControl:
         b.connected_caller = True
         b.note(f"transferred by port {port}")
         a.enter(CallState.ENDED, now)
+        self._closed.append(a)
         if x[0] == "port":
             b.caller = x[1]
             b.caller_id = a.caller_id if a.caller == x[1] else self._caller_id(x[1])
@@ -1268,10 +1284,12 @@ class CallControl:
         """
         call.enter(CallState.FAILED, now)
         call.reason = reason
+        call.busy = busy
         call.note(reason)
         out: list[CallCommand] = []
         if call.leg is not None and call.leg_in:
             refusal = code or (SIP_BUSY_HERE if busy else SIP_NOT_FOUND)
+            call.sip_code = refusal
             log.info("SIP leg %d refused with %d: %s", call.leg, refusal, reason)
             self._forget(call)
             return [HangupSip(call.leg, refusal)]
@@ -1288,6 +1306,7 @@ class CallControl:
         return [*out, LineEvent(call.caller, tone)]
 
     def _forget(self, call: Call) -> None:
+        self._closed.append(call)
         for port in (call.caller, call.callee):
             if port is not None and self._calls.get(port) is call:
                 del self._calls[port]
@@ -1358,6 +1377,7 @@ class CallControl:
             was.value,
         )
         call.enter(CallState.ENDED, now)
+        self._closed.append(call)
         return out
 
     def _detach(

@@ -12,13 +12,14 @@ import asyncio
 import logging
 import sqlite3
 import time
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from drivers.linecard import protocol as card
 from firmware.dsp.dtmf import generate_dtmf
 from firmware.dsp.pcm import SAMPLE_RATE
 from firmware.lines import messages as m
 from firmware.lines.timing import LineTiming
+from firmware.pbx.calllog import CallLog
 from firmware.pbx.calls import (
     CallCommand,
     CallControl,
@@ -49,10 +50,16 @@ from firmware.store.availability import AvailabilityRow, AvailabilityStore
 from firmware.store.db import StoreError
 
 if TYPE_CHECKING:
+    from firmware.pbx.records import CallRecorder
     from firmware.service.appliance import Appliance
     from firmware.service.sipbridge import SipBridge
 
 log = logging.getLogger(__name__)
+
+# How often the RTP figures of answered SIP legs are read into the call records.  RTCP
+# reports come every 5 s (RFC 3550 section 6.2); the stream's own counters move every packet,
+# so a 1 s poll keeps the record's last figures at most a second old when the leg ends.
+QUALITY_POLL_S: Final = 1.0
 
 
 class LocalCalls:
@@ -86,6 +93,37 @@ class LocalCalls:
         self._timer: asyncio.TimerHandle | None = None
         self.last_decision_ms: float | None = None  # last digit in -> commands out, for status
         self.sip: SipBridge | None = None
+        self.call_log: CallLog | None = None
+        self._quality_task: asyncio.Task[None] | None = None
+
+    def attach_records(self, recorder: CallRecorder) -> None:
+        """Every call from now on leaves its legs in ``recorder`` (docs/records.md)."""
+        self.call_log = CallLog(recorder, self.control.ports)
+        if self._quality_task is None:
+            self._quality_task = asyncio.get_running_loop().create_task(self._poll_quality())
+
+    async def _poll_quality(self) -> None:
+        while True:
+            await asyncio.sleep(QUALITY_POLL_S)
+            bridge, call_log = self.sip, self.call_log
+            if bridge is None or call_log is None:
+                continue
+            for leg in list(bridge.legs.values()):
+                leg_id = call_log.leg_id_of_sip(leg.leg)
+                if leg.call_id is None or leg.state != "confirmed" or leg_id is None:
+                    continue
+                try:
+                    q = await bridge.endpoint.call_quality(leg.call_id)
+                except Exception as exc:  # the call ended while we asked
+                    log.debug("quality of SIP leg %d: %s", leg.leg, exc)
+                    continue
+                call_log.recorder.quality(
+                    leg_id,
+                    jitter_ms=q.rx_jitter_ms,
+                    loss_pct=q.rx_loss_pct,
+                    rtt_ms=q.rtt_ms,
+                    codec=q.codec,
+                )
 
     def attach_sip(self, bridge: SipBridge) -> None:
         self.sip = bridge
@@ -117,6 +155,9 @@ class LocalCalls:
         self._run(commands)
 
     def stop(self) -> None:
+        if self._quality_task is not None:
+            self._quality_task.cancel()
+            self._quality_task = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -124,7 +165,20 @@ class LocalCalls:
             self.availability_store.close()
             self.availability_store = None
 
+    def _observe(self) -> None:
+        call_log = self.call_log
+        if call_log is None:
+            self.control.drain_closed()
+            return
+        try:
+            call_log.observe(
+                self.control.active_calls(), self.control.drain_closed(), self._now(), time.time()
+            )
+        except Exception:  # a record lost must never stop a call
+            log.exception("call records: observing the calls failed")
+
     def _run(self, commands: list[CallCommand]) -> None:
+        self._observe()
         actions: list[Action] = []
         now = self._now()
         for command in commands:

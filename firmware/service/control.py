@@ -32,6 +32,7 @@ from firmware.service.confrec_api import ConfRecApi
 from firmware.service.logring import LEVELS, LogRecord, LogRing
 from firmware.service.recording import RecordingError, Recordings
 from firmware.service.sipbridge import SipBridge
+from firmware.service.voicemail_api import VoicemailApi
 from firmware.sip.errors import SipUsageError
 from firmware.store import (
     Config,
@@ -249,6 +250,7 @@ class ControlApi:
             self.recordings.close()
             self.recordings = None
         self.logs.detach()
+        self.voicemail.close()
         self.appliance.publish = lambda topic, data: None
 
     def _publish(self, topic: str, data: dict[str, Any]) -> None:
@@ -404,6 +406,7 @@ class ControlApi:
             result="{available, reason?, booted, order, last_good, floor, slots}",
             summary="Firmware slots and boot order (read-only)",
         )
+        self.voicemail = VoicemailApi(s, self.data_dir, lambda: self.store.current().config)
 
     # -- ports and alarms ---------------------------------------------------------------
     async def ports_list(self, params: NoParams, ctx: CallContext) -> JsonValue:

@@ -45,6 +45,7 @@ from firmware.store.schema import (
     TransportsConfig,
     Trunk,
     UdpTransport,
+    VoicemailConfig,
     default_config,
 )
 from firmware.store.store import (
@@ -112,6 +113,7 @@ __all__ = [
     "UnknownVersion",
     "VersionConflict",
     "VersionInfo",
+    "VoicemailConfig",
     "check",
     "default_config",
     "default_data_dir",

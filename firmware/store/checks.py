@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import reprlib
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
@@ -276,3 +277,12 @@ def password_hash_or_empty(value: str) -> str | None:
     if value == "" or _PASSWORD_HASH.match(value):
         return None
     return "must be an scrypt hash (scrypt$logN$r$p$salt$hash), never a plain password"
+
+
+def timezone(value: str) -> str | None:
+    """An IANA time zone name the system's tz database has (``Europe/Rome``, ``UTC``)."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return f"unknown time zone {show(value)} (an IANA name such as 'Europe/Rome' or 'UTC')"
+    return None

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
-from firmware.store import checks
+from firmware.prompts.catalogue import LANGUAGES as PROMPT_LANGUAGES
+from firmware.prompts.catalogue import NAME_RE as PROMPT_NAME_RE
+from firmware.store import checks, ivrconfig
 from firmware.store.countries import DEFAULT_COUNTRY, CidStandard
 from firmware.store.digitmap import check_digit_map
 
@@ -90,7 +92,9 @@ class SystemConfig:
         "that do not name their own.",
         check=checks.country,
     )
-    timezone: str = setting("UTC", "IANA time zone for call records and time conditions.")
+    timezone: str = setting(
+        "UTC", "IANA time zone for call records and time conditions.", check=checks.timezone
+    )
     admin: AdminConfig = section(AdminConfig, "Console administrator.")
 
 
@@ -587,6 +591,148 @@ class RecordsConfig:
     )
 
 
+# ---------------------------------------------------------------------------- voicemail
+
+VoicemailFormat = Literal["alaw", "ulaw", "pcm16"]
+
+
+@dataclass(frozen=True)
+class VoicemailConfig:
+    max_message_s: int = setting(
+        180, "Longest message a caller may leave, s.", check=checks.in_range(5, 600, "s")
+    )
+    max_messages: int = setting(
+        100,
+        "Messages (new and saved) a mailbox holds; callers to a full box hear it is full.",
+        check=checks.in_range(1, 1000),
+    )
+    max_greeting_s: int = setting(
+        60, "Longest greeting a box owner may record, s.", check=checks.in_range(5, 300, "s")
+    )
+    format: VoicemailFormat = setting(
+        "alaw",
+        "Encoding of message WAV files: G.711 alaw/ulaw (8 kB/s) or pcm16 (16 kB/s).",
+    )
+    pin_attempts: int = setting(
+        5,
+        "Consecutive wrong PINs (over any number of calls) before a mailbox locks.",
+        check=checks.in_range(1, 20),
+    )
+    lockout_s: int = setting(
+        900,
+        "How long a mailbox stays locked after too many wrong PINs, s.",
+        check=checks.in_range(10, 86400, "s"),
+    )
+
+
+# ---------------------------------------------------------------------------- IVR
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _prompt_names(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        if not PROMPT_NAME_RE.match(value):
+            return (
+                f"{checks.show(value)} is not a prompt name (1-48 of a-z, 0-9 and '-'; "
+                "see ponte prompts list)"
+            )
+    return None
+
+
+def _prompt_language(value: str) -> str | None:
+    if value == "" or value in PROMPT_LANGUAGES:
+        return None
+    return (
+        f"unknown prompt language {checks.show(value)} (known: {', '.join(PROMPT_LANGUAGES)}; "
+        "empty for the system country's)"
+    )
+
+
+@dataclass(frozen=True)
+class IvrOption:
+    digit: str = setting("", "The key: 0-9, '*' or '#'.", check=ivrconfig.option_digit)
+    to: str = setting(
+        "hangup",
+        "Destination: extension:N, voicemail:N, menu:NAME, dial:NUMBER, repeat or hangup.",
+        check=ivrconfig.destination,
+    )
+
+
+@dataclass(frozen=True)
+class IvrMenu:
+    KEY: ClassVar[str] = "name"
+
+    name: str = setting("", "Unique name of the menu.", check=checks.name)
+    prompts: tuple[str, ...] = setting(
+        ("welcome", "enter-extension-or-wait"),
+        "Prompts played one after the other (catalogue names or custom uploads).",
+        check=_prompt_names,
+    )
+    options: tuple[IvrOption, ...] = section(tuple, "Keys and where they lead.")
+    direct_dial: str = setting(
+        "",
+        "Digit map of extensions callers may dial from this menu; empty for none.",
+        check=ivrconfig.digit_map_or_empty,
+    )
+    timeout_s: int = setting(
+        6, "Wait for a key after the prompt ends, s.", check=checks.in_range(1, 60, "s")
+    )
+    max_retries: int = setting(
+        2,
+        "Times the menu is played again after invalid input or silence.",
+        check=checks.in_range(0, 10),
+    )
+    invalid: str = setting(
+        "hangup",
+        "Where to go when input is still invalid after the retries.",
+        check=ivrconfig.final_destination,
+    )
+    timeout: str = setting(
+        "hangup",
+        "Where to go when the caller still says nothing after the retries.",
+        check=ivrconfig.final_destination,
+    )
+
+
+@dataclass(frozen=True)
+class OfficeHours:
+    days: tuple[Weekday, ...] = setting(
+        ("mon", "tue", "wed", "thu", "fri"), "Days these hours apply to.", check=checks.unique
+    )
+    start: str = setting(
+        "08:00", "Opening time HH:MM (system.timezone).", check=ivrconfig.clock_time
+    )
+    end: str = setting("17:00", "Closing time HH:MM, after start.", check=ivrconfig.clock_time)
+
+
+@dataclass(frozen=True)
+class IvrConfig:
+    enabled: bool = setting(False, "Whether calls to the IVR number reach the auto-attendant.")
+    number: str = setting(
+        "",
+        "Number that reaches the IVR: dial it, or use it as a line or trunk destination.",
+        check=checks.extension_or_empty,
+    )
+    language: str = setting(
+        "",
+        "Prompt language (en, de, fr, es, it, nl, pt); empty uses the system country's.",
+        check=_prompt_language,
+    )
+    open_menu: str = setting("", "Entry menu during office hours (always, without hours).")
+    closed_menu: str = setting("", "Entry menu outside office hours.")
+    holiday_menu: str = setting("", "Entry menu on holidays; empty uses closed_menu.")
+    office_hours: tuple[OfficeHours, ...] = section(
+        tuple, "Weekly opening hours; none means always open."
+    )
+    holidays: tuple[str, ...] = setting(
+        (),
+        "Closed dates: YYYY-MM-DD, or MM-DD for every year.",
+        check=checks.each(ivrconfig.holiday),
+    )
+    menus: tuple[IvrMenu, ...] = section(tuple, "The menus of the auto-attendant.")
+
+
 # ---------------------------------------------------------------------------- root
 
 
@@ -603,6 +749,8 @@ class Config:
     conference: ConferenceConfig = section(ConferenceConfig, "Dial-in conference rooms.")
     recording: RecordingConfig = section(RecordingConfig, "Call recording storage.")
     records: RecordsConfig = section(RecordsConfig, "Call detail records: how long they are kept.")
+    voicemail: VoicemailConfig = section(VoicemailConfig, "Mailboxes and messages.")
+    ivr: IvrConfig = section(IvrConfig, "IVR auto-attendant: menus and time conditions.")
 
 
 def default_config(fxs_ports: int = 2, fxo_ports: int = 1) -> Config:

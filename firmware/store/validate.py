@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar, cast, get_args, get_origin, get_type_h
 from firmware.store import schema
 from firmware.store.checks import show
 from firmware.store.digitmap import DigitMapError, compile_digit_map, feature_code_clash
+from firmware.store.ivrconfig import ivr_issues
 from firmware.store.schema import (
     CONFIG_SCHEMA,
     MAX_LIST_ITEMS,
@@ -260,6 +261,7 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
     for i, number in _duplicates(ext_numbers):
         add(f"extensions[{i}].number", f"extension {number!r} is defined twice")
     known_ext = set(ext_numbers)
+    reachable = known_ext | ({config.ivr.number} if config.ivr.number else set())
     for i, fxs in enumerate(config.lines.fxs):
         if fxs.extension and fxs.extension not in known_ext:
             add(
@@ -267,7 +269,8 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
                 f"extension {fxs.extension!r} is not defined in extensions",
             )
     for i, fxo in enumerate(config.lines.fxo):
-        if fxo.destination:
+        # The IVR's number is taken before the routes (docs/ivr.md).
+        if fxo.destination and fxo.destination != config.ivr.number:
             problem = _fxo_destination(fxo.destination, config, known_ext)
             if problem:
                 add(f"lines.fxo[{i}].destination", problem)
@@ -319,7 +322,7 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
         if reg.enabled and not reg.username and (not isinstance(reg, schema.Trunk) or reg.register):
             add(f"{path}.username", "required to register")
     for i, t in enumerate(sip.trunks):
-        if t.destination and t.destination not in known_ext:
+        if t.destination and t.destination not in reachable:
             add(
                 f"sip.trunks[{i}].destination",
                 f"extension {t.destination!r} is not defined in extensions",
@@ -391,6 +394,8 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
                 clash = None
             if clash:
                 add(path, f"{clash} (dialplan.digit_map {plan.digit_map!r})")
+
+    out += [ConfigIssue(path, message) for path, message in ivr_issues(config)]
 
     net = config.network
     if net.mode == "static":

@@ -1,0 +1,5 @@
+import sys
+
+from firmware.prompts.cli import run
+
+sys.exit(run())
