@@ -237,6 +237,7 @@ class Call:
     no_answer_at: int | None = None  # RINGING: when forward-on-no-answer takes it
     forward_no_answer: str = ""  # where it goes then
     connected_caller: bool = False  # the calling side talks already (a transferred call)
+    ringback: bool = False  # the calling phone hears ringback already (forwarded on no answer)
 
     def note(self, text: str) -> None:
         self.history.append(text)
@@ -589,13 +590,15 @@ class CallControl:
         external = isinstance(decision.destination, ToFxo | ToTrunk)
         if isinstance(decision.destination, ToTrunk) and len(self._legs) >= MAX_SIP_LEGS:
             external = False  # the endpoint's limit comes first: _place_sip says so
-        if external and call.caller is not None:
+        if external:
             refused = self._toll.refuse(decision.dialled, decision.number, self._external_calls())
             if refused is not None:
-                log.warning("port %d: external call refused: %s", call.caller, refused)
+                log.warning("%s: external call refused: %s", self._from(call), refused)
                 return self._fail(call, now, refused, code=SIP_FORBIDDEN)
             if (
-                self.ports[call.caller].kind == "fxs"
+                call.caller is not None
+                and call.forwards == 0  # a forwarded caller was not asked for, nor knows, it
+                and self.ports[call.caller].kind == "fxs"
                 and not call.pin_ok
                 and self._toll.needs_pin(decision.dialled)
             ):
@@ -781,6 +784,7 @@ class CallControl:
         self._ringing_for(call, callee, available, now)
         out: list[CallCommand] = []
         if call.caller is not None and self.ports[call.caller].kind == "fxs":
+            call.ringback = True
             out.append(LineEvent(call.caller, m.RemoteRinging()))
         out.append(LineEvent(callee, m.Alert(call.caller_id)))
         if call.leg is not None and call.leg_in:
@@ -837,6 +841,7 @@ class CallControl:
         self._ringing_for(call, callee, available, now)
         out: list[CallCommand] = []
         if call.caller is not None and self.ports[call.caller].kind == "fxs":
+            call.ringback = True
             out.append(LineEvent(call.caller, m.RemoteRinging()))
         out.append(LineEvent(callee, m.CallWaiting(call.caller_id)))
         if call.leg is not None and call.leg_in:
@@ -1076,7 +1081,7 @@ class CallControl:
         self._legs[leg] = call
         log.info("port %d: SIP leg %d to %s via %r", call.caller, leg, number, account)
         out: list[CallCommand] = [PlaceSipCall(leg, account, number, call.caller_id)]
-        if self.ports[call.caller].kind == "fxs":
+        if self.ports[call.caller].kind == "fxs" and not call.ringback:
             out.append(LineEvent(call.caller, m.Proceed()))  # dial tone off, silence
         return out
 

@@ -514,9 +514,11 @@ def test_codes_parse_and_apply() -> None:
 
 ACTIONS = st.lists(
     st.tuples(
-        st.sampled_from(["lift", "hang", "dial", "flash", "wait"]),
+        st.sampled_from(["lift", "hang", "dial", "flash", "wait", "long"]),
         st.sampled_from([1, 2, 3]),
-        st.sampled_from(["101", "102", "103", "*72103", "*73", "*78", "*79", "*88", "*69"]),
+        st.sampled_from(
+            ["101", "102", "103", "*72103", "*73", "*78", "*79", "*88", "*69", "*92101", "*90103"]
+        ),
     ),
     max_size=30,
 )
@@ -540,9 +542,35 @@ def test_any_sequence_with_flashes_keeps_machines_and_calls_consistent(
             box.dial(port, digits)
         elif what == "flash" and not on_hook:
             flash(box, port)
+        elif what == "long":
+            box.advance(box.config.features.no_answer_timeout_s * 1000)
         else:
             box.advance(3000)
     for port, fxs in box.fxs.items():
         if fxs.hook_on and fxs.state is S.IDLE:
             c = box.cc.call_of(port)
             assert c is None or c.callee == port, (port, c)
+
+
+def test_forwarded_external_call_needs_no_pin_but_keeps_the_limits() -> None:
+    box = toll_box(pin="4321", international_prefix="44")
+    box.cc.availability["102"] = Availability(forward_all="05551234")
+    call(box, 1, "102")
+    assert box.placed().number == "5551234" and box.st(1) is S.PROCEEDING
+    box.hang_up(1)
+    box.cc.availability["102"] = Availability(forward_all="0441234")
+    call(box, 1, "102")
+    box.advance(100)
+    assert box.st(1) is S.CONGESTION  # international, not allowed
+
+
+def test_no_answer_forward_to_an_outside_number_keeps_the_caller_ringing() -> None:
+    box = box3()
+    box.cc.availability["102"] = Availability(forward_no_answer="05551234")
+    call(box, 1, "102")
+    box.advance(box.config.features.no_answer_timeout_s * 1000 + 500)
+    placed = box.placed()
+    assert placed.number == "5551234" and box.st(2) is S.IDLE
+    assert box.st(1) is S.ALERTING  # ringback goes on until the far end answers
+    box.sip(SipAnswered(placed.leg))
+    assert box.st(1) is S.TALKING and box.audio.get(placed.leg) == 1
