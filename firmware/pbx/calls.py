@@ -701,6 +701,8 @@ class CallControl:
         extension = self._extension_of(port)
         if not extension:
             return self._fail(call, now, f"port {port} has no extension for {feature.value}")
+        if number == self._features.codes.voicemail:
+            number = VOICEMAIL_TARGET  # *72 *98: forward to the extension's voicemail
         if number and number != VOICEMAIL_TARGET:
             decision = self._router.route(number)
             if isinstance(decision, NoRoute):
@@ -743,16 +745,17 @@ class CallControl:
 
     # --- forwarding and availability ------------------------------------------------------
 
-    def _forward(self, call: Call, target: str, why: str, now: int) -> list[CallCommand]:
+    def _forward(
+        self, call: Call, target: str, extension: str, why: str, now: int
+    ) -> list[CallCommand]:
         call.forwards += 1
         call.no_answer_at = None
         if call.forwards > MAX_FORWARDS:
             return self._fail(call, now, f"forwarded more than {MAX_FORWARDS} times (a loop?)")
-        call.note(f"forwarded to {target} ({why})")
-        log.info("call from %s forwarded to %s (%s)", self._from(call), target, why)
+        call.note(f"forwarded to {target} ({extension}: {why})")
+        log.info("call from %s forwarded to %s (%s: %s)", self._from(call), target, extension, why)
         if target == VOICEMAIL_TARGET:
-            mailbox = call.number
-            return self._go(call, Routed(target, "", "forward", ToVoicemail(mailbox)), now)
+            return self._go(call, Routed(target, "", "forward", ToVoicemail(extension)), now)
         decision = self._router.route(target)
         if isinstance(decision, NoRoute):
             return self._fail(call, now, f"forwarding to {target}: {decision.reason}")
@@ -769,14 +772,14 @@ class CallControl:
         extension = self._extension_of(callee)
         available = self.availability.get(extension, Availability())
         if available.forward_all:
-            return self._forward(call, available.forward_all, f"{extension} forwards all", now)
+            return self._forward(call, available.forward_all, extension, "forwards all", now)
         busy = callee in self._calls or callee in self._off_hook
         if busy and not available.dnd and self._may_wait(callee, call):
             return self._call_waiting(call, callee, available, now)
         if busy or available.dnd:
             why = "do not disturb" if available.dnd else "busy"
             if available.forward_busy:
-                return self._forward(call, available.forward_busy, f"{extension} {why}", now)
+                return self._forward(call, available.forward_busy, extension, why, now)
             return self._fail(call, now, f"port {callee}: {why}", busy=True)
         call.callee = callee
         call.enter(CallState.RINGING, now)
@@ -809,9 +812,8 @@ class CallControl:
             del self._calls[callee]
             out.append(LineEvent(callee, m.CancelAlert()))
         call.callee = None
-        return out + self._forward(
-            call, call.forward_no_answer, f"port {callee} did not answer", now
-        )
+        extension = self._extension_of(callee)
+        return out + self._forward(call, call.forward_no_answer, extension, "no answer", now)
 
     # --- call waiting and hook flash ------------------------------------------------------
 

@@ -574,3 +574,13 @@ def test_no_answer_forward_to_an_outside_number_keeps_the_caller_ringing() -> No
     assert box.st(1) is S.ALERTING  # ringback goes on until the far end answers
     box.sip(SipAnswered(placed.leg))
     assert box.st(1) is S.TALKING and box.audio.get(placed.leg) == 1
+
+
+def test_forward_to_voicemail_by_dialling_the_voicemail_code() -> None:
+    box = box3()
+    changed = set_code(box, 2, "*92", "*98")
+    assert changed == [AvailabilityChanged("102", Availability(forward_no_answer="voicemail"))]
+    call(box, 1, "102")
+    box.advance(box.config.features.no_answer_timeout_s * 1000 + 500)
+    c = box.cc.call_of(1)
+    assert c is not None and c.reason == "voicemail of 102 is not available"
