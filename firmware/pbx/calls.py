@@ -592,6 +592,10 @@ class CallControl:
             external = False  # the endpoint's limit comes first: _place_sip says so
         if external:
             refused = self._toll.refuse(decision.dialled, decision.number, self._external_calls())
+            if refused is None and call.caller is not None and call.forwards == 0:
+                if self.ports[call.caller].kind == "fxs":
+                    extension = self._extension_of(call.caller)
+                    refused = self._toll.refuse_for(extension, decision.dialled)
             if refused is not None:
                 log.warning("%s: external call refused: %s", self._from(call), refused)
                 return self._fail(call, now, refused, code=SIP_FORBIDDEN)

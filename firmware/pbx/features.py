@@ -19,6 +19,7 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Final
 
+from firmware.store.digitmap import compile_digit_map
 from firmware.store.schema import Config, FeatureCodes
 
 # A forwarded call may be forwarded again (101 forwards to 102, which forwards to 103); a loop
@@ -144,6 +145,11 @@ class TollRules:
         self.max_external_calls = rules.max_external_calls
         self.pin = rules.pin
         self._emergency = frozenset(config.dialplan.emergency_numbers)
+        self._allowed = {
+            e.number: [(text, compile_digit_map(text)) for text in e.allowed_patterns]
+            for e in config.extensions
+            if e.allowed_patterns
+        }
 
     def refuse(self, dialled: str, number: str, external_in_use: int) -> str | None:
         """Why an external call to ``number`` (``dialled`` before strip/prefix) is refused,
@@ -162,6 +168,16 @@ class TollRules:
                 f"security.toll_fraud.max_external_calls is {self.max_external_calls}"
             )
         return None
+
+    def refuse_for(self, extension: str, dialled: str) -> str | None:
+        """Why ``extension`` may not call ``dialled`` by its allowed patterns, or None."""
+        allowed = self._allowed.get(extension)
+        if not allowed or dialled in self._emergency:
+            return None
+        if any(pattern.fullmatch(dialled) for _, pattern in allowed):
+            return None
+        texts = ", ".join(repr(text) for text, _ in allowed)
+        return f"{dialled} is not among the allowed patterns of extension {extension} ({texts})"
 
     def needs_pin(self, dialled: str) -> bool:
         return bool(self.pin) and dialled not in self._emergency

@@ -584,3 +584,27 @@ def test_forward_to_voicemail_by_dialling_the_voicemail_code() -> None:
     box.advance(box.config.features.no_answer_timeout_s * 1000 + 500)
     c = box.cc.call_of(1)
     assert c is not None and c.reason == "voicemail of 102 is not available"
+
+
+def test_per_extension_allowed_patterns() -> None:
+    config = sip_config(fxs=3)
+    extensions = tuple(
+        dataclasses.replace(e, allowed_patterns=("05x.T",)) if e.number == "101" else e
+        for e in config.extensions
+    )
+    box = Box(dataclasses.replace(config, extensions=extensions))
+    call(box, 1, "0412345")
+    box.advance(4000)
+    assert box.st(1) is S.CONGESTION
+    reason = box.cc.call_of(1).reason  # type: ignore[union-attr]
+    assert reason == "0412345 is not among the allowed patterns of extension 101 ('05x.T')"
+    box.hang_up(1)
+    call(box, 1, "0551234")
+    box.advance(4000)
+    assert box.placed().number == "551234"
+    call(box, 2, "0412345")  # 102 has no patterns: anything the other rules allow
+    box.advance(4000)
+    assert box.placed().number == "412345"
+    box.lift(3)
+    box.dial(3, "911")
+    assert box.seized(4)
