@@ -86,6 +86,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--seed", type=int, help="seed for boot ids (reproducible runs)")
     start.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
+    phone = commands.add_parser(
+        "softphone",
+        help="run a SIP softphone (baresip) on 127.0.0.1 in the foreground",
+        parents=[COMMON],
+    )
+    phone.add_argument("--dir", type=Path, default=Path("var/softphone"), help="its files")
+    phone.add_argument("--port", type=int, default=5070, help="SIP port (5070)")
+    phone.add_argument("--user", default="201", help="its number (201)")
+
     for name, text in (("status", "show the whole simulator"), ("stop", "stop the simulator")):
         commands.add_parser(name, help=text, parents=[COMMON])
 
@@ -230,6 +239,19 @@ def main(args: argparse.Namespace, signals: SignalKit | None = None) -> int:
     control: Path = args.control or default_control_path()
     if args.command == "start":
         return _start(args, control, signals)
+    if args.command == "softphone":
+        from drivers.sim.softphone import SoftphoneError, run
+
+        print(
+            f"softphone {args.user} on 127.0.0.1:{args.port}: '/dial 101@127.0.0.1' calls phone 1"
+        )
+        print("('a' answers, 'b' hangs up, 'q' quits; what it hears goes to --dir/heard)")
+        try:
+            run(args.dir, port=args.port, user=args.user)
+        except SoftphoneError as exc:
+            print(f"ponte sim softphone: {exc}", file=sys.stderr)
+            return 1
+        return 0  # not reached: baresip replaced this process
     req = _request(args)
     try:
         response = request(control, req)

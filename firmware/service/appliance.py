@@ -49,6 +49,8 @@ from firmware.store import Config, ConfigStore, default_config
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S: Final = 10.0  # handshake; the card answers within ms when it is there
+RECONFIGURE_POLL_S: Final = 1.0  # how often a waiting configuration looks for idle lines
+CONFIG_POLL_S: Final = 2.0  # how often the store is asked for a newer version
 PCM_FORMAT: Final = PcmFormat(SAMPLE_RATE, FRAME_MS)
 
 
@@ -142,6 +144,13 @@ class Appliance:
         self._stopped = asyncio.Event()
         self.calls: LocalCalls | None = None  # call control (firmware.pbx) for local calls
         self.sip: SipBridge | None = None  # the SIP stack, when it runs
+        # A saved configuration waiting for the calls in progress to end.
+        self._pending_config: Config | None = None
+        self._config_version = 0  # the stored version in service (or waiting to be)
+        self._watch_task: asyncio.Task[None] | None = None
+        self._reconfigure_task: asyncio.Task[None] | None = None
+        # Told of every configuration that took effect (the kernel firewall, say).
+        self.config_listeners: list[Callable[[Config], Coroutine[Any, Any, None]]] = []
         self.cid_tx: CallerIdTransmitter | None = None  # caller ID towards the FXS phones
         self._cid_settings: dict[int, str] = {}  # FXS port -> lines.fxs[i].caller_id
 
@@ -166,6 +175,7 @@ class Appliance:
         self.store = ConfigStore.open(self.options.data_dir, defaults=defaults)
         current = self.store.current()
         self.config = current.config
+        self._config_version = current.version
         log.info("configuration version %d loaded from %s", current.version, self.options.data_dir)
         linecard, audio = self.options.linecard, self.options.audio
         if linecard is None:
@@ -196,6 +206,7 @@ class Appliance:
             await self.link.send(card.StatusRequest(port))
         self.supervisor.ready(self.summary())
         self.supervisor.start_watchdog()
+        self._watch_task = asyncio.create_task(self._watch_config(), name="config-watch")
 
     def _build_ports(self, hello: card.HelloAck, audio: str | None) -> None:
         assert self.config is not None
@@ -265,10 +276,78 @@ class Appliance:
         self.sip = bridge
         self.calls.attach_sip(bridge)
 
+    # --- configuration changes -----------------------------------------------------
+
+    async def _watch_config(self) -> None:
+        """Notice versions saved by anyone (``ponte config`` on the data dir, the API)."""
+        while True:
+            await asyncio.sleep(CONFIG_POLL_S)
+            store = self.store
+            if store is None:
+                return
+            try:
+                head = await asyncio.to_thread(store.head)
+                if head != self._config_version:
+                    current = await asyncio.to_thread(store.current)
+                    log.info("configuration version %d saved", current.version)
+                    self.reconfigure(current.config, current.version)
+            except Exception:  # a locked or vanished store: the next look may succeed
+                log.exception("watching the configuration store")
+
+    def reconfigure(self, config: Config, version: int | None = None) -> None:
+        """Take ``config`` (just saved) into service as soon as no call is in progress.
+
+        Call control and the SIP stack change together, between calls: a call keeps the
+        routes and trunk it started with.  The lines' country and port settings need a
+        restart (the card's ports are built once).
+        """
+        self._pending_config = config
+        if version is not None:
+            self._config_version = version
+        if self._reconfigure_task is None or self._reconfigure_task.done():
+            self._reconfigure_task = asyncio.create_task(
+                self._reconfigure_when_idle(), name="reconfigure"
+            )
+
+    async def _reconfigure_when_idle(self) -> None:
+        waited = False
+        while self._pending_config is not None:
+            calls = self.calls
+            if calls is not None and not calls.idle:
+                if not waited:
+                    log.info("new configuration waits for the calls in progress to end")
+                    waited = True
+                await asyncio.sleep(RECONFIGURE_POLL_S)
+                continue
+            config, self._pending_config = self._pending_config, None
+            old, self.config = self.config, config
+            if calls is not None:
+                calls.reconfigure(config)
+            if old is None or _sip_relevant(old) != _sip_relevant(config):
+                if self.sip is not None:
+                    log.info("restarting the SIP stack for the new configuration")
+                    await self.sip.stop()
+                    self.sip = None
+                self.clear_alarm("sip.stack")
+                await self._start_sip()
+            for listener in self.config_listeners:
+                try:
+                    await listener(config)
+                except Exception:
+                    log.exception("applying the new configuration")
+            log.info("new configuration in service")
+            self.supervisor.status(self.summary())
+
     async def stop(self) -> None:
         """Stop everything that was started, in reverse order; safe to call twice."""
         self.supervisor.stopping()
         await self.supervisor.stop()  # no keep-alives judged on a half-stopped appliance
+        for task in (self._watch_task, self._reconfigure_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._watch_task = self._reconfigure_task = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -543,6 +622,17 @@ class Appliance:
                 actions += controller.on_timer(now)
                 self._port_changed(controller.port)
         self._spawn(self._apply(actions))
+
+
+def _sip_relevant(config: Config) -> tuple[object, ...]:
+    """The parts of the configuration the SIP stack is built from (firmware.sip.provision)."""
+    return (
+        config.sip,
+        config.security,
+        config.network.dns,
+        tuple((e.number, e.sip_password) for e in config.extensions),
+        config.system.hostname,  # the digest realm
+    )
 
 
 def _log_task_failure(task: asyncio.Future[None]) -> None:

@@ -46,6 +46,7 @@ from firmware.pbx.legs import (
 from firmware.service.conference import Conference, Seat
 from firmware.service.crossconnect import CrossConnect
 from firmware.service.ports import Action
+from firmware.store import Config
 from firmware.store.availability import AvailabilityRow, AvailabilityStore
 from firmware.store.db import StoreError
 
@@ -87,6 +88,7 @@ class LocalCalls:
         except (StoreError, sqlite3.Error):
             # Calls matter more than remembered forwardings: run without, and say so.
             log.exception("availability database unusable: forwarding and DND not kept")
+        self._infos = tuple(infos)
         self.control = CallControl(appliance.config, infos, stored)
         # Three-way calls: the conference, its seats and each port's own cross-connect.
         self._mixes: dict[int, tuple[Conference, dict[int, Seat], dict[int, CrossConnect]]] = {}
@@ -124,6 +126,18 @@ class LocalCalls:
                     rtt_ms=q.rtt_ms,
                     codec=q.codec,
                 )
+
+    @property
+    def idle(self) -> bool:
+        """No call of any kind is in progress (a new configuration may take over)."""
+        return not self.control.calls_view() and self.control.sip_legs_in_use == 0
+
+    def reconfigure(self, config: Config) -> None:
+        """Call control for ``config``; only while idle (its calls would be forgotten)."""
+        if not self.idle:
+            raise RuntimeError("call control cannot be replaced while calls are up")
+        # Forwarding and DND belong to the extensions, not to the configuration version.
+        self.control = CallControl(config, self._infos, self.control.availability)
 
     def attach_sip(self, bridge: SipBridge) -> None:
         self.sip = bridge

@@ -166,8 +166,8 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     from firmware.service.logring import LogRing
     from firmware.service.records import RecordsService, register_records_api
     from firmware.service.simulator import SimulatorError
-    from firmware.service.sipfirewall import SipFirewallService
-    from firmware.store import StoreError
+    from firmware.service.sipfirewall import BAN_SYNC_INTERVAL_S, SipFirewallService
+    from firmware.store import Config, StoreError
 
     ring = LogRing()
     logging.getLogger().addHandler(ring)
@@ -214,12 +214,24 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
         return 1
     control.attach()
     records.publish = server.publish
-    # Bans the SIP policy decides go into the kernel too (when the firewall is loaded).
-    bans = (
-        asyncio.create_task(firewall.keep_bans_in_step(appliance.sip.endpoint), name="sip-bans")
-        if appliance.sip is not None
-        else None
-    )
+
+    async def reload_firewall(config: Config) -> None:
+        await firewall.reload(config, simulated=options.linecard is None)
+
+    appliance.config_listeners.append(reload_firewall)
+
+    # Bans the SIP policy decides go into the kernel too (when the firewall is loaded); the
+    # SIP stack may be rebuilt by a new configuration, so ask for it each time.
+    async def keep_bans_in_step() -> None:
+        while True:
+            await asyncio.sleep(BAN_SYNC_INTERVAL_S)
+            if appliance.sip is not None:
+                try:
+                    await firewall.sync_bans(appliance.sip.endpoint)
+                except Exception as exc:  # the SIP stack restarting under us: next time
+                    log.debug("SIP firewall ban sync skipped: %s", exc)
+
+    bans = asyncio.create_task(keep_bans_in_step(), name="sip-bans")
     if appliance.sim is not None:
         sim_control = appliance.sim.args[appliance.sim.args.index("--control") + 1]
         log.info(
@@ -236,8 +248,7 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     records.publish = lambda topic, data: None
     await server.stop()
     # Records last: calls ended while the appliance stops still reach the store.
-    if bans is not None:
-        bans.cancel()
+    bans.cancel()
     await appliance.stop()
     await firewall.stop()
     await records.stop()

@@ -546,6 +546,7 @@ class ControlApi:
         changed = info.version != head
         if changed:
             self.server.publish("config.changed", _info(info))
+            self.appliance.reconfigure(current.config, current.version)
         return {**_info(info), "changed": changed}
 
     async def config_apply(self, params: ApplyParams, ctx: CallContext) -> JsonValue:

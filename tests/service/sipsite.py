@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from firmware.store import ConfigStore, default_config
-from firmware.store.schema import DialPlanConfig, NatConfig, Route, TlsTransport, Trunk
+from firmware.store.schema import (
+    Account,
+    DialPlanConfig,
+    NatConfig,
+    Route,
+    TlsTransport,
+    Trunk,
+)
 from tests.service.test_run import Appliance
 from tests.sip.baresip import Baresip
 from tests.sip.media import decoded_wav, record_config
@@ -38,8 +45,12 @@ def configure(
     tls: TestPki | None = None,
     country: str = "",
     fxo_destination: str | None = None,
+    ata: bool = False,
 ) -> None:
-    """A fresh box's configuration plus a trunk to ``kam`` and a route to it."""
+    """A fresh box's configuration plus a trunk to ``kam`` and a route to it.
+
+    ``ata``: no trunk; phone 1's port registers on its own as ``BOX_USER`` (account "line1").
+    """
     config = default_config(fxs, fxo)
     store = ConfigStore.open(data, defaults=config)
     try:
@@ -69,14 +80,35 @@ def configure(
                 ),
             )
         plan = config.dialplan
+        accounts: tuple[Account, ...] = ()
+        if ata:
+            accounts = (
+                Account(
+                    name="line1",
+                    fxs=0,
+                    registrar=trunk.registrar,
+                    username=BOX_USER,
+                    password=BOX_PASSWORD,
+                    realm="127.0.0.1",
+                    expiry_s=300,
+                    transport=trunk.transport,
+                    srtp=trunk.srtp,
+                    nat=NatConfig(keepalive_s=0),
+                ),
+            )
         config = dataclasses.replace(
             config,
-            sip=dataclasses.replace(config.sip, trunks=(trunk,), transports=transports),
+            sip=dataclasses.replace(
+                config.sip,
+                trunks=() if ata else (trunk,),
+                accounts=accounts,
+                transports=transports,
+            ),
             dialplan=DialPlanConfig(
                 digit_map=DIGIT_MAP,
                 inter_digit_timeout_ms=plan.inter_digit_timeout_ms,
                 emergency_numbers=plan.emergency_numbers,
-                routes=(SIP_ROUTE, *plan.routes),
+                routes=plan.routes if ata else (SIP_ROUTE, *plan.routes),
             ),
         )
         if fxo_destination is not None:
@@ -109,6 +141,7 @@ class Site:
         fxo: int = 1,
         country: str = "",
         fxo_destination: str | None = None,
+        ata: bool = False,
     ) -> None:
         self.pki = make_pki(tmp_path / "pki")
         self.tls = tls
@@ -128,10 +161,13 @@ class Site:
                 tls=self.pki if tls else None,
                 country=country,
                 fxo_destination=fxo_destination,
+                ata=ata,
             )
             self.box = Appliance(tmp_path, "--fxs", str(fxs), "--fxo", str(fxo), "--stderr")
             self.box.wait_notify("READY=1")
-            self.box.wait_log("SIP account provider: registered", timeout=30)
+            account = "line1" if ata else "provider"
+            self.box.wait_log(f"SIP account {account}: registered", timeout=30)
+            self.box.wait_log("control API listening", timeout=30)
             port = self.kam.tls_port if tls else self.kam.port
             transport = ";transport=tls" if tls else ""
             media = ";mediaenc=srtp-mand" if tls else ""

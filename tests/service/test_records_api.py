@@ -21,6 +21,10 @@ from tests.store.record_factory import T0, leg_for
 
 DAY = 86400.0
 
+# The tests share one appliance and the last one counts what all of them wrote: they must
+# run on one xdist worker, in file order (make test runs with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("records_api")
+
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveAppliance]:

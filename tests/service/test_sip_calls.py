@@ -228,3 +228,35 @@ def test_an_exchange_call_goes_out_to_the_softphone_with_its_caller_id(
         phone.wait_event("CALL_CLOSED", timeout=15)
     finally:
         site.close()
+
+
+def test_an_ata_line_registers_its_own_number_and_calls_both_ways(tmp_path: Path) -> None:
+    site = Site(tmp_path, ata=True)
+    try:
+        box, phone = site.box, site.phone
+        assert box is not None and phone is not None
+        # Out: a number the box does not keep (no extension 201) leaves through the port's
+        # own account, as dialled.
+        box.sim(target="handset", number=1, action="off-hook")
+        box.wait_log("port 1: OffHook")
+        box.sim(target="handset", number=1, action="dial", digits="201")
+        box.wait_log("out through its account 'line1'", timeout=15)
+        phone.wait_event("CALL_INCOMING", timeout=20)
+        phone.command("accept")
+        box.wait_log("audio of port 1 and SIP leg", timeout=15)
+        heard = record(box, 1, tmp_path / "out.wav", 1.0)
+        assert dominant_hz(heard[2400:]) == pytest.approx(BARESIP_TONE_HZ, abs=10)
+        box.sim(target="handset", number=1, action="on-hook")
+        phone.wait_event("CALL_CLOSED", timeout=15)
+        # In: a call to the port's number rings that port, not the others.
+        phone.command("dial", f"sip:ponte@{site.provider_uri}")
+        wait_status(box, 1, "ringing", True, timeout=20)
+        status = box.sim(target="handset", number=2, action="status")
+        assert isinstance(status, dict) and not status["ringing"]
+        box.sim(target="handset", number=1, action="off-hook")
+        phone.wait_event("CALL_ESTABLISHED", timeout=15)
+        phone.command("hangup")
+        phone.wait_event("CALL_CLOSED", timeout=15)
+        box.sim(target="handset", number=1, action="on-hook")
+    finally:
+        site.close()

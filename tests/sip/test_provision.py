@@ -119,8 +119,12 @@ async def test_tls_without_a_certificate_gets_a_self_signed_one_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = free_port()
+    # UDP on a free port too: the default 5060 may be taken (make run, a parallel test).
     config = with_sip(
-        Config(), transports=TransportsConfig(tls=TlsTransport(enabled=True, port=port))
+        Config(),
+        transports=TransportsConfig(
+            udp=UdpTransport(port=free_port()), tls=TlsTransport(enabled=True, port=port)
+        ),
     )
     with caplog.at_level(logging.WARNING, logger="firmware.sip.provision"):
         settings = endpoint_settings_from_store(config, bind_host="127.0.0.1", data_dir=tmp_path)
