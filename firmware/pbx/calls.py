@@ -784,7 +784,8 @@ class CallControl:
             why = "do not disturb" if available.dnd else "busy"
             if available.forward_busy:
                 return self._forward(call, available.forward_busy, extension, why, now)
-            return self._fail(call, now, f"port {callee}: {why}", busy=True)
+            what = f"port {callee}: do not disturb" if available.dnd else f"port {callee} is busy"
+            return self._fail(call, now, what, busy=True)
         call.callee = callee
         call.enter(CallState.RINGING, now)
         self._calls[callee] = call
