@@ -83,13 +83,8 @@ typecheck: $(VENV_STAMP)
 contracts: $(VENV_STAMP)
 	$(BIN)/lint-imports
 
-<<<<<<< HEAD
 pytest: $(VENV_STAMP) prompts
-	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
-=======
-pytest: $(VENV_STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
->>>>>>> main
 
 test: lint typecheck contracts pytest
 
