@@ -20,12 +20,24 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from firmware.lines import messages as m
-from firmware.pbx.digits import DigitCollector, DigitMap, Outcome, Verdict
+from firmware.pbx.digits import Completion, DigitCollector, DigitMap, Outcome, Verdict
+from firmware.pbx.features import (
+    MAX_FORWARDS,
+    TAKES_NUMBER,
+    VOICEMAIL_TARGET,
+    Availability,
+    AvailabilityChanged,
+    Feature,
+    TollRules,
+    apply,
+    parse_code,
+)
 from firmware.pbx.legs import (
     AnswerSip,
     ConnectSip,
@@ -42,7 +54,15 @@ from firmware.pbx.legs import (
     SipIncoming,
     SipRinging,
 )
-from firmware.pbx.routing import NoRoute, Routed, Router, ToExtension, ToFxo, ToTrunk
+from firmware.pbx.routing import (
+    NoRoute,
+    Routed,
+    Router,
+    ToExtension,
+    ToFxo,
+    ToTrunk,
+    ToVoicemail,
+)
 from firmware.pbx.sipstatus import Tone, failure
 from firmware.sip.limits import PJSUA_MAX_CALLS
 from firmware.store.schema import Account, Config, Trunk
@@ -83,6 +103,7 @@ FXO_CALLER_ID_WAIT_MS: Final = 4500
 MAX_SIP_LEGS: Final = PJSUA_MAX_CALLS
 HISTORY_MAX = 16  # cap on the notes kept on one call
 DECISIONS_MAX = 100  # cap on the routing decisions kept for the status
+CLOSED_MAX = 256  # closed calls waiting for drain_closed (the shell drains after each input)
 
 # SIP responses call control refuses incoming calls with (RFC 3261 section 21).
 SIP_FORBIDDEN: Final = 403
@@ -138,7 +159,25 @@ class SendDtmf:
     off_ms: int = DTMF_OFF_MS
 
 
-CallCommand = LineEvent | Join | Split | SendDtmf | SipCommand
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """Put the audio of ``ports`` into one conference (a three-way call by hook flash):
+    their two-party cross-connects are split first."""
+
+    ports: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unmix:
+    """Take ``ports`` out of their conference; each is left unconnected."""
+
+    ports: tuple[int, ...]
+
+
+CallCommand = LineEvent | Join | Split | SendDtmf | SipCommand | Mix | Unmix | AvailabilityChanged
+
+# A PIN is dialled as digits ended by the inter-digit timer or '#'.
+PIN_MAP: Final = "x.#|x.T"
 
 
 # --- calls ------------------------------------------------------------------------------
@@ -151,6 +190,7 @@ class CallState(enum.Enum):
     SEIZING = "seizing"  # an exchange line is seized; digits go out at ``dial_at``
     CALLING = "calling"  # a SIP call is placed and not answered yet
     TALKING = "talking"
+    FEATURE = "feature"  # a feature code was done: confirmation tone until hang-up
     FAILED = "failed"  # the caller hears busy or congestion until hanging up
     ENDED = "ended"
 
@@ -186,7 +226,18 @@ class Call:
     since: int = 0  # when it entered its state
     sip_code: int | None = None
     reason: str = ""
+    busy: bool = False  # failed because the called side was busy (call records)
     history: list[str] = field(default_factory=list)
+    # Features (firmware.pbx.features, docs/features.md).
+    feature: Feature | None = None  # a code that takes a number: the digits are that number
+    pending: Routed | None = None  # an external call waiting for its PIN
+    pin_ok: bool = False
+    no_call_waiting: bool = False  # *70 was dialled for this call
+    forwards: int = 0  # times the call was forwarded
+    no_answer_at: int | None = None  # RINGING: when forward-on-no-answer takes it
+    forward_no_answer: str = ""  # where it goes then
+    connected_caller: bool = False  # the calling side talks already (a transferred call)
+    ringback: bool = False  # the calling phone hears ringback already (forwarded on no answer)
 
     def note(self, text: str) -> None:
         self.history.append(text)
@@ -221,8 +272,27 @@ class CallView:
 class CallControl:
     """All the box's calls.  Drive it from one thread (the event loop)."""
 
-    def __init__(self, config: Config, ports: Sequence[PortInfo]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        ports: Sequence[PortInfo],
+        availability: Mapping[str, Availability] | None = None,
+    ) -> None:
         self._config = config
+        self._features = config.features
+        self._toll = TollRules(config)
+        self._pin_map = DigitMap(
+            PIN_MAP, inter_digit_timeout_ms=config.dialplan.inter_digit_timeout_ms
+        )
+        # Extension number -> its forwarding and do-not-disturb state (stored by the shell).
+        self.availability: dict[str, Availability] = dict(availability or {})
+        # Hook-flash state per FXS port: the call on hold, a call waiting, and what a flash
+        # does next ("swap" between two calls, "consult" a third party, "conference").
+        self._held: dict[int, Call] = {}
+        self._waiting: dict[int, Call] = {}
+        self._mode: dict[int, str] = {}
+        self._recall: dict[int, Call] = {}  # port rung back for its held call
+        self._last_caller: dict[int, str] = {}  # FXS port -> number of the last call to it
         self._digit_map = DigitMap.from_config(config.dialplan)
         self._router = Router(config)
         self.ports = {p.port: p for p in ports}
@@ -243,6 +313,8 @@ class CallControl:
         self._fxo_ringing: set[int] = set()  # incoming exchange calls (not answered here yet)
         self.decisions: list[tuple[int, Verdict, Routed | NoRoute | None]] = []
         self._decisions_cap = DECISIONS_MAX
+        # Calls that ended or were dropped, for the call records (firmware.pbx.calllog).
+        self._closed: deque[Call] = deque(maxlen=CLOSED_MAX)
 
     # --- views --------------------------------------------------------------------------
 
@@ -260,6 +332,16 @@ class CallControl:
         """A fresh leg id (for a call the shell hands in, or one placed here).  Leg ids
         must all come from here, so that the two kinds never collide."""
         return next(self._leg_ids)
+
+    def active_calls(self) -> list[Call]:
+        """The calls in progress (each once), for observers such as the call records."""
+        return self._active()
+
+    def drain_closed(self) -> list[Call]:
+        """The calls that ended since the last drain, oldest first."""
+        closed = list(self._closed)
+        self._closed.clear()
+        return closed
 
     def calls_view(self) -> list[CallView]:
         rows: list[CallView] = []
@@ -304,10 +386,12 @@ class CallControl:
                 deadlines.append(call.dial_at)
             elif call.state is CallState.WAITING_CALLER_ID and call.wait_until is not None:
                 deadlines.append(call.wait_until)
+            elif call.state is CallState.RINGING and call.no_answer_at is not None:
+                deadlines.append(call.no_answer_at)
         return min(deadlines) if deadlines else None
 
     def _active(self) -> list[Call]:
-        calls = [*self._calls.values(), *self._legs.values()]
+        calls = [*self._calls.values(), *self._legs.values(), *self._waiting.values()]
         return list({id(c): c for c in calls}.values())
 
     # --- input --------------------------------------------------------------------------
@@ -336,6 +420,9 @@ class CallControl:
                 if now >= call.wait_until:
                     call.wait_until = None
                     out += self._route_exchange_call(call, now)
+            elif call.state is CallState.RINGING and call.no_answer_at is not None:
+                if now >= call.no_answer_at:
+                    out += self._no_answer(call, now)
         return out
 
     def handle_sip(self, event: SipEvent | object, now: int) -> list[CallCommand]:
@@ -389,7 +476,19 @@ class CallControl:
                     return []
                 if call.state is CallState.DIALLING:
                     assert call.collector is not None
-                    return self._dialled(call, call.collector.feed(digit, now), now)
+                    verdict = call.collector.feed(digit, now)
+                    if (
+                        verdict.outcome is Outcome.INCOMPLETE
+                        and call.feature is None
+                        and call.pending is None
+                        and parse_code(self._features.codes, verdict.digits) is not None
+                    ):
+                        # A feature code is complete once dialled: no code is a prefix of
+                        # another (the store checks), so nothing longer can be meant.
+                        verdict = Verdict(
+                            Outcome.COMPLETE, verdict.digits, completion=Completion.UNIQUE_MATCH
+                        )
+                    return self._dialled(call, verdict, now)
                 if call.leg is not None and call.leg_audio == port and call.leg in self._legs:
                     # Rotary digits exist only as these reports, and an RFC 4733 far end
                     # ignores in-band tones: the digit goes as a SIP DTMF event too.
@@ -397,6 +496,10 @@ class CallControl:
                 return []  # between two lines the digits travel in the audio
             case m.Answered():
                 self._off_hook.add(port)
+                recalled = self._recall.pop(port, None)
+                if recalled is not None and recalled is call:
+                    call.note(f"port {port} took its held call back")
+                    return self._resume(call, port)
                 if call is None or call.state is not CallState.RINGING or call.callee != port:
                     # The caller gave up as the phone was lifted: nobody to talk to.
                     log.info("port %d answered, but the call is gone", port)
@@ -404,22 +507,29 @@ class CallControl:
                 return self._answered(call, port, now)
             case m.HungUp():
                 self._off_hook.discard(port)
-                return self._end(call, now, gone=port) if call is not None else []
+                return self._hung_up(port, call, now)
+            case m.HookFlash():
+                return self._flash(port, call, now)
             case m.PermanentSignal() | m.LockedOut():
                 if call is not None and call.state is CallState.DIALLING:
                     del self._calls[port]
                 return []
-        return []  # flash, rejected pulses: nothing to do yet
+        return []  # rejected pulses: nothing to do
 
     def _answered(self, call: Call, port: int, now: int) -> list[CallCommand]:
         call.enter(CallState.TALKING, now)
         call.note("answered")
+        call.no_answer_at = None
         if call.leg is not None and call.leg_in:
             log.info("SIP leg %d -> port %d answered", call.leg, port)
             call.leg_audio = port
+            if call.connected_caller:
+                return [ConnectSip(call.leg, port)]
             return [AnswerSip(call.leg), ConnectSip(call.leg, port)]
         assert call.caller is not None
         log.info("call %d -> %d answered", call.caller, port)
+        if call.connected_caller:
+            return [Join(call.caller, port)]
         if self.ports[call.caller].kind == "fxo":
             self._fxo_ringing.discard(call.caller)
             return [LineEvent(call.caller, m.AnswerCall()), Join(call.caller, port)]
@@ -432,9 +542,23 @@ class CallControl:
         call.collector = None
         call.number = verdict.digits
         call.decided_at = now
+        if call.pending is not None:
+            return self._pin_dialled(call, verdict, now)
         if verdict.outcome is Outcome.INVALID:
             self._note(call.caller, verdict, None)
             return self._fail(call, now, f"{verdict.digits!r}: {verdict.reason}")
+        if call.feature is not None:
+            taken, call.feature = call.feature, None
+            if taken is Feature.CALL_WAITING_OFF:
+                call.no_call_waiting = True
+                call.note("call waiting off for this call")
+            else:
+                return self._set_availability(call, taken, verdict.digits, now)
+        else:
+            feature = parse_code(self._features.codes, verdict.digits)
+            if feature is not None:
+                self._note(call.caller, verdict, None)
+                return self._feature_code(call, feature, now)
         decision = self._router.route(verdict.digits)
         self._note(call.caller, verdict, decision)
         account = self._port_account.get(self.ports[call.caller].index)
@@ -459,14 +583,187 @@ class CallControl:
             decision.destination,
             decision.number,
         )
+        return self._go(call, decision, now)
+
+    def _go(self, call: Call, decision: Routed, now: int) -> list[CallCommand]:
+        """Put ``call`` through to a routed destination (dialled, forwarded, called back)."""
+        external = isinstance(decision.destination, ToFxo | ToTrunk)
+        if isinstance(decision.destination, ToTrunk) and len(self._legs) >= MAX_SIP_LEGS:
+            external = False  # the endpoint's limit comes first: _place_sip says so
+        if external:
+            refused = self._toll.refuse(decision.dialled, decision.number, self._external_calls())
+            if refused is None and call.caller is not None and call.forwards == 0:
+                if self.ports[call.caller].kind == "fxs":
+                    extension = self._extension_of(call.caller)
+                    refused = self._toll.refuse_for(extension, decision.dialled)
+            if refused is not None:
+                log.warning("%s: external call refused: %s", self._from(call), refused)
+                return self._fail(call, now, refused, code=SIP_FORBIDDEN)
+            if (
+                call.caller is not None
+                and call.forwards == 0  # a forwarded caller was not asked for, nor knows, it
+                and self.ports[call.caller].kind == "fxs"
+                and not call.pin_ok
+                and self._toll.needs_pin(decision.dialled)
+            ):
+                call.pending = decision
+                call.collector = self._pin_map.collector()
+                call.enter(CallState.DIALLING, now)
+                return [
+                    LineEvent(call.caller, m.Proceed()),
+                    LineEvent(call.caller, m.RecallDialTone()),
+                ]
         match decision.destination:
             case ToExtension(fxs=fxs):
                 return self._ring_extension(call, fxs, now)
             case ToFxo(fxo=fxo):
                 return self._seize_fxo(call, fxo, decision.number, now)
             case ToTrunk(trunk=trunk):
+                if call.caller is None:
+                    # Bridging two SIP legs needs the endpoint to connect them: not there yet.
+                    return self._fail(
+                        call,
+                        now,
+                        f"route {decision.route!r}: a SIP call cannot go out through a trunk yet",
+                        code=SIP_FORBIDDEN,
+                    )
                 return self._place_sip(call, trunk, decision.number, now)
+            case ToVoicemail(mailbox=mailbox):
+                # Voicemail answers calls once the apps wire it in (docs/features.md).
+                return self._fail(
+                    call,
+                    now,
+                    f"voicemail of {mailbox} is not available",
+                    code=SIP_TEMPORARILY_UNAVAILABLE,
+                )
         raise CallControlError(f"unhandled destination {decision.destination!r}")
+
+    def _external_calls(self) -> int:
+        n = 0
+        for call in self._active():
+            if call.state in (CallState.ENDED, CallState.FAILED):
+                continue
+            if call.callee is not None and self.ports[call.callee].kind == "fxo":
+                n += 1
+            elif call.leg is not None and not call.leg_in and call.account in self._trunks:
+                n += 1
+        return n
+
+    def _pin_dialled(self, call: Call, verdict: Verdict, now: int) -> list[CallCommand]:
+        decision, call.pending = call.pending, None
+        assert decision is not None
+        call.number = decision.dialled
+        digits = verdict.digits.rstrip("#")
+        if verdict.outcome is not Outcome.COMPLETE or digits != self._toll.pin:
+            log.warning("port %s: wrong PIN for an external call to %s", call.caller, call.number)
+            return self._fail(call, now, "wrong PIN for an external call", code=SIP_FORBIDDEN)
+        call.pin_ok = True
+        return self._go(call, decision, now)
+
+    # --- feature codes ------------------------------------------------------------------
+
+    def _extension_of(self, port: int) -> str:
+        index = self.ports[port].index
+        lines = self._config.lines.fxs
+        return lines[index].extension if index < len(lines) else ""
+
+    def _feature_code(self, call: Call, feature: Feature, now: int) -> list[CallCommand]:
+        assert call.caller is not None
+        port = call.caller
+        log.info("port %d dialled feature code %s", port, feature.value)
+        if self.ports[port].kind != "fxs":
+            return self._fail(call, now, f"feature {feature.value} from an exchange line")
+        if feature in TAKES_NUMBER:
+            call.feature = feature
+            call.collector = self._digit_map.collector()
+            return [LineEvent(port, m.Proceed()), LineEvent(port, m.RecallDialTone())]
+        match feature:
+            case Feature.PICKUP:
+                return self._pickup(call, port, now)
+            case Feature.LAST_CALL_RETURN:
+                number = self._last_caller.get(port, "")
+                if not number:
+                    return self._fail(call, now, "no call to return")
+                decision = self._router.route(number)
+                if isinstance(decision, NoRoute):
+                    return self._fail(call, now, f"last caller {number}: {decision.reason}")
+                call.number = number
+                return self._go(call, decision, now)
+            case Feature.VOICEMAIL:
+                return self._go(
+                    call,
+                    Routed(call.number, "", "voicemail", ToVoicemail(self._extension_of(port))),
+                    now,
+                )
+        return self._set_availability(call, feature, "", now)
+
+    def _set_availability(
+        self, call: Call, feature: Feature, number: str, now: int
+    ) -> list[CallCommand]:
+        assert call.caller is not None
+        port = call.caller
+        extension = self._extension_of(port)
+        if not extension:
+            return self._fail(call, now, f"port {port} has no extension for {feature.value}")
+        if number == self._features.codes.voicemail:
+            number = VOICEMAIL_TARGET  # *72 *98: forward to the extension's voicemail
+        if number and number != VOICEMAIL_TARGET:
+            decision = self._router.route(number)
+            if isinstance(decision, NoRoute):
+                return self._fail(call, now, f"forwarding to {number}: {decision.reason}")
+        before = self.availability.get(extension, Availability())
+        after = apply(before, feature, number)
+        self.availability[extension] = after
+        log.info("extension %s: %s %s -> %s", extension, feature.value, number, after)
+        call.enter(CallState.FEATURE, now)
+        call.note(f"{feature.value} {number}".rstrip())
+        # Stutter dial tone confirms, as on the public network (GR-580-CORE, "confirmation").
+        return [
+            AvailabilityChanged(extension, after),
+            LineEvent(port, m.Proceed()),
+            LineEvent(port, m.RecallDialTone()),
+        ]
+
+    def _pickup(self, call: Call, port: int, now: int) -> list[CallCommand]:
+        for target in self._active():
+            ringing = target.callee
+            if (
+                target.state is CallState.RINGING
+                and ringing is not None
+                and ringing != port
+                and self._calls.get(ringing) is target
+                and self.ports[ringing].kind == "fxs"
+                and ringing not in self._recall
+            ):
+                break
+        else:
+            return self._fail(call, now, "no call to pick up")
+        log.info("port %d picks up the call ringing on port %d", port, ringing)
+        del self._calls[port]
+        call.enter(CallState.ENDED, now)
+        del self._calls[ringing]
+        target.callee = port
+        self._calls[port] = target
+        out: list[CallCommand] = [LineEvent(ringing, m.CancelAlert()), LineEvent(port, m.Connect())]
+        return out + self._answered(target, port, now)
+
+    # --- forwarding and availability ------------------------------------------------------
+
+    def _forward(
+        self, call: Call, target: str, extension: str, why: str, now: int
+    ) -> list[CallCommand]:
+        call.forwards += 1
+        call.no_answer_at = None
+        if call.forwards > MAX_FORWARDS:
+            return self._fail(call, now, f"forwarded more than {MAX_FORWARDS} times (a loop?)")
+        call.note(f"forwarded to {target} ({extension}: {why})")
+        log.info("call from %s forwarded to %s (%s: %s)", self._from(call), target, extension, why)
+        if target == VOICEMAIL_TARGET:
+            return self._go(call, Routed(target, "", "forward", ToVoicemail(extension)), now)
+        decision = self._router.route(target)
+        if isinstance(decision, NoRoute):
+            return self._fail(call, now, f"forwarding to {target}: {decision.reason}")
+        return self._go(call, decision, now)
 
     def _ring_extension(self, call: Call, fxs: int, now: int) -> list[CallCommand]:
         callee = self._fxs_port.get(fxs)
@@ -476,17 +773,270 @@ class CallControl:
             )
         if callee == call.caller:
             return self._fail(call, now, "called itself", busy=True)
-        if callee in self._calls or callee in self._off_hook:
-            return self._fail(call, now, f"port {callee} is busy", busy=True)
+        extension = self._extension_of(callee)
+        available = self.availability.get(extension, Availability())
+        if available.forward_all:
+            return self._forward(call, available.forward_all, extension, "forwards all", now)
+        busy = callee in self._calls or callee in self._off_hook
+        if busy and not available.dnd and self._may_wait(callee, call):
+            return self._call_waiting(call, callee, available, now)
+        if busy or available.dnd:
+            why = "do not disturb" if available.dnd else "busy"
+            if available.forward_busy:
+                return self._forward(call, available.forward_busy, extension, why, now)
+            what = f"port {callee}: do not disturb" if available.dnd else f"port {callee} is busy"
+            return self._fail(call, now, what, busy=True)
         call.callee = callee
         call.enter(CallState.RINGING, now)
         self._calls[callee] = call
+        self._ringing_for(call, callee, available, now)
         out: list[CallCommand] = []
         if call.caller is not None and self.ports[call.caller].kind == "fxs":
+            call.ringback = True
             out.append(LineEvent(call.caller, m.RemoteRinging()))
         out.append(LineEvent(callee, m.Alert(call.caller_id)))
         if call.leg is not None and call.leg_in:
             out.append(RingSip(call.leg))
+        return out
+
+    def _ringing_for(self, call: Call, callee: int, available: Availability, now: int) -> None:
+        if call.caller_id is not None and call.caller_id.number:
+            self._last_caller[callee] = call.caller_id.number
+        if available.forward_no_answer:
+            call.forward_no_answer = available.forward_no_answer
+            call.no_answer_at = now + self._features.no_answer_timeout_s * 1000
+
+    def _no_answer(self, call: Call, now: int) -> list[CallCommand]:
+        callee = call.callee
+        assert callee is not None
+        out: list[CallCommand] = []
+        if self._waiting.get(callee) is call:
+            del self._waiting[callee]
+            out.append(LineEvent(callee, m.CallWaitingEnd()))
+        elif self._calls.get(callee) is call:
+            del self._calls[callee]
+            out.append(LineEvent(callee, m.CancelAlert()))
+        call.callee = None
+        extension = self._extension_of(callee)
+        return out + self._forward(call, call.forward_no_answer, extension, "no answer", now)
+
+    # --- call waiting and hook flash ------------------------------------------------------
+
+    def _may_wait(self, callee: int, call: Call) -> bool:
+        current = self._calls.get(callee)
+        return (
+            self._features.call_waiting
+            and self.ports[callee].kind == "fxs"
+            and current is not None
+            and current is not call
+            and current.state is CallState.TALKING
+            and not current.no_call_waiting
+            and callee not in self._waiting
+            and callee not in self._held
+            and callee not in self._recall
+            and all(current is not held for held in self._held.values())
+        )
+
+    def _call_waiting(
+        self, call: Call, callee: int, available: Availability, now: int
+    ) -> list[CallCommand]:
+        log.info("port %d is talking: call from %s waits", callee, self._from(call))
+        call.callee = callee
+        call.enter(CallState.RINGING, now)
+        call.note("waiting")
+        self._waiting[callee] = call
+        self._ringing_for(call, callee, available, now)
+        out: list[CallCommand] = []
+        if call.caller is not None and self.ports[call.caller].kind == "fxs":
+            call.ringback = True
+            out.append(LineEvent(call.caller, m.RemoteRinging()))
+        out.append(LineEvent(callee, m.CallWaiting(call.caller_id)))
+        if call.leg is not None and call.leg_in:
+            out.append(RingSip(call.leg))
+        return out
+
+    def _other(self, call: Call, port: int) -> tuple[str, int] | None:
+        """The party ``port`` talks to in ``call``: ("port", n) or ("leg", n)."""
+        other = call.callee if call.caller == port else call.caller
+        if other is not None and other != port:
+            return ("port", other)
+        if call.leg is not None and call.leg in self._legs:
+            return ("leg", call.leg)
+        return None
+
+    def _hold(self, call: Call, port: int) -> list[CallCommand]:
+        call.note(f"held by port {port}")
+        match self._other(call, port):
+            case ("port", other):
+                return [Split(port, other)]
+            case ("leg", leg):
+                if call.leg_audio == port:
+                    call.leg_audio = None
+                    return [DisconnectSip(leg, port)]
+        return []
+
+    def _resume(self, call: Call, port: int) -> list[CallCommand]:
+        call.note(f"resumed by port {port}")
+        self._calls[port] = call
+        match self._other(call, port):
+            case ("port", other):
+                return [LineEvent(port, m.Connect()), Join(port, other)]
+            case ("leg", leg):
+                call.leg_audio = port
+                return [LineEvent(port, m.Connect()), ConnectSip(leg, port)]
+        return [LineEvent(port, m.Connect())]
+
+    def _flash(self, port: int, call: Call | None, now: int) -> list[CallCommand]:
+        if self.ports[port].kind != "fxs":
+            return []
+        waiting = self._waiting.get(port)
+        held = self._held.get(port)
+        mode = self._mode.get(port)
+        if call is None:
+            return []
+        if waiting is not None and call.state is CallState.TALKING:
+            # Hold the party we talk to and answer the one waiting.
+            del self._waiting[port]
+            log.info("port %d: flash answers the waiting call, holds the other", port)
+            out = self._hold(call, port)
+            self._held[port] = call
+            self._mode[port] = "swap"
+            self._calls[port] = waiting
+            return [*out, LineEvent(port, m.CallWaitingEnd()), *self._answered(waiting, port, now)]
+        if held is not None and mode == "swap":
+            if call.state is not CallState.TALKING:
+                return []
+            log.info("port %d: flash swaps the two calls", port)
+            out = self._hold(call, port)
+            self._held[port] = call
+            return out + self._resume(held, port)
+        if held is not None and mode == "consult":
+            x, y = self._other(held, port), self._other(call, port)
+            if (
+                call.state is CallState.TALKING
+                and self._features.three_way
+                and x is not None
+                and y is not None
+                and x[0] == "port"
+                and y[0] == "port"
+            ):
+                log.info("port %d: flash makes a three-way call with %d and %d", port, x[1], y[1])
+                self._mode[port] = "conference"
+                call.note("three-way")
+                held.note("three-way")
+                return [Split(port, y[1]), LineEvent(port, m.Connect()), Mix((port, x[1], y[1]))]
+            # Not (or not yet) a conference: drop the consultation, back to the held party.
+            log.info("port %d: flash drops the consultation", port)
+            del self._held[port]
+            del self._mode[port]
+            out = self._end(call, now, gone=port)
+            return out + self._resume(held, port)
+        if held is not None and mode == "conference":
+            # Drop the party added last and go on with the first (Bellcore three-way).
+            x, y = self._other(held, port), self._other(call, port)
+            del self._held[port]
+            del self._mode[port]
+            ports = tuple(p for p in (port, x and x[1], y and y[1]) if isinstance(p, int))
+            out = [Unmix(ports)]
+            out += self._end(call, now, gone=port)
+            return out + self._resume(held, port)
+        if call.state is CallState.TALKING and (
+            self._features.three_way or self._features.transfer
+        ):
+            log.info("port %d: flash holds the call and gives recall dial tone", port)
+            out = self._hold(call, port)
+            self._held[port] = call
+            self._mode[port] = "consult"
+            self._calls[port] = Call(
+                port,
+                CallState.DIALLING,
+                self._digit_map.collector(),
+                caller_id=self._caller_id(port),
+                started=now,
+                since=now,
+            )
+            return [*out, LineEvent(port, m.RecallDialTone())]
+        return []
+
+    def _hung_up(self, port: int, call: Call | None, now: int) -> list[CallCommand]:
+        held = self._held.pop(port, None)
+        mode = self._mode.pop(port, None)
+        waiting = self._waiting.pop(port, None)
+        self._recall.pop(port, None)
+        out: list[CallCommand] = []
+        if held is not None and call is not None and mode in ("consult", "conference"):
+            if mode == "conference":
+                x, y = self._other(held, port), self._other(call, port)
+                ports = tuple(p for p in (port, x and x[1], y and y[1]) if isinstance(p, int))
+                out.append(Unmix(ports))
+            if self._features.transfer and call.state in (
+                CallState.TALKING,
+                CallState.RINGING,
+                CallState.CALLING,
+                CallState.SEIZING,
+            ):
+                transferred = self._transfer(held, call, port, now)
+                if transferred is not None:
+                    return out + transferred
+        if call is not None:
+            out += self._end(call, now, gone=port)
+        if held is not None:
+            # Hung up on a held party: ring back, as the exchange does (recall).
+            log.info("port %d hung up with a call on hold: ringing it back", port)
+            self._calls[port] = held
+            self._recall[port] = held
+            other = self._other(held, port)
+            cid = None
+            if other is not None and other[0] == "port" and held.caller == other[1]:
+                cid = held.caller_id
+            out.append(LineEvent(port, m.Alert(cid)))
+        elif waiting is not None:
+            log.info("port %d hung up with a call waiting: ringing it", port)
+            self._calls[port] = waiting
+            out.append(LineEvent(port, m.Alert(waiting.caller_id)))
+        return out
+
+    def _transfer(self, a: Call, b: Call, port: int, now: int) -> list[CallCommand] | None:
+        """``port`` hung up with ``a`` held and ``b`` in consultation: join the other two.
+        None when they cannot be joined (two SIP legs: the endpoint cannot bridge them)."""
+        x, y = self._other(a, port), self._other(b, port)
+        if x is None or y is None or (x[0] == "leg" and y[0] == "leg"):
+            log.info("port %d: transfer between two SIP legs is not supported", port)
+            return None
+        log.info("port %d transfers %s to %s (%s)", port, x, y, b.state.value)
+        out: list[CallCommand] = []
+        talking = b.state in (CallState.TALKING, CallState.SEIZING)
+        if y[0] == "port" and talking:
+            out.append(Split(port, y[1]))
+        elif y[0] == "leg" and b.leg_audio == port:
+            out.append(DisconnectSip(y[1], port))
+            b.leg_audio = None
+        if self._calls.get(port) is b:
+            del self._calls[port]
+        b.connected_caller = True
+        b.note(f"transferred by port {port}")
+        a.enter(CallState.ENDED, now)
+        self._closed.append(a)
+        if x[0] == "port":
+            b.caller = x[1]
+            b.caller_id = a.caller_id if a.caller == x[1] else self._caller_id(x[1])
+            self._calls[x[1]] = b
+            if y[0] == "port" and talking:
+                out.append(Join(x[1], y[1]))
+            elif y[0] == "leg" and (talking or b.progress is Progress.EARLY_MEDIA):
+                b.leg_audio = x[1]
+                out.append(ConnectSip(y[1], x[1]))
+        else:
+            assert a.leg is not None
+            b.caller = None
+            b.leg = a.leg
+            b.leg_in = True
+            b.account = a.account
+            b.caller_id = a.caller_id
+            self._legs[a.leg] = b
+            if talking:
+                b.leg_audio = y[1]
+                out.append(ConnectSip(a.leg, y[1]))
         return out
 
     def _caller_id(self, port: int) -> m.CallerId | None:
@@ -538,7 +1088,7 @@ class CallControl:
         self._legs[leg] = call
         log.info("port %d: SIP leg %d to %s via %r", call.caller, leg, number, account)
         out: list[CallCommand] = [PlaceSipCall(leg, account, number, call.caller_id)]
-        if self.ports[call.caller].kind == "fxs":
+        if self.ports[call.caller].kind == "fxs" and not call.ringback:
             out.append(LineEvent(call.caller, m.Proceed()))  # dial tone off, silence
         return out
 
@@ -571,7 +1121,9 @@ class CallControl:
         call.note("answered")
         log.info("SIP leg %d from port %d answered", leg, call.caller)
         out: list[CallCommand] = []
-        if self.ports[call.caller].kind == "fxo":
+        if call.connected_caller:
+            pass  # a transferred call: the calling side talks already
+        elif self.ports[call.caller].kind == "fxo":
             self._fxo_ringing.discard(call.caller)
             out.append(LineEvent(call.caller, m.AnswerCall()))
         else:
@@ -744,10 +1296,12 @@ class CallControl:
         """
         call.enter(CallState.FAILED, now)
         call.reason = reason
+        call.busy = busy
         call.note(reason)
         out: list[CallCommand] = []
         if call.leg is not None and call.leg_in:
             refusal = code or (SIP_BUSY_HERE if busy else SIP_NOT_FOUND)
+            call.sip_code = refusal
             log.info("SIP leg %d refused with %d: %s", call.leg, refusal, reason)
             self._forget(call)
             return [HangupSip(call.leg, refusal)]
@@ -764,6 +1318,7 @@ class CallControl:
         return [*out, LineEvent(call.caller, tone)]
 
     def _forget(self, call: Call) -> None:
+        self._closed.append(call)
         for port in (call.caller, call.callee):
             if port is not None and self._calls.get(port) is call:
                 del self._calls[port]
@@ -781,11 +1336,16 @@ class CallControl:
     ) -> list[CallCommand]:
         """Port ``gone`` left the call (hung up, the line dropped) or its SIP leg ended
         (``leg_ended``); tell everybody else."""
-        out: list[CallCommand] = []
         was = call.state
+        mine = {
+            p for p in (call.caller, call.callee) if p is not None and self._calls.get(p) is call
+        }
+        out, resume = self._detach(call, mine, gone)
         if (
             call.caller is not None
             and call.callee is not None
+            and call.caller in mine
+            and call.callee in mine
             and was in (CallState.TALKING, CallState.SEIZING)
         ):
             out.append(Split(call.caller, call.callee))
@@ -800,9 +1360,16 @@ class CallControl:
             if port is not None and self._calls.get(port) is call:
                 del self._calls[port]
         for port in (call.caller, call.callee):
-            if port is None or port == gone:
+            if port is None or port == gone or port not in mine:
                 continue
             info = self.ports[port]
+            if self._recall.get(port) is call:
+                del self._recall[port]
+                out.append(LineEvent(port, m.CancelAlert()))
+                continue
+            if port in resume:
+                out += self._resume(resume[port], port)
+                continue
             if info.kind == "fxo":
                 if port == call.callee or was is CallState.TALKING:  # off-hook: let go
                     out.append(LineEvent(port, m.Hangup()))
@@ -822,6 +1389,49 @@ class CallControl:
             was.value,
         )
         call.enter(CallState.ENDED, now)
+        self._closed.append(call)
+        return out
+
+    def _detach(
+        self, call: Call, mine: set[int], gone: int | None
+    ) -> tuple[list[CallCommand], dict[int, Call]]:
+        """Hook-flash bookkeeping for a call that ends: a held or waiting call leaves its
+        port alone; a port whose current call ends goes back to its held call (returned)."""
+        out: list[CallCommand] = []
+        resume: dict[int, Call] = {}
+        for port, held in list(self._held.items()):
+            current = self._calls.get(port)
+            if held is call:
+                del self._held[port]
+                if self._mode.pop(port, None) == "conference" and current is not None:
+                    out += self._unmix_to_two(port, held, current, join=True)
+            elif current is call and port in mine and port != gone:
+                del self._held[port]
+                if self._mode.pop(port, None) == "conference":
+                    out += self._unmix_to_two(port, held, call, join=False)
+                resume[port] = held
+        for port, waiting in list(self._waiting.items()):
+            if waiting is call:
+                del self._waiting[port]
+                current = self._calls.get(port)
+                if current is not None and current.state is CallState.TALKING:
+                    out.append(LineEvent(port, m.CallWaitingEnd()))
+        return out, resume
+
+    def _unmix_to_two(
+        self, port: int, held: Call, current: Call, *, join: bool
+    ) -> list[CallCommand]:
+        """A party left the three-way call of ``port``: the mixer goes; ``join``: ``port``
+        talks on with ``current``'s party (else the resume of the held call follows)."""
+        ports = [port]
+        for c in (held, current):
+            other = self._other(c, port)
+            if other is not None and other[0] == "port":
+                ports.append(other[1])
+        out: list[CallCommand] = [Unmix(tuple(ports))]
+        other = self._other(current, port)
+        if join and other is not None and other[0] == "port":
+            out.append(Join(port, other[1]))
         return out
 
     def _note(self, port: int, verdict: Verdict, decision: Routed | NoRoute | None) -> None:

@@ -10,15 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from drivers.linecard import protocol as card
 from firmware.dsp.dtmf import generate_dtmf
 from firmware.dsp.pcm import SAMPLE_RATE
 from firmware.lines import messages as m
 from firmware.lines.timing import LineTiming
-from firmware.pbx.calls import CallCommand, CallControl, Join, LineEvent, PortInfo, SendDtmf, Split
+from firmware.pbx.calllog import CallLog
+from firmware.pbx.calls import (
+    CallCommand,
+    CallControl,
+    Join,
+    LineEvent,
+    Mix,
+    PortInfo,
+    SendDtmf,
+    Split,
+    Unmix,
+)
+from firmware.pbx.features import Availability, AvailabilityChanged
 from firmware.pbx.legs import (
     AnswerSip,
     ConnectSip,
@@ -30,14 +43,24 @@ from firmware.pbx.legs import (
     SipEnded,
     SipEvent,
 )
+from firmware.service.conference import Conference, Seat
+from firmware.service.crossconnect import CrossConnect
 from firmware.service.ports import Action
 from firmware.store import Config
+from firmware.store.availability import AvailabilityRow, AvailabilityStore
+from firmware.store.db import StoreError
 
 if TYPE_CHECKING:
+    from firmware.pbx.records import CallRecorder
     from firmware.service.appliance import Appliance
     from firmware.service.sipbridge import SipBridge
 
 log = logging.getLogger(__name__)
+
+# How often the RTP figures of answered SIP legs are read into the call records.  RTCP
+# reports come every 5 s (RFC 3550 section 6.2); the stream's own counters move every packet,
+# so a 1 s poll keeps the record's last figures at most a second old when the leg ends.
+QUALITY_POLL_S: Final = 1.0
 
 
 class LocalCalls:
@@ -54,11 +77,55 @@ class LocalCalls:
             after_ring = kind == "fxo" and controller.profile.callerid.alerting == "ring"
             infos.append(PortInfo(number, kind, counts[kind], guard, after_ring))
             counts[kind] += 1
+        self.availability_store: AvailabilityStore | None = None
+        stored: dict[str, Availability] = {}
+        try:
+            self.availability_store = AvailabilityStore.open(appliance.options.data_dir)
+            for row in self.availability_store.load():
+                stored[row.extension] = Availability(
+                    row.forward_all, row.forward_busy, row.forward_no_answer, row.dnd
+                )
+        except (StoreError, sqlite3.Error):
+            # Calls matter more than remembered forwardings: run without, and say so.
+            log.exception("availability database unusable: forwarding and DND not kept")
         self._infos = tuple(infos)
-        self.control = CallControl(appliance.config, infos)
+        self.control = CallControl(appliance.config, infos, stored)
+        # Three-way calls: the conference, its seats and each port's own cross-connect.
+        self._mixes: dict[int, tuple[Conference, dict[int, Seat], dict[int, CrossConnect]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self.last_decision_ms: float | None = None  # last digit in -> commands out, for status
         self.sip: SipBridge | None = None
+        self.call_log: CallLog | None = None
+        self._quality_task: asyncio.Task[None] | None = None
+
+    def attach_records(self, recorder: CallRecorder) -> None:
+        """Every call from now on leaves its legs in ``recorder`` (docs/records.md)."""
+        self.call_log = CallLog(recorder, self.control.ports)
+        if self._quality_task is None:
+            self._quality_task = asyncio.get_running_loop().create_task(self._poll_quality())
+
+    async def _poll_quality(self) -> None:
+        while True:
+            await asyncio.sleep(QUALITY_POLL_S)
+            bridge, call_log = self.sip, self.call_log
+            if bridge is None or call_log is None:
+                continue
+            for leg in list(bridge.legs.values()):
+                leg_id = call_log.leg_id_of_sip(leg.leg)
+                if leg.call_id is None or leg.state != "confirmed" or leg_id is None:
+                    continue
+                try:
+                    q = await bridge.endpoint.call_quality(leg.call_id)
+                except Exception as exc:  # the call ended while we asked
+                    log.debug("quality of SIP leg %d: %s", leg.leg, exc)
+                    continue
+                call_log.recorder.quality(
+                    leg_id,
+                    jitter_ms=q.rx_jitter_ms,
+                    loss_pct=q.rx_loss_pct,
+                    rtt_ms=q.rtt_ms,
+                    codec=q.codec,
+                )
 
     @property
     def idle(self) -> bool:
@@ -69,7 +136,8 @@ class LocalCalls:
         """Call control for ``config``; only while idle (its calls would be forgotten)."""
         if not self.idle:
             raise RuntimeError("call control cannot be replaced while calls are up")
-        self.control = CallControl(config, self._infos)
+        # Forwarding and DND belong to the extensions, not to the configuration version.
+        self.control = CallControl(config, self._infos, self.control.availability)
 
     def attach_sip(self, bridge: SipBridge) -> None:
         self.sip = bridge
@@ -101,11 +169,30 @@ class LocalCalls:
         self._run(commands)
 
     def stop(self) -> None:
+        if self._quality_task is not None:
+            self._quality_task.cancel()
+            self._quality_task = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.availability_store is not None:
+            self.availability_store.close()
+            self.availability_store = None
+
+    def _observe(self) -> None:
+        call_log = self.call_log
+        if call_log is None:
+            self.control.drain_closed()
+            return
+        try:
+            call_log.observe(
+                self.control.active_calls(), self.control.drain_closed(), self._now(), time.time()
+            )
+        except Exception:  # a record lost must never stop a call
+            log.exception("call records: observing the calls failed")
 
     def _run(self, commands: list[CallCommand]) -> None:
+        self._observe()
         actions: list[Action] = []
         now = self._now()
         for command in commands:
@@ -148,6 +235,12 @@ class LocalCalls:
                 case DisconnectSip(leg=leg, port=port):
                     if self.sip is not None:
                         self.sip.disconnect(leg, port)
+                case Mix(ports=ports):
+                    self._mix(ports)
+                case Unmix(ports=ports):
+                    self._unmix(ports)
+                case AvailabilityChanged(extension=extension, availability=a):
+                    self._save_availability(extension, a)
                 case SendDtmf(port=port, digits=digits, on_ms=on_ms, off_ms=off_ms):
                     media = self._app.media.get(port)
                     if media is not None:
@@ -157,6 +250,58 @@ class LocalCalls:
         if actions:
             self._app.run_actions(actions)
         self._schedule()
+
+    def _mix(self, ports: tuple[int, ...]) -> None:
+        medias = [self._app.media.get(p) for p in ports]
+        present = [(p, media) for p, media in zip(ports, medias, strict=True) if media is not None]
+        if not present:
+            return
+        frame = present[0][1].stream.fmt.bytes_per_frame
+        conference = Conference(
+            frame, max_participants=len(ports), cues=False, name=f"3-way on port {ports[0]}"
+        )
+        seats: dict[int, Seat] = {}
+        links: dict[int, CrossConnect] = {}
+        for port, media in present:
+            link = media.link
+            link.split()
+            links[port] = link
+            seats[port] = conference.seat(port)
+            # A Seat keeps a CrossConnect's contract with the media thread (heard/next_frame,
+            # firmware.service.conference); the swap is one reference assignment.
+            media.link = seats[port]  # type: ignore[assignment]
+        self._mixes[ports[0]] = (conference, seats, links)
+        log.info("ports %s mixed in a three-way call", ", ".join(map(str, ports)))
+
+    def _unmix(self, ports: tuple[int, ...]) -> None:
+        for key, (conference, seats, links) in list(self._mixes.items()):
+            if not set(ports) & set(seats):
+                continue
+            del self._mixes[key]
+            for port, seat in seats.items():
+                media = self._app.media.get(port)
+                if media is not None:
+                    media.link = links[port]
+                seat.leave()
+            log.info(
+                "three-way call of ports %s over after %d rounds",
+                ", ".join(map(str, seats)),
+                conference.rounds,
+            )
+
+    def _save_availability(self, extension: str, a: Availability) -> None:
+        store = self.availability_store
+        if store is None:
+            return
+        try:
+            # One small row on the event loop: a feature code is dialled rarely.
+            store.save(
+                AvailabilityRow(
+                    extension, a.forward_all, a.forward_busy, a.forward_no_answer, a.dnd
+                )
+            )
+        except (StoreError, sqlite3.Error):
+            log.exception("extension %s: availability not stored", extension)
 
     def _sip_command(
         self, command: PlaceSipCall | RingSip | AnswerSip | HangupSip | SendSipDtmf

@@ -202,6 +202,8 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
         simulated=options.linecard is None,
     )
     register_records_api(server, records)
+    if appliance.calls is not None:
+        appliance.calls.attach_records(records.recorder)
     try:
         await server.start()
     except (ServerStartError, OSError) as e:

@@ -133,3 +133,55 @@ def check_digit_map(text: str) -> str | None:
 
 def matches(text: str, dialled: str) -> bool:
     return compile_digit_map(text).fullmatch(dialled) is not None
+
+
+def _split_alternatives(text: str) -> list[str]:
+    return [alt.strip() for alt in text.split("|")]
+
+
+def _positions_after(alternatives: tuple[Alternative, ...], dialled: str) -> set[tuple[int, int]]:
+    """Where each alternative stands after ``dialled`` (a small NFA, as the PBX runs it)."""
+
+    def closure(positions: set[tuple[int, int]]) -> set[tuple[int, int]]:
+        out, todo = set(positions), list(positions)
+        while todo:
+            a, i = todo.pop()
+            elements = alternatives[a].elements
+            if i < len(elements) and elements[i].repeat and (a, i + 1) not in out:
+                out.add((a, i + 1))
+                todo.append((a, i + 1))
+        return out
+
+    positions = closure({(a, 0) for a in range(len(alternatives))})
+    for digit in dialled:
+        moved: set[tuple[int, int]] = set()
+        for a, i in positions:
+            elements = alternatives[a].elements
+            if i < len(elements) and digit in elements[i].symbols:
+                moved.add((a, i) if elements[i].repeat else (a, i + 1))
+        positions = closure(moved)
+    return positions
+
+
+def feature_code_clash(text: str, code: str) -> str | None:
+    """Why feature code ``code`` cannot be dialled under digit map ``text``, or None.
+
+    A code is dialled like a number: the map must complete on it, and must not complete
+    (a unique match without ``T``, RFC 3435 section 2.1.5) on a shorter part of it.
+    """
+    alternatives = parse_digit_map(text)
+    names = _split_alternatives(text)
+    for n in range(1, len(code)):
+        positions = _positions_after(alternatives, code[:n])
+        done = [a for a, i in positions if i == len(alternatives[a].elements)]
+        grows = any(i < len(alternatives[a].elements) for a, i in positions)
+        complete = [a for a in done if not alternatives[a].timer]
+        if complete and not grows:
+            return (
+                f"the digit map alternative {names[complete[0]]!r} completes on "
+                f"{code[:n]!r} before {code!r} is dialled"
+            )
+    positions = _positions_after(alternatives, code)
+    if not any(i == len(alternatives[a].elements) for a, i in positions):
+        return f"{code!r} is not matched by the digit map, so it can never be dialled"
+    return None

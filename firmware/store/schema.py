@@ -329,6 +329,12 @@ class Extension:
     recording: RecordingPolicy = setting(
         "never", "Record this extension's calls: always, never or on_demand (feature code)."
     )
+    allowed_patterns: tuple[str, ...] = setting(
+        (),
+        "Digit maps of the external numbers (as dialled) this extension may call; "
+        "empty: any the toll-fraud rules allow.",
+        check=checks.each(check_digit_map),
+    )
 
 
 def _default_extensions() -> tuple[Extension, ...]:

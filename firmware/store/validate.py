@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar, cast, get_args, get_origin, get_type_h
 
 from firmware.store import schema
 from firmware.store.checks import show
-from firmware.store.digitmap import DigitMapError, compile_digit_map
+from firmware.store.digitmap import DigitMapError, compile_digit_map, feature_code_clash
 from firmware.store.ivrconfig import ivr_issues
 from firmware.store.schema import (
     CONFIG_SCHEMA,
@@ -246,6 +246,10 @@ def _duplicates(values: list[str]) -> Iterator[tuple[int, str]]:
         seen.add(value)
 
 
+# Codes dialled during a call (DTMF heard by call control), not against the digit map.
+IN_CALL_CODES = frozenset({"record_toggle"})
+
+
 def cross_checks(config: Config) -> list[ConfigIssue]:
     """Rules between fields; run only on a document whose fields are each valid."""
     out: list[ConfigIssue] = []
@@ -383,6 +387,13 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
                 )
         if code in plan.emergency_numbers:
             add(path, f"{code!r} is an emergency number")
+        if key not in IN_CALL_CODES:
+            try:
+                clash = feature_code_clash(plan.digit_map, code)
+            except DigitMapError:  # refused by the field check, reported there
+                clash = None
+            if clash:
+                add(path, f"{clash} (dialplan.digit_map {plan.digit_map!r})")
 
     out += [ConfigIssue(path, message) for path, message in ivr_issues(config)]
 

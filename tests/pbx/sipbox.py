@@ -36,7 +36,9 @@ from firmware.store.schema import (
     FxsLine,
     LinesConfig,
     Route,
+    SecurityConfig,
     SipConfig,
+    TollFraudConfig,
     Trunk,
 )
 from firmware.store.validate import check
@@ -54,6 +56,7 @@ def sip_config(
     emergency_to: str = "fxo:0",
     outside_to: str = "trunk:prov",
     fxo: int = 1,
+    max_external_calls: int = 4,  # the most the toll-fraud rules allow: legs are the limit
 ) -> Config:
     """A validated configuration: extensions 101.., a trunk 'prov', routes to it."""
     numbers = [str(101 + i) for i in range(fxs)]
@@ -84,6 +87,7 @@ def sip_config(
             ),
         ),
         dialplan=DialPlanConfig(routes=tuple(routes)),
+        security=SecurityConfig(toll_fraud=TollFraudConfig(max_external_calls=max_external_calls)),
     )
     return check(config)
 

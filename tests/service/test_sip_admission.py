@@ -64,6 +64,11 @@ def box(tmp_path: Path, far_end: int) -> Iterator[Appliance]:
                     *config.dialplan.routes,
                 ),
             ),
+            # The legs are the limit under test, not security.toll_fraud's (default 2).
+            security=dataclasses.replace(
+                config.security,
+                toll_fraud=dataclasses.replace(config.security.toll_fraud, max_external_calls=4),
+            ),
         )
         store.apply(config, author="test", summary="admission")
     finally:
