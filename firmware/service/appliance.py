@@ -328,6 +328,8 @@ class Appliance:
                     log.info("restarting the SIP stack for the new configuration")
                     await self.sip.stop()
                     self.sip = None
+                    if calls is not None:
+                        calls.sip = None  # until (and unless) the new stack starts
                 self.clear_alarm("sip.stack")
                 await self._start_sip()
             for listener in self.config_listeners:

@@ -135,6 +135,14 @@ def _caller_id(number: str | None, name: str | None) -> m.CallerId | None:
     return None
 
 
+def _register(core: Any, account: str) -> None:
+    """On the SIP thread: REGISTER ``account`` now (it may have failed to be created)."""
+    acc = core.accounts.get(account)
+    if acc is None:
+        raise SipUsageError(f"SIP account {account!r} is not running (see the log)")
+    acc.setRegistration(True)
+
+
 def call_uri(account: AccountSettings, number: str) -> str:
     """The Request-URI for ``number`` through ``account``: its registrar, with its port.
 
@@ -233,7 +241,7 @@ class SipBridge:
         waiter: asyncio.Future[Registration] = asyncio.get_running_loop().create_future()
         self._reg_waiters.setdefault(account, []).append(waiter)
         try:
-            await self.endpoint.call(lambda core: core.accounts[account].setRegistration(True))
+            await self.endpoint.call(lambda core: _register(core, account))
             return await asyncio.wait_for(waiter, timeout_s)
         finally:
             waiters = self._reg_waiters.get(account, [])
