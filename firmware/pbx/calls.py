@@ -26,6 +26,16 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from firmware.lines import messages as m
+from firmware.pbx.apps import (
+    App,
+    AppCommand,
+    AppDigit,
+    CheckMailbox,
+    LeaveMessage,
+    StartApp,
+    StopApp,
+    mailbox_of,
+)
 from firmware.pbx.digits import DigitCollector, DigitMap, Outcome, Verdict
 from firmware.pbx.legs import (
     AnswerSip,
@@ -140,7 +150,7 @@ class SendDtmf:
     off_ms: int = DTMF_OFF_MS
 
 
-CallCommand = LineEvent | Join | Split | SendDtmf | SipCommand
+CallCommand = LineEvent | Join | Split | SendDtmf | SipCommand | AppCommand
 
 
 # --- calls ------------------------------------------------------------------------------
@@ -189,6 +199,8 @@ class Call:
     sip_code: int | None = None
     reason: str = ""
     busy: bool = False  # failed because the called side was busy (call records)
+    app: App | None = None  # TALKING to an application (voicemail) instead of a port
+    voicemail_at: int | None = None  # RINGING: when the callee's voicemail takes the call
     history: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
@@ -319,6 +331,8 @@ class CallControl:
                 deadlines.append(call.dial_at)
             elif call.state is CallState.WAITING_CALLER_ID and call.wait_until is not None:
                 deadlines.append(call.wait_until)
+            elif call.state is CallState.RINGING and call.voicemail_at is not None:
+                deadlines.append(call.voicemail_at)
         return min(deadlines) if deadlines else None
 
     def _active(self) -> list[Call]:
@@ -351,6 +365,9 @@ class CallControl:
                 if now >= call.wait_until:
                     call.wait_until = None
                     out += self._route_exchange_call(call, now)
+            elif call.state is CallState.RINGING and call.voicemail_at is not None:
+                if now >= call.voicemail_at:
+                    out += self._no_answer(call, now)
         return out
 
     def handle_sip(self, event: SipEvent | object, now: int) -> list[CallCommand]:
@@ -405,6 +422,8 @@ class CallControl:
                 if call.state is CallState.DIALLING:
                     assert call.collector is not None
                     return self._dialled(call, call.collector.feed(digit, now), now)
+                if call.app is not None and call.caller == port:
+                    return [AppDigit(port, digit)]
                 if call.leg is not None and call.leg_audio == port and call.leg in self._legs:
                     # Rotary digits exist only as these reports, and an RFC 4733 far end
                     # ignores in-band tones: the digit goes as a SIP DTMF event too.
@@ -450,6 +469,8 @@ class CallControl:
         if verdict.outcome is Outcome.INVALID:
             self._note(call.caller, verdict, None)
             return self._fail(call, now, f"{verdict.digits!r}: {verdict.reason}")
+        if verdict.digits == self._config.features.codes.voicemail:
+            return self._check_mailbox(call, now)
         decision = self._router.route(verdict.digits)
         self._note(call.caller, verdict, decision)
         account = self._port_account.get(self.ports[call.caller].index)
@@ -491,11 +512,17 @@ class CallControl:
             )
         if callee == call.caller:
             return self._fail(call, now, "called itself", busy=True)
+        box = self._mailbox_of_line(fxs)
         if callee in self._calls or callee in self._off_hook:
+            if box is not None and call.caller is not None:
+                call.note(f"port {callee} is busy: voicemail {box}")
+                return self._start_app(call, self._leave_message(call, box, "busy"), now)
             return self._fail(call, now, f"port {callee} is busy", busy=True)
         call.callee = callee
         call.enter(CallState.RINGING, now)
         self._calls[callee] = call
+        if box is not None and call.caller is not None:
+            call.voicemail_at = now + self._config.features.no_answer_timeout_s * 1000
         out: list[CallCommand] = []
         if call.caller is not None and self.ports[call.caller].kind == "fxs":
             out.append(LineEvent(call.caller, m.RemoteRinging()))
@@ -503,6 +530,68 @@ class CallControl:
         if call.leg is not None and call.leg_in:
             out.append(RingSip(call.leg))
         return out
+
+    # --- applications (firmware.pbx.apps) ---------------------------------------------------
+
+    def _mailbox_of_line(self, fxs: int) -> str | None:
+        lines = self._config.lines.fxs
+        return mailbox_of(self._config, lines[fxs].extension) if fxs < len(lines) else None
+
+    def _leave_message(self, call: Call, box: str, reason: str) -> LeaveMessage:
+        cid = call.caller_id
+        return LeaveMessage(
+            box,
+            "busy" if reason == "busy" else "unavailable",
+            (cid.number or "") if cid else "",
+            (cid.name or "") if cid else "",
+        )
+
+    def _check_mailbox(self, call: Call, now: int) -> list[CallCommand]:
+        assert call.caller is not None
+        info = self.ports[call.caller]
+        lines = self._config.lines.fxs
+        extension = lines[info.index].extension if info.kind == "fxs" else ""
+        box = mailbox_of(self._config, extension) if extension else None
+        if box is None:
+            return self._fail(call, now, f"port {call.caller} has no voicemail box")
+        return self._start_app(call, CheckMailbox(box), now)
+
+    def _start_app(self, call: Call, app: App, now: int) -> list[CallCommand]:
+        """Answer the calling line and put it through to ``app`` (a port caller only: a SIP
+        leg has no media loop of its own to run the application on)."""
+        caller = call.caller
+        assert caller is not None
+        call.app = app
+        call.voicemail_at = None
+        call.enter(CallState.TALKING, now)
+        call.note(f"application {type(app).__name__} {app.box}")
+        log.info("port %d: call put through to %s", caller, app)
+        if self.ports[caller].kind == "fxo":
+            self._fxo_ringing.discard(caller)
+            return [LineEvent(caller, m.AnswerCall()), StartApp(caller, app)]
+        return [LineEvent(caller, m.Connect()), StartApp(caller, app)]
+
+    def _no_answer(self, call: Call, now: int) -> list[CallCommand]:
+        callee = call.callee
+        assert callee is not None and call.caller is not None
+        box = self._mailbox_of_line(self.ports[callee].index)
+        call.voicemail_at = None
+        if box is None:
+            return []
+        log.info("port %d did not answer: voicemail %s takes the call", callee, box)
+        if self._calls.get(callee) is call:
+            del self._calls[callee]
+        call.callee = None
+        out: list[CallCommand] = [LineEvent(callee, m.CancelAlert())]
+        return out + self._start_app(call, self._leave_message(call, box, "unavailable"), now)
+
+    def app_finished(self, port: int, now: int) -> list[CallCommand]:
+        """The application on ``port`` hung up by itself (goodbye said): end the call."""
+        call = self._calls.get(port)
+        if call is None or call.app is None or call.caller != port:
+            return []
+        call.app = None
+        return self._end(call, now)
 
     def _caller_id(self, port: int) -> m.CallerId | None:
         index = self.ports[port].index
@@ -801,6 +890,9 @@ class CallControl:
         (``leg_ended``); tell everybody else."""
         out: list[CallCommand] = []
         was = call.state
+        if call.app is not None and call.caller is not None:
+            out.append(StopApp(call.caller))
+            call.app = None
         if (
             call.caller is not None
             and call.callee is not None

@@ -32,7 +32,14 @@ class ToTrunk:
     trunk: str
 
 
-Destination = ToExtension | ToFxo | ToTrunk
+@dataclass(frozen=True, slots=True)
+class ToVoicemail:
+    """An extension's voicemail box (a forwarding target); voicemail itself is the apps'."""
+
+    mailbox: str
+
+
+Destination = ToExtension | ToFxo | ToTrunk | ToVoicemail
 
 
 @dataclass(frozen=True, slots=True)

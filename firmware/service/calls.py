@@ -18,6 +18,7 @@ from firmware.dsp.dtmf import generate_dtmf
 from firmware.dsp.pcm import SAMPLE_RATE
 from firmware.lines import messages as m
 from firmware.lines.timing import LineTiming
+from firmware.pbx.apps import AppDigit, StartApp, StopApp
 from firmware.pbx.calllog import CallLog
 from firmware.pbx.calls import CallCommand, CallControl, Join, LineEvent, PortInfo, SendDtmf, Split
 from firmware.pbx.legs import (
@@ -36,6 +37,7 @@ from firmware.service.ports import Action
 if TYPE_CHECKING:
     from firmware.pbx.records import CallRecorder
     from firmware.service.appliance import Appliance
+    from firmware.service.apps import Apps
     from firmware.service.sipbridge import SipBridge
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class LocalCalls:
         self.last_decision_ms: float | None = None  # last digit in -> commands out, for status
         self.sip: SipBridge | None = None
         self.call_log: CallLog | None = None
+        self.apps: Apps | None = None  # voicemail on the lines (firmware.service.apps)
         self._quality_task: asyncio.Task[None] | None = None
 
     def attach_records(self, recorder: CallRecorder) -> None:
@@ -110,6 +113,10 @@ class LocalCalls:
 
     def on_report(self, port: int, report: m.Report) -> None:
         started = time.perf_counter()
+        if isinstance(report, m.OffHook) and self._app.cid_tx is not None:
+            # A message-waiting burst still going out is cut off, as an exchange does: it
+            # would be heard in place of the dial tone.
+            self._app.cid_tx.stop(port)
         try:
             commands = self.control.handle(port, report, self._now())
         except Exception:
@@ -120,6 +127,15 @@ class LocalCalls:
             log.info(
                 "port %d: route decided %.2f ms after the last digit", port, self.last_decision_ms
             )
+        self._run(commands)
+
+    def app_finished(self, port: int) -> None:
+        """The application on ``port`` hung up by itself."""
+        try:
+            commands = self.control.app_finished(port, self._now())
+        except Exception:
+            log.exception("call control failed ending the application on port %d", port)
+            return
         self._run(commands)
 
     def stop(self) -> None:
@@ -177,6 +193,12 @@ class LocalCalls:
                                 link.overruns,
                             )
                             link.split()
+                case StartApp() | StopApp() | AppDigit():
+                    if self.apps is not None:
+                        self.apps.handle(command)
+                    elif isinstance(command, StartApp):
+                        log.error("port %d: no applications running for %s", command.port, command)
+                        asyncio.get_running_loop().call_soon(self.app_finished, command.port)
                 case PlaceSipCall() | RingSip() | AnswerSip() | HangupSip() | SendSipDtmf():
                     self._sip_command(command)
                 case ConnectSip(leg=leg, port=port):

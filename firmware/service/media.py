@@ -42,6 +42,7 @@ from firmware.dsp.progress import CallProgressDetector, ToneDetected
 from firmware.dsp.tones import TonePlayer, ToneSpec
 from firmware.service.callerid_rx import CallerIdReceiver, Heard
 from firmware.service.crossconnect import CrossConnect
+from firmware.service.recording import MediaLink
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,9 @@ class PortMedia:
         # Audio to and from a SIP leg: (uplink, downlink) drift buffers between this loop
         # (the card's clock) and pjmedia's clock.  A reference swap, like the tone player.
         self._sip: _SipAttachment | None = None
+        # An application (voicemail: firmware.service.apps) in place of the cross-connect:
+        # it hears the line and plays to it.  A reference swap, like the tone player.
+        self.app: MediaLink | None = None
         self._sip_frame = bytearray(stream.fmt.bytes_per_frame)
 
     def attach_sip(self, uplink: DriftBuffer | None, downlink: DriftBuffer | None = None) -> None:
@@ -206,6 +210,9 @@ class PortMedia:
             while not self._stop.is_set():
                 heard = self.stream.read_frame()
                 self.link.heard(heard)
+                app = self.app
+                if app is not None:
+                    app.heard(heard)
                 sip = self._sip
                 if sip is not None:
                     sip.uplink.push(heard)  # a full buffer counts an overrun, drops the frame
@@ -240,7 +247,8 @@ class PortMedia:
 
     def _next_frame(self, sip: _SipAttachment | None) -> bytes:
         """Dialled DTMF or the cross-connected port first, then the SIP leg, else silence."""
-        frame = self.link.next_frame()
+        app = self.app
+        frame = app.next_frame() if app is not None else self.link.next_frame()
         if sip is None:
             return frame or self._silence
         out = self._sip_frame
