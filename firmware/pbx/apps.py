@@ -8,8 +8,9 @@ which tells call control ``CallControl.app_finished(port, now)`` when the applic
 up itself.
 
 Which application: :class:`LeaveMessage` (a caller leaves a message in ``box``: the
-extension did not answer, or was busy) and :class:`CheckMailbox` (the owner dialled the
-voicemail code, ``features.codes.voicemail``).
+extension did not answer, or was busy), :class:`CheckMailbox` (the owner dialled the
+voicemail code, ``features.codes.voicemail``) and :class:`JoinConference` (a conference
+room's number was dialled, ``conference.rooms[].number``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,16 @@ class CheckMailbox:
     box: str  # the caller's own box
 
 
-App = LeaveMessage | CheckMailbox
+@dataclass(frozen=True, slots=True)
+class JoinConference:
+    room: str  # conference.rooms[].number
+
+    @property
+    def box(self) -> str:  # what call control's log names
+        return self.room
+
+
+App = LeaveMessage | CheckMailbox | JoinConference
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from firmware.pbx.apps import (
     AppCommand,
     AppDigit,
     CheckMailbox,
+    JoinConference,
     LeaveMessage,
     StartApp,
     StopApp,
@@ -471,6 +472,8 @@ class CallControl:
             return self._fail(call, now, f"{verdict.digits!r}: {verdict.reason}")
         if verdict.digits == self._config.features.codes.voicemail:
             return self._check_mailbox(call, now)
+        if any(r.number == verdict.digits for r in self._config.conference.rooms):
+            return self._start_app(call, JoinConference(verdict.digits), now)
         decision = self._router.route(verdict.digits)
         self._note(call.caller, verdict, decision)
         account = self._port_account.get(self.ports[call.caller].index)

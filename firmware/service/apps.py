@@ -31,9 +31,19 @@ from firmware.dsp.levels import peak_for_dbm0
 from firmware.dsp.pcm import SAMPLE_RATE, to_pcm
 from firmware.dsp.profiles import get_profile
 from firmware.dsp.wavio import WavError, read_wav
+from firmware.pbx import conference as room
 from firmware.pbx import voicemail as vm
-from firmware.pbx.apps import AppCommand, AppDigit, CheckMailbox, LeaveMessage, StartApp, StopApp
+from firmware.pbx.apps import (
+    AppCommand,
+    AppDigit,
+    CheckMailbox,
+    JoinConference,
+    LeaveMessage,
+    StartApp,
+    StopApp,
+)
 from firmware.prompts.library import PromptLibrary
+from firmware.service.conference import Conference, ConferenceError, ConferenceRegistry, Seat
 from firmware.store.voicemail import (
     MailboxFull,
     MwiChanged,
@@ -91,6 +101,18 @@ class AppLink:
         self._frames = deque(frames)
         self._seq = seq
 
+    def append(self, pcm: bytes) -> None:
+        """Queue ``pcm`` after what is playing (no playback id of its own)."""
+        fb = self.frame_bytes
+        room = MAX_PLAY_FRAMES - len(self._frames)
+        self._frames.extend(
+            [pcm[i : i + fb].ljust(fb, b"\0") for i in range(0, len(pcm), fb)][:room]
+        )
+
+    def notify_when_drained(self, seq: int) -> None:
+        """Call ``on_drained(seq)`` once what is queued now went out."""
+        self._seq = seq
+
     def stop_playback(self) -> None:
         self._seq = None
         self._frames = deque()
@@ -129,6 +151,21 @@ class _Session:
     over: bool = False
 
 
+@dataclass(slots=True)
+class _RoomSession:
+    """A caller of a dial-in conference room: PIN prompts on an AppLink, then a Seat."""
+
+    port: int
+    caller: room.RoomCaller
+    link: AppLink
+    conference: Conference | None = None
+    seat: Seat | None = None
+    over: bool = False
+
+
+DISCONNECT_SEQ: Final = -1  # AppLink playback id: the last prompt before clearing the call
+
+
 class Apps:
     """The applications of one appliance.  Event loop only."""
 
@@ -152,6 +189,10 @@ class Apps:
         self._loop = asyncio.get_running_loop()
         self._beep = beep().astype("<i2").tobytes()
         self.waiting: dict[str, int] = {}  # box -> new messages, as the MWI last said
+        self.rooms = room.RoomDirectory(config.conference)
+        # The conferences the API lists (conference.*); ponte run shares ControlApi's.
+        self.conferences = ConferenceRegistry()
+        self._rooms: dict[int, _RoomSession] = {}
         store.subscribe(self._mwi_threadsafe)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -164,6 +205,8 @@ class Apps:
     async def stop(self) -> None:
         for port in list(self._sessions):
             self._close(port)
+        for port in list(self._rooms):
+            self._room_event(port, room.HangUp())
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -175,8 +218,15 @@ class Apps:
 
     def handle(self, command: AppCommand) -> None:
         match command:
-            case StartApp(port=port, app=app):
+            case StartApp(port=port, app=JoinConference(room=number)):
+                self._start_room(port, number)
+            case StartApp(port=port, app=LeaveMessage() | CheckMailbox() as app):
                 self._start(port, app)
+            case StopApp(port=port) if port in self._rooms:
+                self._room_event(port, room.HangUp())
+            case AppDigit(port=port, digit=digit) if port in self._rooms:
+                if digit in room.DIGITS:
+                    self._room_event(port, room.Digit(digit))
             case StopApp(port=port):
                 session = self._sessions.get(port)
                 if session is not None:
@@ -253,6 +303,11 @@ class Apps:
         self._carry(session, commands)
 
     def _drained(self, port: int, seq: int) -> None:
+        if port in self._rooms:
+            if seq == DISCONNECT_SEQ:
+                self._close_room(port)
+                self._app_finished(port)
+            return
         session = self._sessions.get(port)
         if session is not None:
             self._feed(session, vm.PlayFinished(seq))
@@ -375,13 +430,123 @@ class Apps:
 
         task.add_done_callback(done)
 
+    # --- conference rooms -----------------------------------------------------------------
+
+    def _start_room(self, port: int, number: str) -> None:
+        media = self._app.media.get(port)
+        if media is None or self.rooms.room(number) is None:
+            log.error("port %d: cannot join conference room %s", port, number)
+            self._app_finished(port)
+            return
+
+        def drained(seq: int) -> None:
+            self._loop.call_soon_threadsafe(self._drained, port, seq)
+
+        session = _RoomSession(
+            port,
+            room.RoomCaller(self.rooms, number),
+            AppLink(media.stream.fmt.bytes_per_frame, drained),
+        )
+        self._rooms[port] = session
+        media.app = session.link
+        log.info("port %d: dialled conference room %s", port, number)
+        self._room_carry(session, session.caller.start(time.monotonic()))
+
+    def _room_event(self, port: int, event: room.Event) -> None:
+        session = self._rooms.get(port)
+        if session is None or session.over:
+            return
+        try:
+            commands = session.caller.handle(event, time.monotonic())
+        except room.ConferenceProtocolError:
+            log.info("port %d: conference room ignored %s", port, event)
+            commands = []
+        self._room_carry(session, commands)
+        if isinstance(event, room.HangUp):
+            self._close_room(port)
+
+    def _room_carry(self, session: _RoomSession, commands: list[room.Command]) -> None:
+        port = session.port
+        for command in commands:
+            match command:
+                case room.PlayPrompt(name=name):
+                    pcm = self.prompts.get(name, self.language).pcm.astype("<i2").tobytes()
+                    if session.seat is not None:
+                        try:
+                            session.seat.send_pcm(pcm)
+                        except ConferenceError as exc:
+                            log.warning("port %d: prompt %s not played: %s", port, name, exc)
+                    else:
+                        session.link.append(pcm)
+                case room.JoinRoom(room=number):
+                    self._join(session, number)
+                case room.LeaveRoom():
+                    self._leave(session)
+                case room.SetMute(muted=muted):
+                    if session.conference is not None:
+                        session.conference.mute(port, muted)
+                        log.info("port %d: %s in room", port, "muted" if muted else "unmuted")
+                case room.Disconnect(reason=reason):
+                    log.info("port %d: cleared from the conference room (%s)", port, reason)
+                    session.link.notify_when_drained(DISCONNECT_SEQ)
+        self._schedule()
+
+    def _join(self, session: _RoomSession, number: str) -> None:
+        media = self._app.media.get(session.port)
+        config = self.rooms.room(number)
+        if media is None or config is None:
+            return
+        conference = self.conferences.get(number)
+        if conference is None:
+            conference = Conference(
+                media.stream.fmt.bytes_per_frame,
+                max_participants=config.max_participants,
+                name=config.name or number,
+            )
+            self.conferences.add(number, conference)
+        session.conference = conference
+        session.seat = conference.seat(session.port)
+        session.link.stop_playback()
+        media.app = session.seat
+        log.info(
+            "port %d: joined conference room %s (%d in it)", session.port, number, len(conference)
+        )
+
+    def _leave(self, session: _RoomSession) -> None:
+        seat, conference = session.seat, session.conference
+        session.seat = session.conference = None
+        media = self._app.media.get(session.port)
+        if media is not None and seat is not None and media.app is seat:
+            media.app = None
+        if seat is not None:
+            seat.leave()
+        if conference is not None:
+            log.info("port %d: left conference room %s", session.port, conference.name)
+            if len(conference) == 0:
+                for name, c in self.conferences.items():
+                    if c is conference:
+                        self.conferences.remove(name)
+
+    def _close_room(self, port: int) -> None:
+        session = self._rooms.pop(port, None)
+        if session is None:
+            return
+        session.over = True
+        if session.seat is not None:
+            self.rooms.release(session.caller.room.number)
+            self._leave(session)
+        media = self._app.media.get(port)
+        if media is not None and media.app is session.link:
+            media.app = None
+        session.link.stop_playback()
+
     def _schedule(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         deadlines = [
             d for s in self._sessions.values() if (d := s.machine.next_deadline) is not None
-        ]
+        ] + [d for r in self._rooms.values() if (d := r.caller.timer()) is not None]
         if deadlines:
             delay = max(min(deadlines) - time.monotonic(), 0.0)
             self._timer = self._loop.call_later(delay, self._on_timer)
@@ -393,6 +558,10 @@ class Apps:
             deadline = session.machine.next_deadline
             if deadline is not None and deadline <= now:
                 self._carry(session, session.machine.handle_timer(now))
+        for caller in list(self._rooms.values()):
+            due = caller.caller.timer()
+            if due is not None and due <= now and not caller.over:
+                self._room_carry(caller, caller.caller.handle_timer(now))
         self._schedule()
 
     # --- message waiting ------------------------------------------------------------------

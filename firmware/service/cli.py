@@ -226,6 +226,8 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
         simulated=options.linecard is None,
     )
     register_records_api(server, records)
+    if apps is not None:
+        apps.conferences = control.conferences  # conference.list shows the rooms in use
     if appliance.calls is not None:
         appliance.calls.attach_records(records.recorder)
     try:

@@ -6,8 +6,16 @@ import dataclasses
 
 from firmware.lines import FxsState
 from firmware.lines import messages as m
-from firmware.pbx.apps import AppDigit, CheckMailbox, LeaveMessage, StartApp, StopApp
+from firmware.pbx.apps import (
+    AppDigit,
+    CheckMailbox,
+    JoinConference,
+    LeaveMessage,
+    StartApp,
+    StopApp,
+)
 from firmware.pbx.calls import LineEvent
+from firmware.store.schema import ConferenceRoom
 from tests.pbx.sipbox import Box, sip_config
 
 NO_ANSWER_MS = sip_config().features.no_answer_timeout_s * 1000
@@ -62,3 +70,18 @@ def test_voicemail_code_reaches_the_own_box_and_the_app_hangs_up() -> None:
     assert LineEvent(2, m.Busy()) in box.since(mark)
     assert box.st(2) is FxsState.BUSY and box.cc.call_of(2) is None
     assert box.cc.app_finished(2, box.now) == []  # once only
+
+
+def test_a_room_number_joins_the_conference_room() -> None:
+    config = sip_config()
+    rooms = (ConferenceRoom(number="800", name="Team"),)
+    box = Box(
+        dataclasses.replace(config, conference=dataclasses.replace(config.conference, rooms=rooms))
+    )
+    box.lift(1)
+    box.dial(1, "800")
+    assert StartApp(1, JoinConference("800")) in box.sent
+    assert box.st(1) is FxsState.TALKING
+    mark = len(box.sent)
+    box.dial(1, "*6")
+    assert box.since(mark) == [AppDigit(1, "*"), AppDigit(1, "6")]

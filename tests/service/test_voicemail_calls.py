@@ -41,6 +41,7 @@ def box(tmp_path: Path) -> Iterator[Appliance]:
         store.close()
     app = Appliance(tmp_path, "--fxs", "2", "--fxo", "1", "--stderr")
     app.wait_notify("READY=1")
+    app.wait_log("control API listening")  # voicemail and rooms are up before the API
     yield app
     app.close()
 
