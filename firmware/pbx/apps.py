@@ -65,7 +65,18 @@ class AppDigit:
     digit: str
 
 
-AppCommand = StartApp | StopApp | AppDigit
+@dataclass(frozen=True, slots=True)
+class RecordCall:
+    """Record the call of ``port`` (joined to another port) from now until it is split:
+    its recording policy (firmware.pbx.recording) says ``always``."""
+
+    port: int
+    caller: str
+    callee: str
+    reason: str = "always"
+
+
+AppCommand = StartApp | StopApp | AppDigit | RecordCall
 
 
 def mailbox_of(config: Config, extension: str) -> str | None:

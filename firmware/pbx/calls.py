@@ -33,6 +33,7 @@ from firmware.pbx.apps import (
     CheckMailbox,
     JoinConference,
     LeaveMessage,
+    RecordCall,
     StartApp,
     StopApp,
     mailbox_of,
@@ -54,6 +55,7 @@ from firmware.pbx.legs import (
     SipIncoming,
     SipRinging,
 )
+from firmware.pbx.recording import RecordingPolicyError, recording_policy
 from firmware.pbx.routing import NoRoute, Routed, Router, ToExtension, ToFxo, ToTrunk
 from firmware.pbx.sipstatus import Tone, failure
 from firmware.sip.limits import PJSUA_MAX_CALLS
@@ -202,6 +204,7 @@ class Call:
     busy: bool = False  # failed because the called side was busy (call records)
     app: App | None = None  # TALKING to an application (voicemail) instead of a port
     voicemail_at: int | None = None  # RINGING: when the callee's voicemail takes the call
+    route: str | None = None  # the route the number took (recording policy)
     history: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
@@ -455,10 +458,34 @@ class CallControl:
             return [AnswerSip(call.leg), ConnectSip(call.leg, port)]
         assert call.caller is not None
         log.info("call %d -> %d answered", call.caller, port)
+        recording = self._record(call, port)
         if self.ports[call.caller].kind == "fxo":
             self._fxo_ringing.discard(call.caller)
-            return [LineEvent(call.caller, m.AnswerCall()), Join(call.caller, port)]
-        return [LineEvent(call.caller, m.Connect()), Join(call.caller, port)]
+            return [LineEvent(call.caller, m.AnswerCall()), Join(call.caller, port), *recording]
+        return [LineEvent(call.caller, m.Connect()), Join(call.caller, port), *recording]
+
+    def _record(self, call: Call, callee: int) -> list[CallCommand]:
+        """``RecordCall`` when the call's recording policy is ``always`` (on demand: not yet)."""
+        assert call.caller is not None
+        numbers = [self._extension_of_port(p) for p in (call.caller, callee)]
+        try:
+            policy = recording_policy(
+                self._config, extensions=[n for n in numbers if n], route=call.route
+            )
+        except RecordingPolicyError as exc:
+            log.warning("call from %s: recording policy unknown: %s", self._from(call), exc)
+            return []
+        if policy != "always":
+            return []
+        caller = numbers[0] or self._from(call)
+        return [RecordCall(call.caller, caller, numbers[1] or call.number)]
+
+    def _extension_of_port(self, port: int) -> str:
+        info = self.ports[port]
+        lines = self._config.lines.fxs
+        if info.kind != "fxs" or info.index >= len(lines):
+            return ""
+        return lines[info.index].extension
 
     def _dialled(self, call: Call, verdict: Verdict, now: int) -> list[CallCommand]:
         if verdict.outcome is Outcome.INCOMPLETE:
@@ -476,6 +503,8 @@ class CallControl:
             return self._start_app(call, JoinConference(verdict.digits), now)
         decision = self._router.route(verdict.digits)
         self._note(call.caller, verdict, decision)
+        if isinstance(decision, Routed):
+            call.route = decision.route
         account = self._port_account.get(self.ports[call.caller].index)
         if account is not None and not _local(decision):
             # An ATA line: what the box does not keep goes out through the port's own account,

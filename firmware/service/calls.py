@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Literal
 
 from drivers.linecard import protocol as card
@@ -18,7 +19,7 @@ from firmware.dsp.dtmf import generate_dtmf
 from firmware.dsp.pcm import SAMPLE_RATE
 from firmware.lines import messages as m
 from firmware.lines.timing import LineTiming
-from firmware.pbx.apps import AppDigit, StartApp, StopApp
+from firmware.pbx.apps import AppDigit, RecordCall, StartApp, StopApp
 from firmware.pbx.calllog import CallLog
 from firmware.pbx.calls import CallCommand, CallControl, Join, LineEvent, PortInfo, SendDtmf, Split
 from firmware.pbx.legs import (
@@ -33,12 +34,15 @@ from firmware.pbx.legs import (
     SipEvent,
 )
 from firmware.service.ports import Action
+from firmware.service.recording import RecordedLink, RecordingError
 
 if TYPE_CHECKING:
     from firmware.pbx.records import CallRecorder
     from firmware.service.appliance import Appliance
     from firmware.service.apps import Apps
+    from firmware.service.recording import Recordings
     from firmware.service.sipbridge import SipBridge
+    from firmware.store.recordings import RecordingRow
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,8 @@ class LocalCalls:
         self.sip: SipBridge | None = None
         self.call_log: CallLog | None = None
         self.apps: Apps | None = None  # voicemail on the lines (firmware.service.apps)
+        # The call recordings (ControlApi opens them); None: calls are not recorded.
+        self.recordings: Callable[[], Recordings | None] = lambda: None
         self._quality_task: asyncio.Task[None] | None = None
 
     def attach_records(self, recorder: CallRecorder) -> None:
@@ -129,6 +135,38 @@ class LocalCalls:
             )
         self._run(commands)
 
+    def _record(self, command: RecordCall) -> None:
+        media = self._app.media.get(command.port)
+        recordings = self.recordings()
+        if media is None or recordings is None or media.app is not None:
+            log.warning("port %d: call not recorded (no recordings or media)", command.port)
+            return
+        try:
+            recorder = recordings.start(
+                command.caller,
+                command.callee,
+                command.reason,
+                channels=2,
+                frame_bytes=media.stream.fmt.bytes_per_frame,
+            )
+        except RecordingError as exc:
+            log.error("port %d: cannot record the call: %s", command.port, exc)
+            return
+        media.app = RecordedLink(media.link, recorder)
+
+    def _stop_recording(self, port: int) -> None:
+        media = self._app.media.get(port)
+        if media is None or not isinstance(media.app, RecordedLink):
+            return
+        recorded, media.app = media.app, None
+        task = asyncio.get_running_loop().run_in_executor(None, recorded.recorder.stop)
+
+        def done(f: asyncio.Future[RecordingRow]) -> None:
+            if not f.cancelled() and f.exception() is not None:
+                log.error("port %d: recording not finished: %s", port, f.exception())
+
+        task.add_done_callback(done)
+
     def app_finished(self, port: int) -> None:
         """The application on ``port`` hung up by itself."""
         try:
@@ -182,6 +220,7 @@ class LocalCalls:
                     for port in (a, b):
                         media = self._app.media.get(port)
                         if media is not None:
+                            self._stop_recording(port)
                             link = media.link
                             log.info(
                                 "port %d audio split: %d frames from port %d, %d under- and "
@@ -193,6 +232,8 @@ class LocalCalls:
                                 link.overruns,
                             )
                             link.split()
+                case RecordCall():
+                    self._record(command)
                 case StartApp() | StopApp() | AppDigit():
                     if self.apps is not None:
                         self.apps.handle(command)

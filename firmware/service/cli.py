@@ -229,6 +229,8 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     if apps is not None:
         apps.conferences = control.conferences  # conference.list shows the rooms in use
     if appliance.calls is not None:
+        appliance.calls.recordings = lambda: control.recordings
+    if appliance.calls is not None:
         appliance.calls.attach_records(records.recorder)
     try:
         await server.start()

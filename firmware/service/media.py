@@ -209,10 +209,8 @@ class PortMedia:
         try:
             while not self._stop.is_set():
                 heard = self.stream.read_frame()
-                self.link.heard(heard)
                 app = self.app
-                if app is not None:
-                    app.heard(heard)
+                (self.link if app is None else app).heard(heard)
                 sip = self._sip
                 if sip is not None:
                     sip.uplink.push(heard)  # a full buffer counts an overrun, drops the frame
