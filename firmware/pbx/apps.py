@@ -43,7 +43,16 @@ class JoinConference:
         return self.room
 
 
-App = LeaveMessage | CheckMailbox | JoinConference
+@dataclass(frozen=True, slots=True)
+class RunIvr:
+    """The auto-attendant (``ivr.number`` dialled, or an exchange line's destination)."""
+
+    @property
+    def box(self) -> str:  # what call control's log names
+        return "ivr"
+
+
+App = LeaveMessage | CheckMailbox | JoinConference | RunIvr
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from firmware.pbx.apps import (
     JoinConference,
     LeaveMessage,
     RecordCall,
+    RunIvr,
     StartApp,
     StopApp,
     mailbox_of,
@@ -59,6 +60,7 @@ from firmware.pbx.recording import RecordingPolicyError, recording_policy
 from firmware.pbx.routing import NoRoute, Routed, Router, ToExtension, ToFxo, ToTrunk
 from firmware.pbx.sipstatus import Tone, failure
 from firmware.sip.limits import PJSUA_MAX_CALLS
+from firmware.store.ivrconfig import GoDial, GoExtension, GoVoicemail
 from firmware.store.schema import Account, Config, Trunk
 
 __all__ = [
@@ -205,6 +207,7 @@ class Call:
     app: App | None = None  # TALKING to an application (voicemail) instead of a port
     voicemail_at: int | None = None  # RINGING: when the callee's voicemail takes the call
     route: str | None = None  # the route the number took (recording policy)
+    connected_caller: bool = False  # the calling side talks already (a transferred call)
     history: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
@@ -458,6 +461,8 @@ class CallControl:
             return [AnswerSip(call.leg), ConnectSip(call.leg, port)]
         assert call.caller is not None
         log.info("call %d -> %d answered", call.caller, port)
+        if call.connected_caller:
+            return [Join(call.caller, port), *self._record(call, port)]
         recording = self._record(call, port)
         if self.ports[call.caller].kind == "fxo":
             self._fxo_ringing.discard(call.caller)
@@ -501,6 +506,8 @@ class CallControl:
             return self._check_mailbox(call, now)
         if any(r.number == verdict.digits for r in self._config.conference.rooms):
             return self._start_app(call, JoinConference(verdict.digits), now)
+        if self._is_ivr(verdict.digits):
+            return self._start_app(call, RunIvr(), now)
         decision = self._router.route(verdict.digits)
         self._note(call.caller, verdict, decision)
         if isinstance(decision, Routed):
@@ -556,7 +563,11 @@ class CallControl:
         if box is not None and call.caller is not None:
             call.voicemail_at = now + self._config.features.no_answer_timeout_s * 1000
         out: list[CallCommand] = []
-        if call.caller is not None and self.ports[call.caller].kind == "fxs":
+        if (
+            call.caller is not None
+            and self.ports[call.caller].kind == "fxs"
+            and not call.connected_caller
+        ):
             out.append(LineEvent(call.caller, m.RemoteRinging()))
         out.append(LineEvent(callee, m.Alert(call.caller_id)))
         if call.leg is not None and call.leg_in:
@@ -598,6 +609,8 @@ class CallControl:
         call.enter(CallState.TALKING, now)
         call.note(f"application {type(app).__name__} {app.box}")
         log.info("port %d: call put through to %s", caller, app)
+        if call.connected_caller:
+            return [StartApp(caller, app)]
         if self.ports[caller].kind == "fxo":
             self._fxo_ringing.discard(caller)
             return [LineEvent(caller, m.AnswerCall()), StartApp(caller, app)]
@@ -616,6 +629,43 @@ class CallControl:
         call.callee = None
         out: list[CallCommand] = [LineEvent(callee, m.CancelAlert())]
         return out + self._start_app(call, self._leave_message(call, box, "unavailable"), now)
+
+    def _is_ivr(self, number: str) -> bool:
+        ivr = self._config.ivr
+        return ivr.enabled and bool(ivr.number) and number == ivr.number
+
+    def app_transfer(
+        self, port: int, target: GoExtension | GoVoicemail | GoDial, now: int
+    ) -> list[CallCommand]:
+        """The IVR on ``port`` chose where the caller goes (its session is over)."""
+        call = self._calls.get(port)
+        if call is None or call.app is None or call.caller != port:
+            return []
+        call.app = None
+        call.connected_caller = True  # answered by the IVR: its line talks already
+        match target:
+            case GoVoicemail(mailbox=box):
+                return self._start_app(call, self._leave_message(call, box, "unavailable"), now)
+            case GoExtension(number=number):
+                call.number = number
+                found = self._router.extension(number)
+                if isinstance(found, NoRoute):
+                    return self._fail(call, now, f"IVR: {found.reason}")
+                return self._ring_extension(call, found.fxs, now)
+            case GoDial(number=number):
+                call.number = number
+                decision = self._router.route(number)
+                if isinstance(decision, NoRoute):
+                    return self._fail(call, now, f"IVR: {decision.reason}", busy=decision.busy)
+                call.route = decision.route
+                match decision.destination:
+                    case ToExtension(fxs=fxs):
+                        return self._ring_extension(call, fxs, now)
+                    case ToFxo(fxo=fxo):
+                        return self._seize_fxo(call, fxo, decision.number, now)
+                    case ToTrunk(trunk=trunk):
+                        return self._place_sip(call, trunk, decision.number, now)
+        return self._fail(call, now, f"IVR: cannot transfer to {target}")
 
     def app_finished(self, port: int, now: int) -> list[CallCommand]:
         """The application on ``port`` hung up by itself (goodbye said): end the call."""
@@ -658,6 +708,8 @@ class CallControl:
             call.leg_audio = line
             return [*out, AnswerSip(call.leg), ConnectSip(call.leg, line)]
         assert call.caller is not None
+        if call.connected_caller:
+            return [*out, Join(call.caller, line)]
         return [*out, LineEvent(call.caller, m.Connect()), Join(call.caller, line)]
 
     # --- SIP out ------------------------------------------------------------------------
@@ -674,7 +726,7 @@ class CallControl:
         self._legs[leg] = call
         log.info("port %d: SIP leg %d to %s via %r", call.caller, leg, number, account)
         out: list[CallCommand] = [PlaceSipCall(leg, account, number, call.caller_id)]
-        if self.ports[call.caller].kind == "fxs":
+        if self.ports[call.caller].kind == "fxs" and not call.connected_caller:
             out.append(LineEvent(call.caller, m.Proceed()))  # dial tone off, silence
         return out
 
@@ -707,7 +759,9 @@ class CallControl:
         call.note("answered")
         log.info("SIP leg %d from port %d answered", leg, call.caller)
         out: list[CallCommand] = []
-        if self.ports[call.caller].kind == "fxo":
+        if call.connected_caller:
+            pass  # a transferred call: the calling side talks already
+        elif self.ports[call.caller].kind == "fxo":
             self._fxo_ringing.discard(call.caller)
             out.append(LineEvent(call.caller, m.AnswerCall()))
         else:
@@ -850,6 +904,8 @@ class CallControl:
         call.number = destination
         if not destination:
             return self._fail(call, now, "the line has no destination")
+        if self._is_ivr(destination):
+            return self._start_app(call, RunIvr(), now)
         decision = self._router.route(destination)
         if isinstance(decision, NoRoute):
             return self._fail(call, now, f"destination {destination}: {decision.reason}")

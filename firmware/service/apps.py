@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections import deque
@@ -32,6 +33,7 @@ from firmware.dsp.pcm import SAMPLE_RATE, to_pcm
 from firmware.dsp.profiles import get_profile
 from firmware.dsp.wavio import WavError, read_wav
 from firmware.pbx import conference as room
+from firmware.pbx import ivr
 from firmware.pbx import voicemail as vm
 from firmware.pbx.apps import (
     AppCommand,
@@ -39,6 +41,7 @@ from firmware.pbx.apps import (
     CheckMailbox,
     JoinConference,
     LeaveMessage,
+    RunIvr,
     StartApp,
     StopApp,
 )
@@ -163,6 +166,13 @@ class _RoomSession:
     over: bool = False
 
 
+@dataclass(slots=True)
+class _IvrSession:
+    port: int
+    session: ivr.IvrSession
+    link: AppLink
+
+
 DISCONNECT_SEQ: Final = -1  # AppLink playback id: the last prompt before clearing the call
 
 
@@ -175,12 +185,16 @@ class Apps:
         store: VoicemailStore,
         prompts: PromptLibrary,
         app_finished: Callable[[int], None],
+        app_transfer: Callable[[int, ivr.TransferTarget], None] | None = None,
     ) -> None:
         assert appliance.config is not None
         self._app = appliance
         self.store = store
         self.prompts = prompts
         self._app_finished = app_finished
+        self._app_transfer = app_transfer
+        self._ivr_plan: ivr.IvrPlan | None = None
+        self._ivrs: dict[int, _IvrSession] = {}
         config = appliance.config
         self.language = config.ivr.language or get_profile(config.system.country).language
         self._sessions: dict[int, _Session] = {}
@@ -207,6 +221,8 @@ class Apps:
             self._close(port)
         for port in list(self._rooms):
             self._room_event(port, room.HangUp())
+        for port in list(self._ivrs):
+            self._close_ivr(port)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -220,6 +236,12 @@ class Apps:
         match command:
             case StartApp(port=port, app=JoinConference(room=number)):
                 self._start_room(port, number)
+            case StartApp(port=port, app=RunIvr()):
+                self._start_ivr(port)
+            case StopApp(port=port) if port in self._ivrs:
+                self._close_ivr(port)
+            case AppDigit(port=port, digit=digit) if port in self._ivrs:
+                self._ivr_carry(port, lambda s, now: s.digit(digit, now))
             case StartApp(port=port, app=LeaveMessage() | CheckMailbox() as app):
                 self._start(port, app)
             case StopApp(port=port) if port in self._rooms:
@@ -303,6 +325,9 @@ class Apps:
         self._carry(session, commands)
 
     def _drained(self, port: int, seq: int) -> None:
+        if port in self._ivrs:
+            self._ivr_carry(port, lambda s, now: s.prompt_finished(seq, now))
+            return
         if port in self._rooms:
             if seq == DISCONNECT_SEQ:
                 self._close_room(port)
@@ -430,6 +455,65 @@ class Apps:
 
         task.add_done_callback(done)
 
+    # --- the IVR ---------------------------------------------------------------------------
+
+    def _start_ivr(self, port: int) -> None:
+        media = self._app.media.get(port)
+        config = self._app.config
+        if media is None or config is None:
+            self._app_finished(port)
+            return
+        if self._ivr_plan is None:
+            self._ivr_plan = ivr.IvrPlan.from_config(config)
+
+        def drained(seq: int) -> None:
+            self._loop.call_soon_threadsafe(self._drained, port, seq)
+
+        link = AppLink(media.stream.fmt.bytes_per_frame, drained)
+        self._ivrs[port] = _IvrSession(port, self._ivr_plan.session(), link)
+        media.app = link
+        log.info("port %d: IVR started", port)
+        self._ivr_carry(port, lambda s, now: s.start(now, dt.datetime.now(dt.UTC)))
+
+    def _ivr_carry(
+        self, port: int, step: Callable[[ivr.IvrSession, int], list[ivr.IvrCommand]]
+    ) -> None:
+        entry = self._ivrs.get(port)
+        if entry is None:
+            return
+        try:
+            commands = step(entry.session, int(time.monotonic() * 1000))
+        except (ivr.IvrMisuse, ivr.BadDigit) as exc:
+            log.info("port %d: IVR ignored an event: %s", port, exc)
+            commands = []
+        for command in commands:
+            match command:
+                case ivr.PlayPrompts(play_id=play_id, names=names, language=language):
+                    pcm = self.prompts.sequence(names, language).astype("<i2").tobytes()
+                    entry.link.play(pcm, play_id)
+                case ivr.StopPrompt():
+                    entry.link.stop_playback()
+                case ivr.Transfer(destination=target, menu=menu):
+                    log.info("port %d: IVR menu %r transfers to %s", port, menu, target)
+                    self._close_ivr(port)
+                    if self._app_transfer is not None:
+                        self._app_transfer(port, target)
+                case ivr.HangUp(reason=reason):
+                    log.info("port %d: IVR hangs up (%s)", port, reason)
+                    self._close_ivr(port)
+                    self._app_finished(port)
+        self._schedule()
+
+    def _close_ivr(self, port: int) -> None:
+        entry = self._ivrs.pop(port, None)
+        if entry is None:
+            return
+        entry.session.stop()
+        media = self._app.media.get(port)
+        if media is not None and media.app is entry.link:
+            media.app = None
+        entry.link.stop_playback()
+
     # --- conference rooms -----------------------------------------------------------------
 
     def _start_room(self, port: int, number: str) -> None:
@@ -547,6 +631,9 @@ class Apps:
         deadlines = [
             d for s in self._sessions.values() if (d := s.machine.next_deadline) is not None
         ] + [d for r in self._rooms.values() if (d := r.caller.timer()) is not None]
+        deadlines += [
+            d / 1000 for i in self._ivrs.values() if (d := i.session.next_deadline()) is not None
+        ]
         if deadlines:
             delay = max(min(deadlines) - time.monotonic(), 0.0)
             self._timer = self._loop.call_later(delay, self._on_timer)
@@ -558,6 +645,10 @@ class Apps:
             deadline = session.machine.next_deadline
             if deadline is not None and deadline <= now:
                 self._carry(session, session.machine.handle_timer(now))
+        for entry in list(self._ivrs.values()):
+            due_ms = entry.session.next_deadline()
+            if due_ms is not None and due_ms <= now * 1000:
+                self._ivr_carry(entry.port, lambda s, t: s.handle_timer(t))
         for caller in list(self._rooms.values()):
             due = caller.caller.timer()
             if due is not None and due <= now and not caller.over:

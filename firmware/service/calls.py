@@ -35,6 +35,7 @@ from firmware.pbx.legs import (
 )
 from firmware.service.ports import Action
 from firmware.service.recording import RecordedLink, RecordingError
+from firmware.store.ivrconfig import GoDial, GoExtension, GoVoicemail
 
 if TYPE_CHECKING:
     from firmware.pbx.records import CallRecorder
@@ -166,6 +167,15 @@ class LocalCalls:
                 log.error("port %d: recording not finished: %s", port, f.exception())
 
         task.add_done_callback(done)
+
+    def app_transfer(self, port: int, target: GoExtension | GoVoicemail | GoDial) -> None:
+        """The IVR on ``port`` sends its caller to ``target``."""
+        try:
+            commands = self.control.app_transfer(port, target, self._now())
+        except Exception:
+            log.exception("call control failed transferring port %d to %s", port, target)
+            return
+        self._run(commands)
 
     def app_finished(self, port: int) -> None:
         """The application on ``port`` hung up by itself."""

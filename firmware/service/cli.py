@@ -174,7 +174,13 @@ async def _start_apps(appliance: Appliance, data_dir: Path) -> Apps | None:
         log.error("voicemail is not available: %s", e)
         return None
     appliance.voicemail = store
-    apps = Apps(appliance, store, PromptLibrary.for_data_dir(data_dir), calls.app_finished)
+    apps = Apps(
+        appliance,
+        store,
+        PromptLibrary.for_data_dir(data_dir),
+        calls.app_finished,
+        calls.app_transfer,
+    )
     calls.apps = apps
     apps.start()
     return apps

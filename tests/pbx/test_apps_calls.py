@@ -11,11 +11,13 @@ from firmware.pbx.apps import (
     CheckMailbox,
     JoinConference,
     LeaveMessage,
+    RunIvr,
     StartApp,
     StopApp,
 )
 from firmware.pbx.calls import LineEvent
-from firmware.store.schema import ConferenceRoom
+from firmware.store.ivrconfig import GoExtension
+from firmware.store.schema import ConferenceRoom, Config, IvrMenu, IvrOption
 from tests.pbx.sipbox import Box, sip_config
 
 NO_ANSWER_MS = sip_config().features.no_answer_timeout_s * 1000
@@ -85,3 +87,26 @@ def test_a_room_number_joins_the_conference_room() -> None:
     mark = len(box.sent)
     box.dial(1, "*6")
     assert box.since(mark) == [AppDigit(1, "*"), AppDigit(1, "6")]
+
+
+def ivr_config() -> Config:
+    config = sip_config()
+    menu = IvrMenu(name="main", options=(IvrOption(digit="1", to="extension:102"),))
+    ivr = dataclasses.replace(
+        config.ivr, enabled=True, number="500", open_menu="main", menus=(menu,)
+    )
+    return dataclasses.replace(config, ivr=ivr)
+
+
+def test_the_ivr_number_starts_the_attendant_and_it_transfers_to_an_extension() -> None:
+    box = Box(ivr_config())
+    box.lift(1)
+    box.dial(1, "500")
+    assert StartApp(1, RunIvr()) in box.sent
+    assert box.st(1) is FxsState.TALKING
+    box._commands(box.cc.app_transfer(1, GoExtension("102"), box.now))
+    assert box.st(2) is FxsState.RINGING
+    assert box.st(1) is FxsState.TALKING  # answered by the IVR already
+    box.lift(2)
+    assert box.st(1) is FxsState.TALKING and box.st(2) is FxsState.TALKING
+    assert frozenset((1, 2)) in box.joined
