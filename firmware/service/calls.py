@@ -62,7 +62,10 @@ class LocalCalls:
         for number, controller in sorted(appliance.ports.items()):
             kind: Literal["fxs", "fxo"] = "fxs" if controller.kind is card.PortKind.FXS else "fxo"
             guard = LineTiming.from_profile(controller.profile).release_guard_ms
-            infos.append(PortInfo(number, kind, counts[kind], guard))
+            # Caller ID after the first ring (alerting "ring": Bell 202 and the like): an
+            # exchange call is held for it so that it can go out in a SIP From.
+            after_ring = kind == "fxo" and controller.profile.callerid.alerting == "ring"
+            infos.append(PortInfo(number, kind, counts[kind], guard, after_ring))
             counts[kind] += 1
         self.control = CallControl(appliance.config, infos)
         self._timer: asyncio.TimerHandle | None = None

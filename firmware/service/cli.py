@@ -248,6 +248,12 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
         return 1
     control.attach()
     records.publish = server.publish
+    # Bans the SIP policy decides go into the kernel too (when the firewall is loaded).
+    bans = (
+        asyncio.create_task(firewall.keep_bans_in_step(appliance.sip.endpoint), name="sip-bans")
+        if appliance.sip is not None
+        else None
+    )
     if appliance.sim is not None:
         sim_control = appliance.sim.args[appliance.sim.args.index("--control") + 1]
         log.info(
@@ -266,6 +272,8 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     if apps is not None:
         await apps.stop()
     # Records last: calls ended while the appliance stops still reach the store.
+    if bans is not None:
+        bans.cancel()
     await appliance.stop()
     if appliance.voicemail is not None:
         appliance.voicemail.close()

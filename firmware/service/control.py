@@ -395,7 +395,8 @@ class ControlApi:
             self.calls_list,
             NoParams,
             result="{calls: [{leg, direction, account, remote, state, port, started, answered, "
-            "quality: {codec, rx_jitter_ms, rx_loss_pct, rtt_ms, mos} | null}], local: [...]}",
+            "quality: {codec, rx_jitter_ms, rx_loss_pct, rtt_ms, mos, jitter_buffer_ms} | null}], "
+            "local: [...]}",
             summary="Calls in progress: SIP legs with their quality, and calls between lines",
         )
         s.register(
@@ -483,6 +484,7 @@ class ControlApi:
                             "rx_loss_pct": q.rx_loss_pct,
                             "rtt_ms": q.rtt_ms,
                             "mos": q.mos,
+                            "jitter_buffer_ms": q.jitter_buffer_ms,
                         }
                 calls.append(
                     {

@@ -250,6 +250,7 @@ class SipBridge:
             return
         uri = call_uri(settings, number)
         self.legs[leg] = Leg(leg, "out", account, uri)
+        self._legs_changed()
         identity = (
             None
             if caller is None or not (caller.number or caller.name)
@@ -264,6 +265,7 @@ class SipBridge:
         except (SipError, OSError) as exc:
             log.warning("leg %d: calling %s failed: %s", leg, uri, exc)
             self.legs.pop(leg, None)
+            self._legs_changed()
             self._deliver(SipEnded(leg, PLACEMENT_FAILED, str(exc)[:TEXT_MAX]))
             return
         finally:
@@ -377,6 +379,8 @@ class SipBridge:
         async def run() -> None:
             try:
                 await op(call_id)
+            except SipUsageError as exc:  # it ended meanwhile (a CANCEL crossing our 180)
+                log.info("leg %d: %s not done: %s", leg, what, exc)
             except SipError as exc:
                 log.warning("leg %d: %s failed: %s", leg, what, exc)
 
@@ -449,6 +453,7 @@ class SipBridge:
         self.legs[leg] = Leg(leg, "in", account, remote, event.call_id)
         self.legs[leg].state = "incoming"
         self._by_call[event.call_id] = leg
+        self._legs_changed()
         log.info(
             "leg %d: incoming call %d on %s from %s (%s %s) for %r",
             leg,
@@ -500,6 +505,7 @@ class SipBridge:
                     self.legs.pop(leg, None)
                     if record.call_id is not None:
                         self._by_call.pop(record.call_id, None)
+                    self._legs_changed()
                     final = code if 100 <= code <= 699 else ENDED_WITHOUT_RESPONSE
                     self._deliver(SipEnded(leg, final, reason[:TEXT_MAX]))
 
@@ -508,6 +514,10 @@ class SipBridge:
     def _control(self) -> Any:
         calls = self._app.calls
         return None if calls is None else calls.control
+
+    def _legs_changed(self) -> None:
+        """systemd's STATUS line shows the legs in use (the admission control's view)."""
+        self._app.supervisor.status(self._app.summary())
 
     def _deliver(self, event: SipEvent) -> None:
         if self.on_sip_event is not None:

@@ -606,10 +606,12 @@ class _Core:
             return
         # A trunk's calls take the trunk's account (its SRTP and codec settings): pjsua
         # matches the Request-URI's user and host, which the local account may share.
+        # pjsua falls back to the local account; a per-port account it matched stays.
         trunk = self.policy.trunk_for(source)
         account = self.accounts.get(trunk) if trunk is not None else None
-        if account is not None:
-            prm.accountIndex = account.getId()
+        if account is not None and self.local is not None:
+            if int(prm.accountIndex) == self.local.getId():
+                prm.accountIndex = account.getId()
 
     def on_incoming_call(self, acc: _Account, prm: Any) -> None:
         call = _Call(self, acc, int(prm.callId))

@@ -372,7 +372,12 @@ def policy_from_store(
 def trunk_hosts_from_store(
     config: Config, resolve: Callable[[str], tuple[str, ...]] | None = None
 ) -> tuple[TrunkHosts, ...]:
-    """Hosts each enabled trunk accepts calls from (see ``policy_from_store``)."""
+    """Hosts each enabled trunk accepts calls from (see ``policy_from_store``).
+
+    Per-port accounts (ATA lines) come after the trunks: their provider's calls are admitted
+    from its registrar too; where a trunk shares the host, the trunk's name is the peer and
+    pjsua's account choice (by the Request-URI) still tells the two apart.
+    """
     trunks: list[TrunkHosts] = []
     for trunk in config.sip.trunks:
         if not trunk.enabled:
@@ -380,6 +385,12 @@ def trunk_hosts_from_store(
         hosts = tuple(trunk.allowed_hosts) or _registrar_address(trunk.registrar, resolve)
         if hosts:
             trunks.append(TrunkHosts(trunk.name, hosts))
+    for account in config.sip.accounts:
+        if not account.enabled:
+            continue
+        hosts = _registrar_address(account.registrar, resolve)
+        if hosts:
+            trunks.append(TrunkHosts(account.name, hosts))
     return tuple(trunks)
 
 

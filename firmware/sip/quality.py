@@ -117,6 +117,7 @@ class CallQuality:
     rx_jitter_ms: float  # RFC 3550 section 6.4.1 interarrival jitter, last value
     rtt_ms: float | None  # from RTCP SR/RR (RFC 3550 section 6.4.1); None before the first
     mos: float  # estimate, see the module doc
+    jitter_buffer_ms: float = 0.0  # pjmedia's receive jitter buffer, average delay
 
     def __post_init__(self) -> None:
         if self.rx_packets < 0 or self.tx_packets < 0:
@@ -153,4 +154,5 @@ def call_quality(
         rx_jitter_ms=max(rx_jitter_ms, 0.0),
         rtt_ms=rtt_ms,
         mos=mos_from_r(r),
+        jitter_buffer_ms=max(jitter_buffer_ms, 0.0),
     )

@@ -37,6 +37,7 @@ def configure(
     fxo: int = 1,
     tls: TestPki | None = None,
     country: str = "",
+    fxo_destination: str | None = None,
 ) -> None:
     """A fresh box's configuration plus a trunk to ``kam`` and a route to it."""
     config = default_config(fxs, fxo)
@@ -78,6 +79,17 @@ def configure(
                 routes=(SIP_ROUTE, *plan.routes),
             ),
         )
+        if fxo_destination is not None:
+            lines = config.lines
+            config = dataclasses.replace(
+                config,
+                lines=dataclasses.replace(
+                    lines,
+                    fxo=tuple(
+                        dataclasses.replace(line, destination=fxo_destination) for line in lines.fxo
+                    ),
+                ),
+            )
         if country:
             config = dataclasses.replace(
                 config, system=dataclasses.replace(config.system, country=country)
@@ -89,7 +101,14 @@ def configure(
 
 class Site:
     def __init__(
-        self, tmp_path: Path, *, tls: bool = False, fxs: int = 2, fxo: int = 1, country: str = ""
+        self,
+        tmp_path: Path,
+        *,
+        tls: bool = False,
+        fxs: int = 2,
+        fxo: int = 1,
+        country: str = "",
+        fxo_destination: str | None = None,
     ) -> None:
         self.pki = make_pki(tmp_path / "pki")
         self.tls = tls
@@ -108,6 +127,7 @@ class Site:
                 fxo=fxo,
                 tls=self.pki if tls else None,
                 country=country,
+                fxo_destination=fxo_destination,
             )
             self.box = Appliance(tmp_path, "--fxs", str(fxs), "--fxo", str(fxo), "--stderr")
             self.box.wait_notify("READY=1")

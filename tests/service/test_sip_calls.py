@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from firmware.api.client import ApiClient, ApiError
 from firmware.dsp.dtmf import DtmfDetector, DtmfStart
 from tests.service.live import login
-from tests.service.sipsite import Site, phone_heard
+from tests.service.sipsite import Site, phone_heard, read_wav
 from tests.service.test_local_calls import record, wait_status
 from tests.service.test_run import dominant_hz
 
@@ -159,3 +160,71 @@ async def test_the_api_shows_registrations_messages_and_calls(udp_site: Site) ->
         assert (await api.call("sip.status"))["legs_in_use"] == 1
         box.sim(target="handset", number=1, action="on-hook")
         udp_site.phone.wait_event("CALL_CLOSED", timeout=15)
+
+
+def test_the_softphones_rfc4733_digits_are_played_to_the_handset(
+    udp_site: Site, tmp_path: Path
+) -> None:
+    box, phone = udp_site.box, udp_site.phone
+    assert box is not None and phone is not None
+    box.sim(target="handset", number=1, action="off-hook")
+    box.wait_log("port 1: OffHook")
+    box.sim(target="handset", number=1, action="dial", digits="8201")
+    phone.wait_event("CALL_INCOMING", timeout=20)
+    phone.command("accept")
+    box.wait_log("audio of port 1 and SIP leg", timeout=15)
+    path = tmp_path / "digits.wav"
+    box.sim(target="handset", number=1, action="record", file=str(path), seconds=3.0)
+    time.sleep(0.3)
+    phone.command("sndcode", "42*")
+    heard = record_file(path, 3.0)
+    assert digits_in(heard) == "42*"
+    box.sim(target="handset", number=1, action="on-hook")
+    phone.wait_event("CALL_CLOSED", timeout=15)
+
+
+def record_file(path: Path, seconds: float) -> np.ndarray:
+    deadline = time.monotonic() + seconds + 15
+    while time.monotonic() < deadline:
+        if path.exists():
+            try:
+                pcm = read_wav(path)
+            except (EOFError, wave.Error):
+                pcm = np.zeros(0)
+            if len(pcm) >= int(seconds * 8000) - 160:
+                return pcm
+        time.sleep(0.05)
+    raise AssertionError(f"no recording in {path}")
+
+
+def test_an_exchange_call_goes_out_to_the_softphone_with_its_caller_id(
+    tmp_path: Path,
+) -> None:
+    # The exchange line's calls go to the softphone (8 + 201 through the provider trunk).
+    site = Site(tmp_path, fxo_destination="8201")
+    try:
+        box, phone = site.box, site.phone
+        assert box is not None and phone is not None
+        box.sim(target="co", number=1, action="ring", caller_id="5551234", name="ALICE")
+        incoming = phone.wait_event("CALL_INCOMING", timeout=30)
+        # The caller ID the FXO line decoded goes out in the SIP From.
+        assert "5551234" in str(incoming.get("peeruri", "")), incoming
+        phone.command("accept")
+        phone.wait_event("CALL_ESTABLISHED", timeout=15)
+        box.wait_log("audio of port 3 and SIP leg", timeout=15)
+        # The exchange line is answered (seized) only now, and carries audio both ways.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            co = box.sim(target="co", number=1, action="status")
+            assert isinstance(co, dict)
+            if co["state"] != "ringing":
+                break
+            time.sleep(0.1)
+        path = tmp_path / "line.wav"
+        box.sim(target="co", number=1, action="record", file=str(path), seconds=1.0)
+        line = record_file(path, 1.0)
+        assert dominant_hz(line[2400:]) == pytest.approx(BARESIP_TONE_HZ, abs=10)
+        phone.command("hangup")
+        phone.wait_event("CALL_CLOSED", timeout=15)
+    finally:
+        site.close()

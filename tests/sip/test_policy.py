@@ -268,3 +268,25 @@ def test_policy_from_the_stored_configuration() -> None:
     assert pol.decide(parse_request(invite()), "192.0.2.10", 0.0).peer == "a"
     assert pol.decide(parse_request(invite()), "10.1.2.3", 0.0).verdict is Verdict.CHALLENGE
     assert pol.decide(parse_request(invite()), "127.0.0.1", 0.0).verdict is Verdict.FORBID
+
+
+def test_per_port_accounts_admit_their_providers_calls_after_the_trunks() -> None:
+    from firmware.sip.policy import trunk_hosts_from_store
+    from firmware.store.schema import Account, Config, SipConfig, Trunk
+
+    config = Config(
+        sip=SipConfig(
+            trunks=(Trunk(name="main", registrar="192.0.2.10:5060", username="u"),),
+            accounts=(
+                Account(name="line1", registrar="192.0.2.10", username="201", fxs=0),
+                Account(name="line2", registrar="198.51.100.7", username="202", fxs=1),
+                Account(name="off", registrar="203.0.113.9", username="203", enabled=False),
+            ),
+        )
+    )
+    hosts = trunk_hosts_from_store(config)
+    assert [(t.trunk, t.networks) for t in hosts] == [
+        ("main", ("192.0.2.10",)),
+        ("line1", ("192.0.2.10",)),
+        ("line2", ("198.51.100.7",)),
+    ]
