@@ -131,6 +131,7 @@ class Site:
             )
             self.box = Appliance(tmp_path, "--fxs", str(fxs), "--fxo", str(fxo), "--stderr")
             self.box.wait_notify("READY=1")
+            self.box.wait_log("control API listening", timeout=30)
             self.box.wait_log("SIP account provider: registered", timeout=30)
             port = self.kam.tls_port if tls else self.kam.port
             transport = ";transport=tls" if tls else ""
