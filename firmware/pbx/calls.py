@@ -26,6 +26,19 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from firmware.lines import messages as m
+from firmware.pbx.apps import (
+    App,
+    AppCommand,
+    AppDigit,
+    CheckMailbox,
+    JoinConference,
+    LeaveMessage,
+    RecordCall,
+    RunIvr,
+    StartApp,
+    StopApp,
+    mailbox_of,
+)
 from firmware.pbx.digits import Completion, DigitCollector, DigitMap, Outcome, Verdict
 from firmware.pbx.features import (
     MAX_FORWARDS,
@@ -54,6 +67,7 @@ from firmware.pbx.legs import (
     SipIncoming,
     SipRinging,
 )
+from firmware.pbx.recording import RecordingPolicyError, recording_policy
 from firmware.pbx.routing import (
     NoRoute,
     Routed,
@@ -65,6 +79,7 @@ from firmware.pbx.routing import (
 )
 from firmware.pbx.sipstatus import Tone, failure
 from firmware.sip.limits import PJSUA_MAX_CALLS
+from firmware.store.ivrconfig import GoDial, GoExtension, GoVoicemail
 from firmware.store.schema import Account, Config, Trunk
 
 __all__ = [
@@ -174,7 +189,17 @@ class Unmix:
     ports: tuple[int, ...]
 
 
-CallCommand = LineEvent | Join | Split | SendDtmf | SipCommand | Mix | Unmix | AvailabilityChanged
+CallCommand = (
+    LineEvent
+    | Join
+    | Split
+    | SendDtmf
+    | SipCommand
+    | Mix
+    | Unmix
+    | AvailabilityChanged
+    | AppCommand
+)
 
 # A PIN is dialled as digits ended by the inter-digit timer or '#'.
 PIN_MAP: Final = "x.#|x.T"
@@ -227,6 +252,8 @@ class Call:
     sip_code: int | None = None
     reason: str = ""
     busy: bool = False  # failed because the called side was busy (call records)
+    app: App | None = None  # TALKING to an application (voicemail) instead of a port
+    route: str | None = None  # the route the number took (recording policy)
     history: list[str] = field(default_factory=list)
     # Features (firmware.pbx.features, docs/features.md).
     feature: Feature | None = None  # a code that takes a number: the digits are that number
@@ -489,6 +516,8 @@ class CallControl:
                             Outcome.COMPLETE, verdict.digits, completion=Completion.UNIQUE_MATCH
                         )
                     return self._dialled(call, verdict, now)
+                if call.app is not None and call.caller == port:
+                    return [AppDigit(port, digit)]
                 if call.leg is not None and call.leg_audio == port and call.leg in self._legs:
                     # Rotary digits exist only as these reports, and an RFC 4733 far end
                     # ignores in-band tones: the digit goes as a SIP DTMF event too.
@@ -529,11 +558,35 @@ class CallControl:
         assert call.caller is not None
         log.info("call %d -> %d answered", call.caller, port)
         if call.connected_caller:
-            return [Join(call.caller, port)]
+            return [Join(call.caller, port), *self._record(call, port)]
+        recording = self._record(call, port)
         if self.ports[call.caller].kind == "fxo":
             self._fxo_ringing.discard(call.caller)
-            return [LineEvent(call.caller, m.AnswerCall()), Join(call.caller, port)]
-        return [LineEvent(call.caller, m.Connect()), Join(call.caller, port)]
+            return [LineEvent(call.caller, m.AnswerCall()), Join(call.caller, port), *recording]
+        return [LineEvent(call.caller, m.Connect()), Join(call.caller, port), *recording]
+
+    def _record(self, call: Call, callee: int) -> list[CallCommand]:
+        """``RecordCall`` when the call's recording policy is ``always`` (on demand: not yet)."""
+        assert call.caller is not None
+        numbers = [self._extension_of_port(p) for p in (call.caller, callee)]
+        try:
+            policy = recording_policy(
+                self._config, extensions=[n for n in numbers if n], route=call.route
+            )
+        except RecordingPolicyError as exc:
+            log.warning("call from %s: recording policy unknown: %s", self._from(call), exc)
+            return []
+        if policy != "always":
+            return []
+        caller = numbers[0] or self._from(call)
+        return [RecordCall(call.caller, caller, numbers[1] or call.number)]
+
+    def _extension_of_port(self, port: int) -> str:
+        info = self.ports[port]
+        lines = self._config.lines.fxs
+        if info.kind != "fxs" or info.index >= len(lines):
+            return ""
+        return lines[info.index].extension
 
     def _dialled(self, call: Call, verdict: Verdict, now: int) -> list[CallCommand]:
         if verdict.outcome is Outcome.INCOMPLETE:
@@ -559,8 +612,14 @@ class CallControl:
             if feature is not None:
                 self._note(call.caller, verdict, None)
                 return self._feature_code(call, feature, now)
+        if any(r.number == verdict.digits for r in self._config.conference.rooms):
+            return self._start_app(call, JoinConference(verdict.digits), now)
+        if self._is_ivr(verdict.digits):
+            return self._start_app(call, RunIvr(), now)
         decision = self._router.route(verdict.digits)
         self._note(call.caller, verdict, decision)
+        if isinstance(decision, Routed):
+            call.route = decision.route
         account = self._port_account.get(self.ports[call.caller].index)
         if account is not None and not _local(decision):
             # An ATA line: what the box does not keep goes out through the port's own account,
@@ -628,14 +687,18 @@ class CallControl:
                         code=SIP_FORBIDDEN,
                     )
                 return self._place_sip(call, trunk, decision.number, now)
-            case ToVoicemail(mailbox=mailbox):
-                # Voicemail answers calls once the apps wire it in (docs/features.md).
-                return self._fail(
-                    call,
-                    now,
-                    f"voicemail of {mailbox} is not available",
-                    code=SIP_TEMPORARILY_UNAVAILABLE,
-                )
+            case ToVoicemail(mailbox=extension):
+                box = mailbox_of(self._config, extension)
+                if box is None or call.caller is None:
+                    # A SIP caller has no media loop to run the application on (_start_app).
+                    return self._fail(
+                        call,
+                        now,
+                        f"voicemail of {extension} is not available",
+                        code=SIP_TEMPORARILY_UNAVAILABLE,
+                    )
+                log.info("call from %s: voicemail %s takes the call", self._from(call), box)
+                return self._start_app(call, self._leave_message(call, box, "unavailable"), now)
         raise CallControlError(f"unhandled destination {decision.destination!r}")
 
     def _external_calls(self) -> int:
@@ -690,11 +753,7 @@ class CallControl:
                 call.number = number
                 return self._go(call, decision, now)
             case Feature.VOICEMAIL:
-                return self._go(
-                    call,
-                    Routed(call.number, "", "voicemail", ToVoicemail(self._extension_of(port))),
-                    now,
-                )
+                return self._check_mailbox(call, now)
         return self._set_availability(call, feature, "", now)
 
     def _set_availability(
@@ -784,6 +843,12 @@ class CallControl:
             why = "do not disturb" if available.dnd else "busy"
             if available.forward_busy:
                 return self._forward(call, available.forward_busy, extension, why, now)
+            box = self._mailbox_of_line(fxs)
+            if box is not None and call.caller is not None:
+                call.note(f"port {callee}: {why}: voicemail {box}")
+                log.info("port %d: %s: voicemail %s takes the call", callee, why, box)
+                reason = "busy" if busy and not available.dnd else "unavailable"
+                return self._start_app(call, self._leave_message(call, box, reason), now)
             what = f"port {callee}: do not disturb" if available.dnd else f"port {callee} is busy"
             return self._fail(call, now, what, busy=True)
         call.callee = callee
@@ -791,7 +856,11 @@ class CallControl:
         self._calls[callee] = call
         self._ringing_for(call, callee, available, now)
         out: list[CallCommand] = []
-        if call.caller is not None and self.ports[call.caller].kind == "fxs":
+        if (
+            call.caller is not None
+            and self.ports[call.caller].kind == "fxs"
+            and not call.connected_caller
+        ):
             call.ringback = True
             out.append(LineEvent(call.caller, m.RemoteRinging()))
         out.append(LineEvent(callee, m.Alert(call.caller_id)))
@@ -804,6 +873,10 @@ class CallControl:
             self._last_caller[callee] = call.caller_id.number
         if available.forward_no_answer:
             call.forward_no_answer = available.forward_no_answer
+            call.no_answer_at = now + self._features.no_answer_timeout_s * 1000
+        elif call.caller is not None and self._mailbox_of_line(self.ports[callee].index):
+            # One no-answer timer: an extension with a mailbox forwards to it (docs/apps.md).
+            call.forward_no_answer = VOICEMAIL_TARGET
             call.no_answer_at = now + self._features.no_answer_timeout_s * 1000
 
     def _no_answer(self, call: Call, now: int) -> list[CallCommand]:
@@ -1039,6 +1112,93 @@ class CallControl:
                 out.append(ConnectSip(a.leg, y[1]))
         return out
 
+    # --- applications (firmware.pbx.apps) ---------------------------------------------------
+
+    def _mailbox_of_line(self, fxs: int) -> str | None:
+        lines = self._config.lines.fxs
+        return mailbox_of(self._config, lines[fxs].extension) if fxs < len(lines) else None
+
+    def _leave_message(self, call: Call, box: str, reason: str) -> LeaveMessage:
+        cid = call.caller_id
+        return LeaveMessage(
+            box,
+            "busy" if reason == "busy" else "unavailable",
+            (cid.number or "") if cid else "",
+            (cid.name or "") if cid else "",
+        )
+
+    def _check_mailbox(self, call: Call, now: int) -> list[CallCommand]:
+        assert call.caller is not None
+        info = self.ports[call.caller]
+        lines = self._config.lines.fxs
+        extension = lines[info.index].extension if info.kind == "fxs" else ""
+        box = mailbox_of(self._config, extension) if extension else None
+        if box is None:
+            return self._fail(call, now, f"port {call.caller} has no voicemail box")
+        return self._start_app(call, CheckMailbox(box), now)
+
+    def _start_app(self, call: Call, app: App, now: int) -> list[CallCommand]:
+        """Answer the calling line and put it through to ``app`` (a port caller only: a SIP
+        leg has no media loop of its own to run the application on)."""
+        caller = call.caller
+        assert caller is not None
+        call.app = app
+        call.no_answer_at = None
+        call.enter(CallState.TALKING, now)
+        call.note(f"application {type(app).__name__} {app.box}")
+        log.info("port %d: call put through to %s", caller, app)
+        if call.connected_caller:
+            return [StartApp(caller, app)]
+        if self.ports[caller].kind == "fxo":
+            self._fxo_ringing.discard(caller)
+            return [LineEvent(caller, m.AnswerCall()), StartApp(caller, app)]
+        return [LineEvent(caller, m.Connect()), StartApp(caller, app)]
+
+    def _is_ivr(self, number: str) -> bool:
+        ivr = self._config.ivr
+        return ivr.enabled and bool(ivr.number) and number == ivr.number
+
+    def app_transfer(
+        self, port: int, target: GoExtension | GoVoicemail | GoDial, now: int
+    ) -> list[CallCommand]:
+        """The IVR on ``port`` chose where the caller goes (its session is over)."""
+        call = self._calls.get(port)
+        if call is None or call.app is None or call.caller != port:
+            return []
+        call.app = None
+        call.connected_caller = True  # answered by the IVR: its line talks already
+        match target:
+            case GoVoicemail(mailbox=box):
+                return self._start_app(call, self._leave_message(call, box, "unavailable"), now)
+            case GoExtension(number=number):
+                call.number = number
+                found = self._router.extension(number)
+                if isinstance(found, NoRoute):
+                    return self._fail(call, now, f"IVR: {found.reason}")
+                return self._ring_extension(call, found.fxs, now)
+            case GoDial(number=number):
+                call.number = number
+                decision = self._router.route(number)
+                if isinstance(decision, NoRoute):
+                    return self._fail(call, now, f"IVR: {decision.reason}", busy=decision.busy)
+                call.route = decision.route
+                match decision.destination:
+                    case ToExtension(fxs=fxs):
+                        return self._ring_extension(call, fxs, now)
+                    case ToFxo(fxo=fxo):
+                        return self._seize_fxo(call, fxo, decision.number, now)
+                    case ToTrunk(trunk=trunk):
+                        return self._place_sip(call, trunk, decision.number, now)
+        return self._fail(call, now, f"IVR: cannot transfer to {target}")
+
+    def app_finished(self, port: int, now: int) -> list[CallCommand]:
+        """The application on ``port`` hung up by itself (goodbye said): end the call."""
+        call = self._calls.get(port)
+        if call is None or call.app is None or call.caller != port:
+            return []
+        call.app = None
+        return self._end(call, now)
+
     def _caller_id(self, port: int) -> m.CallerId | None:
         index = self.ports[port].index
         lines = self._config.lines.fxs
@@ -1072,6 +1232,8 @@ class CallControl:
             call.leg_audio = line
             return [*out, AnswerSip(call.leg), ConnectSip(call.leg, line)]
         assert call.caller is not None
+        if call.connected_caller:
+            return [*out, Join(call.caller, line)]
         return [*out, LineEvent(call.caller, m.Connect()), Join(call.caller, line)]
 
     # --- SIP out ------------------------------------------------------------------------
@@ -1088,7 +1250,11 @@ class CallControl:
         self._legs[leg] = call
         log.info("port %d: SIP leg %d to %s via %r", call.caller, leg, number, account)
         out: list[CallCommand] = [PlaceSipCall(leg, account, number, call.caller_id)]
-        if self.ports[call.caller].kind == "fxs" and not call.ringback:
+        if (
+            self.ports[call.caller].kind == "fxs"
+            and not call.ringback
+            and not call.connected_caller
+        ):
             out.append(LineEvent(call.caller, m.Proceed()))  # dial tone off, silence
         return out
 
@@ -1266,6 +1432,8 @@ class CallControl:
         call.number = destination
         if not destination:
             return self._fail(call, now, "the line has no destination")
+        if self._is_ivr(destination):
+            return self._start_app(call, RunIvr(), now)
         decision = self._router.route(destination)
         if isinstance(decision, NoRoute):
             return self._fail(call, now, f"destination {destination}: {decision.reason}")
@@ -1341,6 +1509,9 @@ class CallControl:
             p for p in (call.caller, call.callee) if p is not None and self._calls.get(p) is call
         }
         out, resume = self._detach(call, mine, gone)
+        if call.app is not None and call.caller is not None:
+            out.append(StopApp(call.caller))
+            call.app = None
         if (
             call.caller is not None
             and call.callee is not None

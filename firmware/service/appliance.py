@@ -45,6 +45,7 @@ from firmware.service.sipsettings import sip_settings
 from firmware.service.supervisor import Supervisor
 from firmware.sip.errors import SipError
 from firmware.store import Config, ConfigStore, default_config
+from firmware.store.voicemail import VoicemailStore
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,8 @@ class Appliance:
         self.config_listeners: list[Callable[[Config], Coroutine[Any, Any, None]]] = []
         self.cid_tx: CallerIdTransmitter | None = None  # caller ID towards the FXS phones
         self._cid_settings: dict[int, str] = {}  # FXS port -> lines.fxs[i].caller_id
+        # The voicemail store the lines and the API share (set by ponte run before the API).
+        self.voicemail: VoicemailStore | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Literal
 
 from drivers.linecard import protocol as card
@@ -19,6 +20,7 @@ from firmware.dsp.dtmf import generate_dtmf
 from firmware.dsp.pcm import SAMPLE_RATE
 from firmware.lines import messages as m
 from firmware.lines.timing import LineTiming
+from firmware.pbx.apps import AppDigit, RecordCall, StartApp, StopApp
 from firmware.pbx.calllog import CallLog
 from firmware.pbx.calls import (
     CallCommand,
@@ -46,14 +48,19 @@ from firmware.pbx.legs import (
 from firmware.service.conference import Conference, Seat
 from firmware.service.crossconnect import CrossConnect
 from firmware.service.ports import Action
+from firmware.service.recording import RecordedLink, RecordingError
 from firmware.store import Config
 from firmware.store.availability import AvailabilityRow, AvailabilityStore
 from firmware.store.db import StoreError
+from firmware.store.ivrconfig import GoDial, GoExtension, GoVoicemail
 
 if TYPE_CHECKING:
     from firmware.pbx.records import CallRecorder
     from firmware.service.appliance import Appliance
+    from firmware.service.apps import Apps
+    from firmware.service.recording import Recordings
     from firmware.service.sipbridge import SipBridge
+    from firmware.store.recordings import RecordingRow
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +103,9 @@ class LocalCalls:
         self.last_decision_ms: float | None = None  # last digit in -> commands out, for status
         self.sip: SipBridge | None = None
         self.call_log: CallLog | None = None
+        self.apps: Apps | None = None  # voicemail on the lines (firmware.service.apps)
+        # The call recordings (ControlApi opens them); None: calls are not recorded.
+        self.recordings: Callable[[], Recordings | None] = lambda: None
         self._quality_task: asyncio.Task[None] | None = None
 
     def attach_records(self, recorder: CallRecorder) -> None:
@@ -156,6 +166,10 @@ class LocalCalls:
 
     def on_report(self, port: int, report: m.Report) -> None:
         started = time.perf_counter()
+        if isinstance(report, m.OffHook) and self._app.cid_tx is not None:
+            # A message-waiting burst still going out is cut off, as an exchange does: it
+            # would be heard in place of the dial tone.
+            self._app.cid_tx.stop(port)
         try:
             commands = self.control.handle(port, report, self._now())
         except Exception:
@@ -166,6 +180,56 @@ class LocalCalls:
             log.info(
                 "port %d: route decided %.2f ms after the last digit", port, self.last_decision_ms
             )
+        self._run(commands)
+
+    def _record(self, command: RecordCall) -> None:
+        media = self._app.media.get(command.port)
+        recordings = self.recordings()
+        if media is None or recordings is None or media.app is not None:
+            log.warning("port %d: call not recorded (no recordings or media)", command.port)
+            return
+        try:
+            recorder = recordings.start(
+                command.caller,
+                command.callee,
+                command.reason,
+                channels=2,
+                frame_bytes=media.stream.fmt.bytes_per_frame,
+            )
+        except RecordingError as exc:
+            log.error("port %d: cannot record the call: %s", command.port, exc)
+            return
+        media.app = RecordedLink(media.link, recorder)
+
+    def _stop_recording(self, port: int) -> None:
+        media = self._app.media.get(port)
+        if media is None or not isinstance(media.app, RecordedLink):
+            return
+        recorded, media.app = media.app, None
+        task = asyncio.get_running_loop().run_in_executor(None, recorded.recorder.stop)
+
+        def done(f: asyncio.Future[RecordingRow]) -> None:
+            if not f.cancelled() and f.exception() is not None:
+                log.error("port %d: recording not finished: %s", port, f.exception())
+
+        task.add_done_callback(done)
+
+    def app_transfer(self, port: int, target: GoExtension | GoVoicemail | GoDial) -> None:
+        """The IVR on ``port`` sends its caller to ``target``."""
+        try:
+            commands = self.control.app_transfer(port, target, self._now())
+        except Exception:
+            log.exception("call control failed transferring port %d to %s", port, target)
+            return
+        self._run(commands)
+
+    def app_finished(self, port: int) -> None:
+        """The application on ``port`` hung up by itself."""
+        try:
+            commands = self.control.app_finished(port, self._now())
+        except Exception:
+            log.exception("call control failed ending the application on port %d", port)
+            return
         self._run(commands)
 
     def stop(self) -> None:
@@ -215,6 +279,7 @@ class LocalCalls:
                     for port in (a, b):
                         media = self._app.media.get(port)
                         if media is not None:
+                            self._stop_recording(port)
                             link = media.link
                             log.info(
                                 "port %d audio split: %d frames from port %d, %d under- and "
@@ -226,6 +291,14 @@ class LocalCalls:
                                 link.overruns,
                             )
                             link.split()
+                case RecordCall():
+                    self._record(command)
+                case StartApp() | StopApp() | AppDigit():
+                    if self.apps is not None:
+                        self.apps.handle(command)
+                    elif isinstance(command, StartApp):
+                        log.error("port %d: no applications running for %s", command.port, command)
+                        asyncio.get_running_loop().call_soon(self.app_finished, command.port)
                 case PlaceSipCall() | RingSip() | AnswerSip() | HangupSip() | SendSipDtmf():
                     self._sip_command(command)
                 case ConnectSip(leg=leg, port=port):

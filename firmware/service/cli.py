@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from firmware.service.appliance import Options
+    from firmware.service.appliance import Appliance, Options
+    from firmware.service.apps import Apps
 
 HELP = "start the appliance (simulated line card unless --linecard is given)"
 
@@ -157,6 +158,34 @@ def _default_api_socket(data_dir: Path, simulated: bool) -> Path:
     return data_dir / "api.sock" if simulated else Path(DEFAULT_SOCKET_PATH)
 
 
+async def _start_apps(appliance: Appliance, data_dir: Path) -> Apps | None:
+    """Voicemail on the lines: the store (recovered), the prompts, the MWI state."""
+    from firmware.prompts.library import PromptLibrary
+    from firmware.service.apps import Apps
+    from firmware.store import StoreError
+    from firmware.store.voicemail import VoicemailStore
+
+    config, calls = appliance.config, appliance.calls
+    if config is None or calls is None:
+        return None
+    try:
+        store = await asyncio.to_thread(VoicemailStore.open, data_dir, config.voicemail)
+    except (StoreError, OSError) as e:
+        log.error("voicemail is not available: %s", e)
+        return None
+    appliance.voicemail = store
+    apps = Apps(
+        appliance,
+        store,
+        PromptLibrary.for_data_dir(data_dir),
+        calls.app_finished,
+        calls.app_transfer,
+    )
+    calls.apps = apps
+    apps.start()
+    return apps
+
+
 async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     from drivers.linecard.link import LinkOpenError
     from firmware.api.credentials import ConfigCredentialStore
@@ -192,6 +221,7 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
         log.error("cannot open the call records: %s", e)
         await appliance.stop()
         return 1
+    apps = await _start_apps(appliance, options.data_dir)
     server = ApiServer(api_socket, credentials=ConfigCredentialStore(appliance.store))
     control = ControlApi(
         server,
@@ -202,6 +232,10 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
         simulated=options.linecard is None,
     )
     register_records_api(server, records)
+    if apps is not None:
+        apps.conferences = control.conferences  # conference.list shows the rooms in use
+    if appliance.calls is not None:
+        appliance.calls.recordings = lambda: control.recordings
     if appliance.calls is not None:
         appliance.calls.attach_records(records.recorder)
     try:
@@ -247,9 +281,13 @@ async def _serve(options: Options, api_socket: Path, network_file: Path) -> int:
     control.detach()
     records.publish = lambda topic, data: None
     await server.stop()
+    if apps is not None:
+        await apps.stop()
     # Records last: calls ended while the appliance stops still reach the store.
     bans.cancel()
     await appliance.stop()
+    if appliance.voicemail is not None:
+        appliance.voicemail.close()
     await firewall.stop()
     await records.stop()
     logging.getLogger().removeHandler(ring)

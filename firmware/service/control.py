@@ -419,7 +419,12 @@ class ControlApi:
             result="{available, reason?, booted, order, last_good, floor, slots}",
             summary="Firmware slots and boot order (read-only)",
         )
-        self.voicemail = VoicemailApi(s, self.data_dir, lambda: self.store.current().config)
+        self.voicemail = VoicemailApi(
+            s,
+            self.data_dir,
+            lambda: self.store.current().config,
+            store=getattr(self.appliance, "voicemail", None),
+        )
 
     # -- ports and alarms ---------------------------------------------------------------
     async def ports_list(self, params: NoParams, ctx: CallContext) -> JsonValue:

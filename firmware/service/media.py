@@ -43,6 +43,7 @@ from firmware.dsp.tones import TonePlayer, ToneSpec
 from firmware.service.callerid_rx import CallerIdReceiver, Heard
 from firmware.service.crossconnect import CrossConnect
 from firmware.service.linelevels import LineLevels
+from firmware.service.recording import MediaLink
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,9 @@ class PortMedia:
         # Audio to and from a SIP leg: (uplink, downlink) drift buffers between this loop
         # (the card's clock) and pjmedia's clock.  A reference swap, like the tone player.
         self._sip: _SipAttachment | None = None
+        # An application (voicemail: firmware.service.apps) in place of the cross-connect:
+        # it hears the line and plays to it.  A reference swap, like the tone player.
+        self.app: MediaLink | None = None
         self._sip_frame = bytearray(stream.fmt.bytes_per_frame)
         self.levels = LineLevels(self._samples)  # ports.levels: what the line hears and plays
 
@@ -208,7 +212,8 @@ class PortMedia:
             while not self._stop.is_set():
                 heard = self.stream.read_frame()
                 self.levels.heard(heard)
-                self.link.heard(heard)
+                app = self.app
+                (self.link if app is None else app).heard(heard)
                 sip = self._sip
                 if sip is not None:
                     sip.uplink.push(heard)  # a full buffer counts an overrun, drops the frame
@@ -247,7 +252,8 @@ class PortMedia:
 
     def _next_frame(self, sip: _SipAttachment | None) -> bytes:
         """Dialled DTMF or the cross-connected port first, then the SIP leg, else silence."""
-        frame = self.link.next_frame()
+        app = self.app
+        frame = app.next_frame() if app is not None else self.link.next_frame()
         if sip is None:
             return frame or self._silence
         out = self._sip_frame

@@ -117,6 +117,8 @@ class PortController:
             FxsPort(timing) if kind is card.PortKind.FXS else FxoPort(timing)
         )
         self.tone: m.Tone | None = None
+        # New voicemail waiting: dial tone becomes the stutter dial tone (firmware.service.apps).
+        self.message_waiting = False
 
     @property
     def state(self) -> str:
@@ -190,6 +192,8 @@ class PortController:
         for out in outputs:
             match out:
                 case m.StartTone(tone=tone):
+                    if tone is m.Tone.DIAL and self.message_waiting:
+                        tone = m.Tone.RECALL_DIAL  # GR-506-CORE: stutter dial tone for MWI
                     self.tone = tone
                     actions.append(ToneChange(self.port, tone_spec(self.profile, tone)))
                 case m.StopTone():

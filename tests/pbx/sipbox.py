@@ -57,6 +57,7 @@ def sip_config(
     outside_to: str = "trunk:prov",
     fxo: int = 1,
     max_external_calls: int = 4,  # the most the toll-fraud rules allow: legs are the limit
+    voicemail: bool = True,  # the extensions have mailboxes (busy and no answer go there)
 ) -> Config:
     """A validated configuration: extensions 101.., a trunk 'prov', routes to it."""
     numbers = [str(101 + i) for i in range(fxs)]
@@ -71,7 +72,10 @@ def sip_config(
             fxs=tuple(FxsLine(extension=n) for n in numbers),
             fxo=tuple(FxoLine(destination=fxo_destination) for _ in range(fxo)),
         ),
-        extensions=tuple(Extension(number=n, name=f"Port {i + 1}") for i, n in enumerate(numbers)),
+        extensions=tuple(
+            Extension(number=n, name=f"Port {i + 1}", voicemail=voicemail)
+            for i, n in enumerate(numbers)
+        ),
         sip=SipConfig(
             trunks=(
                 Trunk(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -129,7 +131,9 @@ def test_caller_gives_up_while_it_rings() -> None:
 
 
 def test_busy_extension_unknown_number_and_self() -> None:
-    box = Box()
+    config = default_config(2, 1)
+    extensions = tuple(dataclasses.replace(e, voicemail=False) for e in config.extensions)
+    box = Box(dataclasses.replace(config, extensions=extensions))  # busy: no voicemail
     box.lift(2)
     box.lift(1)
     box.dial(1, "102")

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from firmware.lines import FxsState
 from firmware.lines import messages as m
+from firmware.pbx.apps import LeaveMessage, StartApp
 from firmware.pbx.calls import (
     ConnectSip,
     DisconnectSip,
@@ -117,7 +118,7 @@ def test_hang_up_with_a_call_waiting_rings_for_it() -> None:
 
 
 def test_star70_and_the_setting_turn_call_waiting_off() -> None:
-    box = box3()
+    box = box3(voicemail=False)  # busy, not voicemail
     box.lift(1)
     box.dial(1, "*70")
     assert box.st(1) is S.RECALL_DIAL_TONE  # stutter: dial the number
@@ -126,7 +127,7 @@ def test_star70_and_the_setting_turn_call_waiting_off() -> None:
     assert talking(box, 1, 2)
     call(box, 3, "102")
     assert box.st(3) is S.BUSY and box.st(2) is S.TALKING
-    off = sip_config(fxs=3)
+    off = sip_config(fxs=3, voicemail=False)
     off = dataclasses.replace(off, features=dataclasses.replace(off.features, call_waiting=False))
     box = Box(off)
     call(box, 1, "102", answer=2)
@@ -211,7 +212,7 @@ def test_blind_transfer_while_it_rings() -> None:
 
 
 def test_consulting_a_busy_number_then_flash_goes_back() -> None:
-    box = box3()
+    box = box3(voicemail=False)  # busy, not voicemail
     call(box, 1, "102", answer=2)
     box.lift(3)  # 103 is off hook: busy
     flash(box, 1)
@@ -319,7 +320,7 @@ def test_forward_all_by_code_and_off_again() -> None:
 
 
 def test_dnd_gives_busy_and_forward_busy_takes_over() -> None:
-    box = box3()
+    box = box3(voicemail=False)  # busy, not voicemail
     set_code(box, 2, "*78")
     call(box, 1, "102")
     assert box.st(1) is S.BUSY and box.st(2) is S.IDLE
@@ -387,13 +388,31 @@ def test_forward_to_an_external_number_goes_out_on_the_trunk() -> None:
     assert (placed.account, placed.number) == ("prov", "5551234")
 
 
-def test_forward_to_voicemail_is_refused_until_voicemail_exists() -> None:
+def test_forward_to_voicemail_takes_the_box_and_is_refused_without_one() -> None:
     box = box3()
+    box.cc.availability["102"] = Availability(forward_all="voicemail")
+    call(box, 1, "102")
+    assert box.st(1) is S.TALKING and box.st(2) is S.IDLE
+    assert StartApp(1, LeaveMessage("102", "unavailable", "101", "Port 1")) in box.sent
+    box = box3(voicemail=False)
     box.cc.availability["102"] = Availability(forward_all="voicemail")
     call(box, 1, "102")
     assert box.st(1) is S.CONGESTION
     c = box.cc.call_of(1)
-    assert c is not None and "voicemail" in c.reason
+    assert c is not None and c.reason == "voicemail of 102 is not available"
+
+
+def test_busy_and_dnd_go_to_voicemail_without_forward_busy() -> None:
+    box = box3()
+    box.lift(2)
+    call(box, 1, "102")
+    assert box.st(1) is S.TALKING
+    assert StartApp(1, LeaveMessage("102", "busy", "101", "Port 1")) in box.sent
+    box = box3()
+    set_code(box, 2, "*78")
+    call(box, 1, "102")
+    assert box.st(1) is S.TALKING and box.st(2) is S.IDLE
+    assert StartApp(1, LeaveMessage("102", "unavailable", "101", "Port 1")) in box.sent
 
 
 def test_incoming_sip_call_follows_forwarding() -> None:
@@ -580,6 +599,13 @@ def test_forward_to_voicemail_by_dialling_the_voicemail_code() -> None:
     box = box3()
     changed = set_code(box, 2, "*92", "*98")
     assert changed == [AvailabilityChanged("102", Availability(forward_no_answer="voicemail"))]
+    call(box, 1, "102")
+    box.advance(box.config.features.no_answer_timeout_s * 1000 + 500)
+    assert box.st(1) is S.TALKING and box.st(2) is S.IDLE
+    assert StartApp(1, LeaveMessage("102", "unavailable", "101", "Port 1")) in box.sent
+    box.hang_up(1)
+    box = box3(voicemail=False)  # forwarded there, but 102 has no box
+    set_code(box, 2, "*92", "*98")
     call(box, 1, "102")
     box.advance(box.config.features.no_answer_timeout_s * 1000 + 500)
     c = box.cc.call_of(1)

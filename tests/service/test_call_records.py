@@ -4,6 +4,7 @@ simulator's handsets (and baresip through kamailio), read back with ``records.li
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from firmware.api.client import ApiClient
+from firmware.store import ConfigStore, default_config
 from tests.service.live import login
 from tests.service.sipsite import Site
 from tests.service.test_local_calls import wait_status
@@ -20,8 +22,19 @@ from tests.service.test_run import Appliance
 
 @pytest.fixture
 def box(tmp_path: Path) -> Iterator[Appliance]:
+    # No voicemail: a busy extension gives busy tone (with it, the call goes to voicemail).
+    store = ConfigStore.open(tmp_path / "data", defaults=default_config(2, 1))
+    try:
+        config = store.current().config
+        extensions = tuple(dataclasses.replace(e, voicemail=False) for e in config.extensions)
+        store.apply(
+            dataclasses.replace(config, extensions=extensions), author="test", summary="no vm"
+        )
+    finally:
+        store.close()
     app = Appliance(tmp_path, "--fxs", "2", "--fxo", "1", "--stderr")
     app.wait_notify("READY=1")
+    app.wait_log("control API listening")  # records are attached before the API starts
     yield app
     app.close()
 

@@ -3,12 +3,14 @@ simulated handsets, driven through the simulator's control socket."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from firmware.store import ConfigStore, default_config
 from tests.service.test_local_calls import first_hz, record, wait_status
 from tests.service.test_run import Appliance, dominant_hz
 
@@ -111,6 +113,16 @@ def test_blind_transfer_while_ringing(box: Appliance, tmp_path: Path) -> None:
 
 
 def test_forward_all_survives_a_restart_and_dnd_gives_busy(tmp_path: Path) -> None:
+    # No voicemail: do not disturb gives busy tone (with a box, the call goes to voicemail).
+    store = ConfigStore.open(tmp_path / "data", defaults=default_config(3, 1))
+    try:
+        config = store.current().config
+        extensions = tuple(dataclasses.replace(e, voicemail=False) for e in config.extensions)
+        store.apply(
+            dataclasses.replace(config, extensions=extensions), author="test", summary="no vm"
+        )
+    finally:
+        store.close()
     box = Appliance(tmp_path, *ARGS)
     try:
         box.wait_notify("READY=1")

@@ -1,0 +1,96 @@
+"""Applications a call can be put through to instead of a person (sans-IO): voicemail.
+
+Call control answers the calling line and hands it to an application with
+:class:`StartApp`; the line's digits go to it as :class:`AppDigit`; :class:`StopApp` when the
+line hangs up.  The application itself (prompts, recording, the mailbox menu of
+:mod:`firmware.pbx.voicemail`) runs in the shell's media side (``firmware.service.apps``),
+which tells call control ``CallControl.app_finished(port, now)`` when the application hung
+up itself.
+
+Which application: :class:`LeaveMessage` (a caller leaves a message in ``box``: the
+extension did not answer, or was busy), :class:`CheckMailbox` (the owner dialled the
+voicemail code, ``features.codes.voicemail``) and :class:`JoinConference` (a conference
+room's number was dialled, ``conference.rooms[].number``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from firmware.store.schema import Config
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveMessage:
+    box: str
+    reason: Literal["unavailable", "busy"] = "unavailable"
+    caller_number: str = ""
+    caller_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckMailbox:
+    box: str  # the caller's own box
+
+
+@dataclass(frozen=True, slots=True)
+class JoinConference:
+    room: str  # conference.rooms[].number
+
+    @property
+    def box(self) -> str:  # what call control's log names
+        return self.room
+
+
+@dataclass(frozen=True, slots=True)
+class RunIvr:
+    """The auto-attendant (``ivr.number`` dialled, or an exchange line's destination)."""
+
+    @property
+    def box(self) -> str:  # what call control's log names
+        return "ivr"
+
+
+App = LeaveMessage | CheckMailbox | JoinConference | RunIvr
+
+
+@dataclass(frozen=True, slots=True)
+class StartApp:
+    """Connect ``port``'s audio and digits to ``app`` (the line is answered already)."""
+
+    port: int
+    app: App
+
+
+@dataclass(frozen=True, slots=True)
+class StopApp:
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppDigit:
+    port: int
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCall:
+    """Record the call of ``port`` (joined to another port) from now until it is split:
+    its recording policy (firmware.pbx.recording) says ``always``."""
+
+    port: int
+    caller: str
+    callee: str
+    reason: str = "always"
+
+
+AppCommand = StartApp | StopApp | AppDigit | RecordCall
+
+
+def mailbox_of(config: Config, extension: str) -> str | None:
+    """``extension``'s voicemail box (its number), or None when it has none."""
+    for e in config.extensions:
+        if e.number == extension and extension:
+            return extension if e.voicemail else None
+    return None
