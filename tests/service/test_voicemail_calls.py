@@ -75,7 +75,7 @@ def dial_tone_bursts(box: Appliance, handset: int, path: Path) -> int:
     box.sim(target="handset", number=handset, action="off-hook")
     pcm = recorded(path, 4.0)
     on = frames_on(pcm)
-    assert True in on, f"no dial tone on handset {handset}"
+    assert any(on), f"no dial tone on handset {handset}"
     first = on.index(True)
     window = on[first : first + 150]
     assert len(window) == 150, "dial tone started too late in the recording"
