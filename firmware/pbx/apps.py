@@ -52,7 +52,19 @@ class RunIvr:
         return "ivr"
 
 
-App = LeaveMessage | CheckMailbox | JoinConference | RunIvr
+@dataclass(frozen=True, slots=True)
+class WaitInQueue:
+    """A queue's caller waits: announcement, music on hold, its position
+    (firmware.pbx.groups; the media side is firmware.service.queues)."""
+
+    queue: str  # queues[].number
+
+    @property
+    def box(self) -> str:  # what call control's log names
+        return self.queue
+
+
+App = LeaveMessage | CheckMailbox | JoinConference | RunIvr | WaitInQueue
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import enum
 import itertools
 import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -37,6 +37,7 @@ from firmware.pbx.apps import (
     RunIvr,
     StartApp,
     StopApp,
+    WaitInQueue,
     mailbox_of,
 )
 from firmware.pbx.digits import Completion, DigitCollector, DigitMap, Outcome, Verdict
@@ -50,6 +51,14 @@ from firmware.pbx.features import (
     TollRules,
     apply,
     parse_code,
+)
+from firmware.pbx.groups import (
+    AgentChanged,
+    AnnouncePosition,
+    GroupCommand,
+    Groups,
+    Hunt,
+    parse_destination,
 )
 from firmware.pbx.legs import (
     AnswerSip,
@@ -199,6 +208,7 @@ CallCommand = (
     | Unmix
     | AvailabilityChanged
     | AppCommand
+    | GroupCommand
 )
 
 # A PIN is dialled as digits ended by the inter-digit timer or '#'.
@@ -265,6 +275,7 @@ class Call:
     forward_no_answer: str = ""  # where it goes then
     connected_caller: bool = False  # the calling side talks already (a transferred call)
     ringback: bool = False  # the calling phone hears ringback already (forwarded on no answer)
+    hunt: Hunt | None = None  # ringing a ring group's members or waiting in a queue
 
     def note(self, text: str) -> None:
         self.history.append(text)
@@ -294,6 +305,7 @@ class CallView:
     started: int
     reason: str
     sip_code: int | None
+    group: str = ""  # "group 600" / "queue 700": the ring group or queue the call is in
 
 
 class CallControl:
@@ -304,8 +316,11 @@ class CallControl:
         config: Config,
         ports: Sequence[PortInfo],
         availability: Mapping[str, Availability] | None = None,
+        agents: Iterable[str] = (),
     ) -> None:
         self._config = config
+        # Ring groups and queues (firmware.pbx.groups); ``agents``: logged in, as stored.
+        self.groups = Groups(config, agents)
         self._features = config.features
         self._toll = TollRules(config)
         self._pin_map = DigitMap(
@@ -377,6 +392,8 @@ class CallControl:
             if call.state is CallState.CALLING and call.progress is not Progress.NONE:
                 state = call.progress.value
             ports = tuple(p for p in (call.caller, call.callee) if p is not None)
+            if call.hunt is not None:
+                ports += tuple(call.hunt.ringing)
             rows.append(
                 CallView(
                     ports=ports,
@@ -389,6 +406,7 @@ class CallControl:
                     started=call.started,
                     reason=call.reason,
                     sip_code=call.sip_code,
+                    group=f"{call.hunt.kind} {call.hunt.number}" if call.hunt else "",
                 )
             )
         return sorted(rows, key=lambda r: r.started)
@@ -415,6 +433,8 @@ class CallControl:
                 deadlines.append(call.wait_until)
             elif call.state is CallState.RINGING and call.no_answer_at is not None:
                 deadlines.append(call.no_answer_at)
+            if call.hunt is not None:
+                deadlines += call.hunt.deadlines()
         return min(deadlines) if deadlines else None
 
     def _active(self) -> list[Call]:
@@ -450,7 +470,7 @@ class CallControl:
             elif call.state is CallState.RINGING and call.no_answer_at is not None:
                 if now >= call.no_answer_at:
                     out += self._no_answer(call, now)
-        return out
+        return out + self._hunt_timer(now)
 
     def handle_sip(self, event: SipEvent | object, now: int) -> list[CallCommand]:
         """An event from the SIP endpoint (a :data:`SipEvent`).  Events for legs that are
@@ -529,6 +549,8 @@ class CallControl:
                 if recalled is not None and recalled is call:
                     call.note(f"port {port} took its held call back")
                     return self._resume(call, port)
+                if call is not None and call.hunt is not None and port in call.hunt.ringing:
+                    return self._hunt_answered(call, port, now)
                 if call is None or call.state is not CallState.RINGING or call.callee != port:
                     # The caller gave up as the phone was lifted: nobody to talk to.
                     log.info("port %d answered, but the call is gone", port)
@@ -616,6 +638,9 @@ class CallControl:
             return self._start_app(call, JoinConference(verdict.digits), now)
         if self._is_ivr(verdict.digits):
             return self._start_app(call, RunIvr(), now)
+        if self.groups.kind(verdict.digits) is not None:
+            self._note(call.caller, verdict, None)
+            return self._hunt_start(call, verdict.digits, now)
         decision = self._router.route(verdict.digits)
         self._note(call.caller, verdict, decision)
         if isinstance(decision, Routed):
@@ -754,6 +779,8 @@ class CallControl:
                 return self._go(call, decision, now)
             case Feature.VOICEMAIL:
                 return self._check_mailbox(call, now)
+            case Feature.QUEUE_LOGIN | Feature.QUEUE_LOGOUT:
+                return self._agent(call, feature, now)
         return self._set_availability(call, feature, "", now)
 
     def _set_availability(
@@ -1172,6 +1199,8 @@ class CallControl:
                 return self._start_app(call, self._leave_message(call, box, "unavailable"), now)
             case GoExtension(number=number):
                 call.number = number
+                if self.groups.kind(number) is not None:
+                    return self._hunt_start(call, number, now)
                 found = self._router.extension(number)
                 if isinstance(found, NoRoute):
                     return self._fail(call, now, f"IVR: {found.reason}")
@@ -1342,6 +1371,8 @@ class CallControl:
                 trunk = self._trunks.get(event.account)
                 if trunk is None:
                     return self._fail(call, now, f"no trunk {event.account!r} in service")
+                if self.groups.kind(trunk.destination or event.called) is not None:
+                    return self._hunt_start(call, trunk.destination or event.called, now)
                 found = self._router.extension(trunk.destination or event.called)
                 if isinstance(found, NoRoute):
                     return self._fail(call, now, f"trunk {trunk.name!r}: {found.reason}")
@@ -1360,6 +1391,8 @@ class CallControl:
                     )
                 return self._ring_extension(call, account.fxs, now)
         # An IP phone: its number is routed as if dialled on the box.
+        if self.groups.kind(event.called) is not None:
+            return self._hunt_start(call, event.called, now)
         decision = self._router.route(event.called)
         if isinstance(decision, NoRoute):
             return self._fail(call, now, decision.reason, busy=decision.busy)
@@ -1434,6 +1467,8 @@ class CallControl:
             return self._fail(call, now, "the line has no destination")
         if self._is_ivr(destination):
             return self._start_app(call, RunIvr(), now)
+        if self.groups.kind(destination) is not None:
+            return self._hunt_start(call, destination, now)
         decision = self._router.route(destination)
         if isinstance(decision, NoRoute):
             return self._fail(call, now, f"destination {destination}: {decision.reason}")
@@ -1462,17 +1497,17 @@ class CallControl:
         (486 for busy, else 404 unless said otherwise); an exchange line is left to ring
         until its caller gives up, since it cannot be refused without answering it.
         """
+        out: list[CallCommand] = self._hunt_release(call)
         call.enter(CallState.FAILED, now)
         call.reason = reason
         call.busy = busy
         call.note(reason)
-        out: list[CallCommand] = []
         if call.leg is not None and call.leg_in:
             refusal = code or (SIP_BUSY_HERE if busy else SIP_NOT_FOUND)
             call.sip_code = refusal
             log.info("SIP leg %d refused with %d: %s", call.leg, refusal, reason)
             self._forget(call)
-            return [HangupSip(call.leg, refusal)]
+            return [*out, HangupSip(call.leg, refusal)]
         if call.leg is not None and self._legs.get(call.leg) is call:
             del self._legs[call.leg]  # defensive: every caller of _fail drops its leg first
             out.append(HangupSip(call.leg))
@@ -1505,10 +1540,12 @@ class CallControl:
         """Port ``gone`` left the call (hung up, the line dropped) or its SIP leg ended
         (``leg_ended``); tell everybody else."""
         was = call.state
+        unhunted = self._hunt_release(call)
         mine = {
             p for p in (call.caller, call.callee) if p is not None and self._calls.get(p) is call
         }
         out, resume = self._detach(call, mine, gone)
+        out = unhunted + out
         if call.app is not None and call.caller is not None:
             out.append(StopApp(call.caller))
             call.app = None
@@ -1604,6 +1641,214 @@ class CallControl:
         if join and other is not None and other[0] == "port":
             out.append(Join(port, other[1]))
         return out
+
+    # --- ring groups and queues (firmware.pbx.groups) --------------------------------------
+
+    def _hunt_start(self, call: Call, number: str, now: int) -> list[CallCommand]:
+        """Put ``call`` through to ring group or queue ``number``."""
+        # A group whose no-answer destination is another group counts as a forward, so that
+        # a loop of groups ends like a loop of forwardings.
+        call.forwards += 1
+        if call.forwards > MAX_FORWARDS:
+            return self._fail(call, now, f"passed on more than {MAX_FORWARDS} times (a loop?)")
+        hunt = self.groups.start(number, now)
+        call.number = number
+        call.no_answer_at = None
+        call.note(f"{hunt.kind} {number}")
+        if hunt.kind == "queue":
+            if call.caller is None:
+                return self._fail(
+                    call,
+                    now,
+                    f"queue {number}: a SIP caller cannot wait in a queue yet",
+                    code=SIP_TEMPORARILY_UNAVAILABLE,
+                )
+            if self.groups.full(number):
+                log.info("queue %s is full: call from %s overflows", number, self._from(call))
+                return self._hunt_destination(call, hunt, "full", now)
+            call.hunt = hunt
+            position = self.groups.enqueue(hunt, self._from(call), now)
+            log.info(
+                "call from %s waits in queue %s (position %d)", self._from(call), number, position
+            )
+            out = self._start_app(call, WaitInQueue(number), now)
+            return out + self._hunt_ring(call, now)
+        call.hunt = hunt
+        out = self._hunt_ring(call, now)
+        if not hunt.ringing:
+            return out + self._hunt_over(call, "no member can ring", now)
+        call.enter(CallState.RINGING, now)
+        if (
+            call.caller is not None
+            and self.ports[call.caller].kind == "fxs"
+            and not call.connected_caller
+        ):
+            call.ringback = True
+            out.insert(0, LineEvent(call.caller, m.RemoteRinging()))
+        if call.leg is not None and call.leg_in:
+            out.append(RingSip(call.leg))
+        return out
+
+    def _ringable(self, call: Call, extension: str) -> int | None:
+        """The port to alert for group member ``extension``, or None: busy, DND, no port."""
+        found = self._router.extension(extension)
+        if isinstance(found, NoRoute):
+            return None
+        port = self._fxs_port.get(found.fxs)
+        if port is None or port == call.caller or port in self._calls or port in self._off_hook:
+            return None
+        if self.availability.get(extension, Availability()).dnd:
+            return None
+        return port
+
+    def _hunt_ring(self, call: Call, now: int) -> list[CallCommand]:
+        """Alert the members the hunt's strategy picks now; stop the others ringing."""
+        hunt = call.hunt
+        assert hunt is not None
+        before = dict(hunt.ringing)
+        for port in before:
+            if self._calls.get(port) is call:
+                del self._calls[port]  # free again for the choice
+        picked = self.groups.pick(hunt, now, lambda extension: self._ringable(call, extension))
+        out: list[CallCommand] = [
+            LineEvent(port, m.CancelAlert()) for port in before if port not in picked
+        ]
+        for port in picked:
+            self._calls[port] = call
+            if port in before:
+                continue  # rings on
+            if call.caller_id is not None and call.caller_id.number:
+                self._last_caller[port] = call.caller_id.number
+            out.append(LineEvent(port, m.Alert(call.caller_id)))
+        if picked and picked != before:
+            log.info(
+                "%s %s: ringing %s for %s",
+                hunt.kind,
+                hunt.number,
+                ", ".join(picked.values()),
+                self._from(call),
+            )
+        return out
+
+    def _hunt_answered(self, call: Call, port: int, now: int) -> list[CallCommand]:
+        hunt = call.hunt
+        assert hunt is not None
+        member = hunt.ringing[port]
+        out: list[CallCommand] = []
+        for other in hunt.ringing:
+            if other != port and self._calls.get(other) is call:
+                del self._calls[other]
+                out.append(LineEvent(other, m.CancelAlert()))
+        self.groups.answered(hunt, member, now)
+        call.hunt = None
+        call.callee = port
+        call.note(f"{hunt.kind} {hunt.number}: {member} answered")
+        log.info("%s %s: %s answered on port %d", hunt.kind, hunt.number, member, port)
+        if isinstance(call.app, WaitInQueue) and call.caller is not None:
+            out.append(StopApp(call.caller))  # the music stops
+            call.app = None
+            call.connected_caller = True
+        return out + self._answered(call, port, now)
+
+    def _hunt_release(self, call: Call) -> list[CallCommand]:
+        """The call leaves its group or queue (it ends, fails or goes elsewhere)."""
+        hunt, call.hunt = call.hunt, None
+        if hunt is None:
+            return []
+        out: list[CallCommand] = []
+        for port in hunt.ringing:
+            if self._calls.get(port) is call and port != call.callee:
+                del self._calls[port]
+                out.append(LineEvent(port, m.CancelAlert()))
+        self.groups.leave(hunt)
+        return out
+
+    def _hunt_timer(self, now: int) -> list[CallCommand]:
+        out: list[CallCommand] = []
+        hunting = [c for c in self._active() if c.hunt is not None]
+        # Earlier callers first: they choose among the free agents before later ones.
+        hunting.sort(key=lambda c: c.hunt.started if c.hunt is not None else 0)
+        for call in hunting:
+            hunt = call.hunt
+            if hunt is None:
+                continue
+            if now >= hunt.ends_at:
+                why = "no answer" if hunt.kind == "group" else "waited too long"
+                out += self._hunt_over(call, why, now)
+                continue
+            due = [d for d in (hunt.ring_until, hunt.retry_at) if d is not None]
+            if due and now >= min(due):
+                out += self._hunt_ring(call, now)
+                if hunt.kind == "group" and not hunt.ringing:
+                    out += self._hunt_over(call, "no member can ring", now)
+                    continue
+            if hunt.announce_at is not None and now >= hunt.announce_at:
+                position = self.groups.announced(hunt, now)
+                if position is not None and call.caller is not None:
+                    out.append(AnnouncePosition(call.caller, hunt.number, position))
+        return out
+
+    def _hunt_over(self, call: Call, why: str, now: int) -> list[CallCommand]:
+        hunt = call.hunt
+        assert hunt is not None
+        out = self._hunt_release(call)
+        log.info("%s %s: %s for %s", hunt.kind, hunt.number, why, self._from(call))
+        return out + self._hunt_destination(call, hunt, why, now)
+
+    def _hunt_destination(self, call: Call, hunt: Hunt, why: str, now: int) -> list[CallCommand]:
+        """Where an unanswered (or overflowing) call goes: ``no_answer`` / ``overflow``."""
+        kind, number = parse_destination(self.groups.destination(hunt))
+        where = f"{hunt.kind} {hunt.number}: {why}"
+        call.note(where)
+        out: list[CallCommand] = []
+        if isinstance(call.app, WaitInQueue) and call.caller is not None:
+            out.append(StopApp(call.caller))
+            call.app = None
+            call.connected_caller = True
+        if kind == "hangup":
+            if call.connected_caller:
+                # The caller's line was answered: clear it (busy tone on a phone, an exchange
+                # line let go), as when the far end of a call hangs up.
+                call.reason = where
+                call.enter(CallState.TALKING, now)
+                return out + self._end(call, now)
+            return out + self._fail(call, now, where, busy=True)
+        if kind == "voicemail":
+            if call.caller is None:
+                return out + self._fail(
+                    call, now, f"{where}: voicemail {number}", code=SIP_TEMPORARILY_UNAVAILABLE
+                )
+            log.info("%s: voicemail %s takes the call", where, number)
+            return out + self._start_app(
+                call, self._leave_message(call, number, "unavailable"), now
+            )
+        log.info("%s: the call goes to %s", where, number)
+        if self.groups.kind(number) is not None:
+            return out + self._hunt_start(call, number, now)
+        found = self._router.extension(number)
+        if isinstance(found, NoRoute):
+            return out + self._fail(call, now, f"{where}: {found.reason}")
+        return out + self._ring_extension(call, found.fxs, now)
+
+    def _agent(self, call: Call, feature: Feature, now: int) -> list[CallCommand]:
+        """A queue agent logs in or out of every queue it is a member of."""
+        assert call.caller is not None
+        port = call.caller
+        extension = self._extension_of(port)
+        login = feature is Feature.QUEUE_LOGIN
+        done = self.groups.log_in(extension) if login else self.groups.log_out(extension)
+        if not extension or not done:
+            return self._fail(call, now, f"extension {extension or '-'} is in no queue")
+        queues = ", ".join(self.groups.queues_of(extension))
+        log.info("extension %s: %s (queues %s)", extension, feature.value, queues)
+        call.enter(CallState.FEATURE, now)
+        call.note(feature.value)
+        # Stutter dial tone confirms, as for the other feature codes.
+        return [
+            AgentChanged(extension, login),
+            LineEvent(port, m.Proceed()),
+            LineEvent(port, m.RecallDialTone()),
+        ]
 
     def _note(self, port: int, verdict: Verdict, decision: Routed | NoRoute | None) -> None:
         self.decisions.append((port, verdict, decision))

@@ -41,6 +41,8 @@ class Feature(enum.Enum):
     VOICEMAIL = "voicemail"
     PICKUP = "pickup"
     CALL_WAITING_OFF = "call_waiting_off"
+    QUEUE_LOGIN = "queue_login"  # firmware.pbx.groups: agents
+    QUEUE_LOGOUT = "queue_logout"
 
 
 # Codes after which the phone hears stutter dial tone and dials a number.

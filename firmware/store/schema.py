@@ -415,6 +415,14 @@ class FeatureCodes:
     call_waiting_off: str = setting(
         "*70", "Disable call waiting for the next call.", check=checks.feature_code
     )
+    queue_login: str = setting(
+        "*45",
+        "Queue agent: log in to every queue the extension is a member of.",
+        check=checks.feature_code,
+    )
+    queue_logout: str = setting(
+        "*46", "Queue agent: log out of every queue.", check=checks.feature_code
+    )
     # Asterisk features.conf's default for one-touch recording (automon) is *1.
     record_toggle: str = setting(
         "*1",
@@ -739,6 +747,144 @@ class VoicemailConfig:
     )
 
 
+# ---------------------------------------------------------------------------- groups and queues
+
+# How a group or queue chooses whom to ring (docs/features.md "Ring groups").
+HuntStrategy = Literal["simultaneous", "sequential", "round_robin", "least_recent"]
+MAX_GROUP_MEMBERS = 16  # cap: a small office's phones (MAX_FXS_PORTS)
+
+
+def group_destination(value: str) -> str | None:
+    """``hangup``, ``voicemail:BOX`` or a number (an extension, ring group or queue)."""
+    if value == "hangup":
+        return None
+    kind, sep, ref = value.partition(":")
+    if sep:
+        if kind != "voicemail" or checks.extension_number(ref) is not None:
+            return (
+                f"{checks.show(value)} is not a destination (hangup, voicemail:BOX or a "
+                "number: an extension, ring group or queue)"
+            )
+        return None
+    if checks.extension_number(value) is not None:
+        return (
+            f"{checks.show(value)} is not a destination (hangup, voicemail:BOX or a "
+            "number: an extension, ring group or queue)"
+        )
+    return None
+
+
+def _member_count(values: tuple[str, ...]) -> str | None:
+    if len(values) > MAX_GROUP_MEMBERS:
+        return f"{len(values)} members, at most {MAX_GROUP_MEMBERS}"
+    return None
+
+
+_members_check = checks.all_of(checks.each(checks.extension_number), checks.unique, _member_count)
+
+
+def _prompt_or_empty(value: str) -> str | None:
+    return None if value == "" else _prompt_names((value,))
+
+
+def _period_or_never(value: int) -> str | None:
+    return None if value == 0 else checks.in_range(10, 600, "s")(value)
+
+
+@dataclass(frozen=True)
+class RingGroup:
+    KEY: ClassVar[str] = "number"
+
+    number: str = setting(
+        "",
+        "Number dialled to ring the group, 1 to 8 digits, unique.",
+        check=checks.extension_number,
+    )
+    name: str = setting("", "Display name of the group.")
+    members: tuple[str, ...] = setting(
+        (),
+        "Extensions rung, in order (sequential and round-robin follow it).",
+        check=_members_check,
+    )
+    strategy: HuntStrategy = setting(
+        "simultaneous",
+        "simultaneous (all at once), sequential, round_robin (after the last one tried) or "
+        "least_recent (the member idle longest).",
+    )
+    ring_s: int = setting(
+        15,
+        "How long one member rings before the next is tried (not simultaneous), s.",
+        check=checks.in_range(5, 300, "s"),
+    )
+    timeout_s: int = setting(
+        60,
+        "How long the group rings in all before no_answer takes the call, s.",
+        check=checks.in_range(5, 3600, "s"),
+    )
+    no_answer: str = setting(
+        "hangup",
+        "Where an unanswered call goes: hangup, voicemail:BOX, or a number (an extension, "
+        "ring group or queue).",
+        check=group_destination,
+    )
+
+
+@dataclass(frozen=True)
+class Queue:
+    KEY: ClassVar[str] = "number"
+
+    number: str = setting(
+        "",
+        "Number dialled to join the queue, 1 to 8 digits, unique.",
+        check=checks.extension_number,
+    )
+    name: str = setting("", "Display name of the queue.")
+    members: tuple[str, ...] = setting(
+        (),
+        "Extensions that may answer (agents); each logs in with features.codes.queue_login.",
+        check=_members_check,
+    )
+    strategy: HuntStrategy = setting(
+        "round_robin", "How logged-in agents are rung (as for ring groups)."
+    )
+    ring_s: int = setting(
+        15,
+        "How long one agent rings before the next is tried, s.",
+        check=checks.in_range(5, 300, "s"),
+    )
+    announce: str = setting(
+        "queue-all-busy",
+        "Prompt played to a caller on arrival (catalogue name or custom upload); empty: none.",
+        check=_prompt_or_empty,
+    )
+    music_on_hold: str = setting(
+        "",
+        "WAV file played while waiting (absolute path); empty: the built-in music.",
+        check=checks.absolute_path_or_empty,
+    )
+    position_period_s: int = setting(
+        30,
+        "How often a caller hears 'you are caller number N', s; 0: never.",
+        check=_period_or_never,
+    )
+    max_wait_s: int = setting(
+        300,
+        "Longest wait before the caller goes to overflow, s.",
+        check=checks.in_range(10, 7200, "s"),
+    )
+    overflow: str = setting(
+        "hangup",
+        "Where a caller goes after max_wait_s or when the queue is full: hangup, "
+        "voicemail:BOX, or a number (an extension, ring group or queue).",
+        check=group_destination,
+    )
+    max_callers: int = setting(
+        10,
+        "Callers waiting at most; the next one goes to overflow at once.",
+        check=checks.in_range(1, 64),
+    )
+
+
 # ---------------------------------------------------------------------------- root
 
 
@@ -757,6 +903,10 @@ class Config:
     records: RecordsConfig = section(RecordsConfig, "Call detail records: how long they are kept.")
     ivr: IvrConfig = section(IvrConfig, "IVR auto-attendant: menus and time conditions.")
     voicemail: VoicemailConfig = section(VoicemailConfig, "Mailboxes and messages.")
+    ring_groups: tuple[RingGroup, ...] = section(tuple, "Ring groups: one number, several phones.")
+    queues: tuple[Queue, ...] = section(
+        tuple, "Call queues: callers wait with music until an agent answers."
+    )
 
 
 def default_config(fxs_ports: int = 2, fxo_ports: int = 1) -> Config:

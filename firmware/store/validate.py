@@ -262,6 +262,7 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
         add(f"extensions[{i}].number", f"extension {number!r} is defined twice")
     known_ext = set(ext_numbers)
     reachable = known_ext | ({config.ivr.number} if config.ivr.number else set())
+    reachable |= hunt_numbers(config)
     for i, fxs in enumerate(config.lines.fxs):
         if fxs.extension and fxs.extension not in known_ext:
             add(
@@ -270,7 +271,7 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
             )
     for i, fxo in enumerate(config.lines.fxo):
         # The IVR's number is taken before the routes (docs/ivr.md).
-        if fxo.destination and fxo.destination != config.ivr.number:
+        if fxo.destination and fxo.destination not in (config.ivr.number, *hunt_numbers(config)):
             problem = _fxo_destination(fxo.destination, config, known_ext)
             if problem:
                 add(f"lines.fxo[{i}].destination", problem)
@@ -414,6 +415,62 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
         if server == "":
             add(f"network.dns[{i}]", "empty address")
     out += _conference_checks(config, known_ext)
+    out += _group_checks(config, known_ext)
+    return out
+
+
+def hunt_numbers(config: Config) -> set[str]:
+    """The numbers of the ring groups and queues (taken before the routes, like rooms)."""
+    return {g.number for g in config.ring_groups} | {q.number for q in config.queues}
+
+
+def _group_checks(config: Config, known_ext: set[str]) -> list[ConfigIssue]:
+    """Ring groups and queues: numbers unique among every number the box answers, members
+    that are extensions, destinations that exist (docs/features.md "Ring groups")."""
+    out: list[ConfigIssue] = []
+    hunts: list[tuple[str, schema.RingGroup | schema.Queue]] = [
+        (f"ring_groups[{i}]", g) for i, g in enumerate(config.ring_groups)
+    ] + [(f"queues[{i}]", q) for i, q in enumerate(config.queues)]
+    taken: dict[str, str] = {n: "an extension" for n in known_ext}
+    for i, r in enumerate(config.conference.rooms):
+        taken.setdefault(r.number, f"conference.rooms[{i}]")
+    if config.ivr.number:
+        taken.setdefault(config.ivr.number, "ivr.number")
+    boxes = {e.number for e in config.extensions if e.voicemail}
+    numbers = known_ext | hunt_numbers(config)
+    for path, hunt in hunts:
+        owner = taken.get(hunt.number)
+        if owner is not None:
+            out.append(ConfigIssue(f"{path}.number", f"{hunt.number!r} is already {owner}"))
+        else:
+            taken[hunt.number] = path
+        for j, member in enumerate(hunt.members):
+            if member not in known_ext:
+                out.append(
+                    ConfigIssue(
+                        f"{path}.members[{j}]", f"extension {member!r} is not defined in extensions"
+                    )
+                )
+        key = "no_answer" if isinstance(hunt, schema.RingGroup) else "overflow"
+        target: str = getattr(hunt, key)
+        if target.startswith("voicemail:"):
+            if target[10:] not in boxes:
+                out.append(
+                    ConfigIssue(
+                        f"{path}.{key}",
+                        f"{target!r}: extension {target[10:]!r} has no voicemail box",
+                    )
+                )
+        elif target != "hangup":
+            if target == hunt.number:
+                out.append(ConfigIssue(f"{path}.{key}", f"{target!r} is this one's own number"))
+            elif target not in numbers:
+                out.append(
+                    ConfigIssue(
+                        f"{path}.{key}",
+                        f"{target!r} is neither an extension nor a ring group or queue number",
+                    )
+                )
     return out
 
 
