@@ -34,6 +34,7 @@ from firmware.pbx.calls import (
     Unmix,
 )
 from firmware.pbx.features import Availability, AvailabilityChanged
+from firmware.pbx.groups import AgentChanged, AnnouncePosition
 from firmware.pbx.legs import (
     AnswerSip,
     ConnectSip,
@@ -45,11 +46,14 @@ from firmware.pbx.legs import (
     SipEnded,
     SipEvent,
 )
+from firmware.prompts.library import PromptLibrary
 from firmware.service.conference import Conference, Seat
 from firmware.service.crossconnect import CrossConnect
 from firmware.service.ports import Action
+from firmware.service.queues import QueueMedia
 from firmware.service.recording import RecordedLink, RecordingError
 from firmware.store import Config
+from firmware.store.agents import AgentStore
 from firmware.store.availability import AvailabilityRow, AvailabilityStore
 from firmware.store.db import StoreError
 from firmware.store.ivrconfig import GoDial, GoExtension, GoVoicemail
@@ -96,7 +100,21 @@ class LocalCalls:
             # Calls matter more than remembered forwardings: run without, and say so.
             log.exception("availability database unusable: forwarding and DND not kept")
         self._infos = tuple(infos)
-        self.control = CallControl(appliance.config, infos, stored)
+        # Queue agents logged in by feature code (firmware.store.agents), kept likewise.
+        self.agent_store: AgentStore | None = None
+        agents: list[str] = []
+        try:
+            self.agent_store = AgentStore.open(appliance.options.data_dir)
+            agents = self.agent_store.load()
+        except (StoreError, sqlite3.Error):
+            log.exception("agents database unusable: queue log-ins not kept")
+        self.control = CallControl(appliance.config, infos, stored, agents)
+        # Queue callers' music and announcements (firmware.service.queues).
+        self.queues = QueueMedia(
+            appliance.media.get,
+            PromptLibrary.for_data_dir(appliance.options.data_dir),
+            appliance.config,
+        )
         # Three-way calls: the conference, its seats and each port's own cross-connect.
         self._mixes: dict[int, tuple[Conference, dict[int, Seat], dict[int, CrossConnect]]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -147,7 +165,10 @@ class LocalCalls:
         if not self.idle:
             raise RuntimeError("call control cannot be replaced while calls are up")
         # Forwarding and DND belong to the extensions, not to the configuration version.
-        self.control = CallControl(config, self._infos, self.control.availability)
+        self.control = CallControl(
+            config, self._infos, self.control.availability, self.control.groups.agents
+        )
+        self.queues.configure(config)
 
     def attach_sip(self, bridge: SipBridge) -> None:
         self.sip = bridge
@@ -242,6 +263,10 @@ class LocalCalls:
         if self.availability_store is not None:
             self.availability_store.close()
             self.availability_store = None
+        self.queues.stop()
+        if self.agent_store is not None:
+            self.agent_store.close()
+            self.agent_store = None
 
     def _observe(self) -> None:
         call_log = self.call_log
@@ -293,6 +318,12 @@ class LocalCalls:
                             link.split()
                 case RecordCall():
                     self._record(command)
+                case StartApp() | StopApp() | AppDigit() if self.queues.takes(command):
+                    self.queues.handle(command)
+                case AnnouncePosition():
+                    self.queues.announce(command)
+                case AgentChanged(extension=extension, logged_in=logged_in):
+                    self._save_agent(extension, logged_in)
                 case StartApp() | StopApp() | AppDigit():
                     if self.apps is not None:
                         self.apps.handle(command)
@@ -375,6 +406,15 @@ class LocalCalls:
             )
         except (StoreError, sqlite3.Error):
             log.exception("extension %s: availability not stored", extension)
+
+    def _save_agent(self, extension: str, logged_in: bool) -> None:
+        store = self.agent_store
+        if store is None:
+            return
+        try:
+            store.save(extension, logged_in)  # one small row: a code is dialled rarely
+        except (StoreError, sqlite3.Error):
+            log.exception("extension %s: queue log-in not stored", extension)
 
     def _sip_command(
         self, command: PlaceSipCall | RingSip | AnswerSip | HangupSip | SendSipDtmf

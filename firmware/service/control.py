@@ -30,6 +30,7 @@ from firmware.service.appliance import Appliance
 from firmware.service.conference import ConferenceRegistry
 from firmware.service.confrec_api import ConfRecApi
 from firmware.service.logring import LEVELS, LogRecord, LogRing
+from firmware.service.queues import register_queues_api
 from firmware.service.recording import RecordingError, Recordings
 from firmware.service.sipbridge import SipBridge
 from firmware.service.voicemail_api import VoicemailApi
@@ -419,6 +420,7 @@ class ControlApi:
             result="{available, reason?, booted, order, last_good, floor, slots}",
             summary="Firmware slots and boot order (read-only)",
         )
+        register_queues_api(s, lambda: self.appliance.calls)
         self.voicemail = VoicemailApi(
             s,
             self.data_dir,
@@ -538,6 +540,7 @@ class ControlApi:
                     "state": row.state,
                     "reason": row.reason,
                     "sip_code": row.sip_code,
+                    "group": row.group,  # "group 600" / "queue 700" while in one
                     # call control's clock is monotonic ms: the API speaks seconds of age
                     "age_s": round(max(0, now_ms - row.started) / 1000, 1),
                 }
