@@ -20,6 +20,8 @@ from firmware.dsp.pcm import SAMPLE_RATE, Pcm, to_pcm
 # P.56 measurement practice); a peak of -14 dBm0 leaves the loop's average near -18 dBm0.
 MOH_PEAK_DBM0: Final = -14.0
 NOTE_MS: Final = 300
+RAMP_S: Final = 0.015
+DECAY_S: Final = 0.35  # a plucked, fading note rather than an organ's drone
 # C4..C6 in equal temperament (A4 = 440 Hz, ISO 16).
 _C4: Final = 261.63
 _CHORDS: Final = (  # semitones above C4: C major, A minor, F major, G major
@@ -37,8 +39,10 @@ def _note(hz: float, samples: int, rate: int) -> np.ndarray:
     t = np.arange(samples) / rate
     tone = np.sin(2 * np.pi * hz * t) + 0.3 * np.sin(4 * np.pi * hz * t)
     tone += 0.1 * np.sin(6 * np.pi * hz * t)
-    attack = np.minimum(1.0, t / 0.015)
-    envelope = attack * np.exp(-t / 0.35)
+    # 15 ms ramps in and out: a note never starts or stops on a step (no click between
+    # notes, nor where the loop starts over).
+    ramps = np.minimum(1.0, np.minimum(t, t[-1] - t) / RAMP_S)
+    envelope = ramps * np.exp(-t / DECAY_S)
     return np.asarray(tone * envelope)
 
 

@@ -190,6 +190,8 @@ def ivr_issues(config: Config) -> list[tuple[str, str]]:
     menus = {m.name: i for i, m in enumerate(ivr.menus)}
     menu_list = ", ".join(menus) or "none"
     extensions = {e.number: e for e in config.extensions}
+    # extension:N may name a ring group or queue too (docs/features.md "Ring groups").
+    hunts = {g.number for g in config.ring_groups} | {q.number for q in config.queues}
     routes = []
     for r in config.dialplan.routes:
         try:
@@ -211,7 +213,7 @@ def ivr_issues(config: Config) -> list[tuple[str, str]]:
         match dest:
             case GoMenu(name) if name not in menus:
                 out.append((path, f"no menu named {name!r} (menus: {menu_list})"))
-            case GoExtension(number) if number not in extensions:
+            case GoExtension(number) if number not in extensions and number not in hunts:
                 out.append((path, f"extension {number!r} is not defined in extensions"))
             case GoVoicemail(number):
                 ext = extensions.get(number)

@@ -19,7 +19,8 @@ from firmware.pbx.groups import (
     Groups,
     parse_destination,
 )
-from firmware.store.schema import Config, Queue, RingGroup
+from firmware.store.ivrconfig import GoExtension
+from firmware.store.schema import Config, IvrConfig, IvrMenu, IvrOption, Queue, RingGroup
 from firmware.store.validate import ConfigError, check
 from tests.pbx.sipbox import Box, sip_config
 
@@ -328,3 +329,29 @@ def test_logout_and_a_non_member_code() -> None:
     box.lift(1)
     box.dial(1, "*45")
     assert box.tone(1) is m.Tone.CONGESTION
+
+
+def test_the_ivr_sends_callers_to_a_queue_and_to_a_group() -> None:
+    base = config(group(), queue())
+    menu = IvrMenu(
+        name="main",
+        options=(
+            IvrOption(digit="1", to="extension:700"),
+            IvrOption(digit="2", to="extension:600"),
+        ),
+    )
+    ivr = IvrConfig(enabled=True, number="500", open_menu="main", menus=(menu,))
+    box = Box(check(dataclasses.replace(base, ivr=ivr)))
+    box.lift(1)
+    box.dial(1, "500")
+    box._commands(box.cc.app_transfer(1, GoExtension("700"), box.now))
+    assert box.sent[-1] == StartApp(1, WaitInQueue("700"))
+    box.advance(1)
+    assert box.sent[-1] == AnnouncePosition(1, "700", 1)
+    box.hang_up(1)
+    box.lift(1)
+    box.dial(1, "500")
+    box._commands(box.cc.app_transfer(1, GoExtension("600"), box.now))
+    assert [box.st(p) for p in (2, 3, 4)] == [S.RINGING] * 3
+    box.lift(2)
+    assert frozenset((1, 2)) in box.joined and box.st(3) is S.IDLE
