@@ -1650,7 +1650,7 @@ class CallControl:
         # a loop of groups ends like a loop of forwardings.
         call.forwards += 1
         if call.forwards > MAX_FORWARDS:
-            return self._fail(call, now, f"passed on more than {MAX_FORWARDS} times (a loop?)")
+            return self._hunt_fail(call, f"passed on more than {MAX_FORWARDS} times (a loop?)", now)
         hunt = self.groups.start(number, now)
         call.number = number
         call.no_answer_at = None
@@ -1806,13 +1806,7 @@ class CallControl:
             call.app = None
             call.connected_caller = True
         if kind == "hangup":
-            if call.connected_caller:
-                # The caller's line was answered: clear it (busy tone on a phone, an exchange
-                # line let go), as when the far end of a call hangs up.
-                call.reason = where
-                call.enter(CallState.TALKING, now)
-                return out + self._end(call, now)
-            return out + self._fail(call, now, where, busy=True)
+            return out + self._hunt_fail(call, where, now)
         if kind == "voicemail":
             if call.caller is None:
                 return out + self._fail(
@@ -1827,8 +1821,19 @@ class CallControl:
             return out + self._hunt_start(call, number, now)
         found = self._router.extension(number)
         if isinstance(found, NoRoute):
-            return out + self._fail(call, now, f"{where}: {found.reason}")
+            return out + self._hunt_fail(call, f"{where}: {found.reason}", now)
         return out + self._ring_extension(call, found.fxs, now)
+
+    def _hunt_fail(self, call: Call, reason: str, now: int) -> list[CallCommand]:
+        """The call goes nowhere: busy tone (486 for SIP); a line answered already (by the
+        queue or the IVR) is cleared as when the far end of a call hangs up, so that an
+        exchange line is let go."""
+        if call.connected_caller:
+            call.reason = reason
+            call.note(reason)
+            call.enter(CallState.TALKING, now)
+            return self._end(call, now)
+        return self._fail(call, now, reason, busy=True)
 
     def _agent(self, call: Call, feature: Feature, now: int) -> list[CallCommand]:
         """A queue agent logs in or out of every queue it is a member of."""

@@ -355,3 +355,24 @@ def test_the_ivr_sends_callers_to_a_queue_and_to_a_group() -> None:
     assert [box.st(p) for p in (2, 3, 4)] == [S.RINGING] * 3
     box.lift(2)
     assert frozenset((1, 2)) in box.joined and box.st(3) is S.IDLE
+
+
+def test_an_exchange_caller_the_queue_answered_is_let_go_on_overflow() -> None:
+    cfg = config(queue(max_wait_s=10, overflow="hangup"), fxo_destination="700")
+    box = Box(cfg, cid_after_ring=True)  # Bell 202: the call waits for the caller ID
+    box.ring_line(5, m.CallerId(number="5550000"))
+    assert box.seized(5)  # answered: the music plays to the exchange caller
+    assert box.cc.groups.waiting()[0].caller == "5550000"
+    box.advance(10_000)
+    assert not box.seized(5) and box.cc.calls_view() == []
+
+
+def test_queues_passing_callers_in_a_loop_end_it() -> None:
+    a = queue(number="700", max_wait_s=10, overflow="710")
+    b = queue(number="710", max_wait_s=10, overflow="700")
+    box = Box(config(a, b))
+    box.lift(1)
+    box.dial(1, "700")
+    box.advance(60_000)
+    assert box.tone(1) is m.Tone.BUSY and box.cc.groups.waiting() == []
+    assert "a loop?" in box.cc.drain_closed()[-1].reason
