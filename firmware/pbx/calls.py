@@ -83,6 +83,7 @@ from firmware.pbx.routing import (
     Router,
     ToExtension,
     ToFxo,
+    ToGroup,
     ToTrunk,
     ToVoicemail,
 )
@@ -724,6 +725,8 @@ class CallControl:
                     )
                 log.info("call from %s: voicemail %s takes the call", self._from(call), box)
                 return self._start_app(call, self._leave_message(call, box, "unavailable"), now)
+            case ToGroup(number=number):
+                return self._hunt_start(call, number, now)
         raise CallControlError(f"unhandled destination {decision.destination!r}")
 
     def _external_calls(self) -> int:
@@ -1218,6 +1221,8 @@ class CallControl:
                         return self._seize_fxo(call, fxo, decision.number, now)
                     case ToTrunk(trunk=trunk):
                         return self._place_sip(call, trunk, decision.number, now)
+                    case ToGroup(number=group):
+                        return self._hunt_start(call, group, now)
         return self._fail(call, now, f"IVR: cannot transfer to {target}")
 
     def app_finished(self, port: int, now: int) -> list[CallCommand]:
@@ -1864,4 +1869,4 @@ def _local(decision: Routed | NoRoute) -> bool:
     """Kept on the box even for an ATA line: extensions, exchange lines, emergency calls."""
     if not isinstance(decision, Routed):
         return False
-    return decision.emergency or isinstance(decision.destination, ToExtension | ToFxo)
+    return decision.emergency or isinstance(decision.destination, ToExtension | ToFxo | ToGroup)

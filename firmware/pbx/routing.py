@@ -39,7 +39,15 @@ class ToVoicemail:
     mailbox: str
 
 
-Destination = ToExtension | ToFxo | ToTrunk | ToVoicemail
+@dataclass(frozen=True, slots=True)
+class ToGroup:
+    """A ring group or queue (``ring_groups[].number``, ``queues[].number``): a route to
+    ``extensions`` whose number is one of them (firmware.pbx.groups)."""
+
+    number: str
+
+
+Destination = ToExtension | ToFxo | ToTrunk | ToVoicemail | ToGroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,7 @@ class Router:
         self._fxo_enabled = [line.enabled for line in config.lines.fxo]
         self._fxs_enabled = [line.enabled for line in config.lines.fxs]
         self._trunks = {t.name: t.enabled for t in config.sip.trunks}
+        self._groups = {g.number for g in config.ring_groups} | {q.number for q in config.queues}
 
     def route(self, dialled: str) -> Decision:
         emergency = dialled in self._emergency
@@ -113,6 +122,8 @@ class Router:
         where = f"route {route.name!r}"
         to = route.to
         if to == "extensions":
+            if number in self._groups:
+                return Routed(dialled, number, route.name, ToGroup(number), emergency)
             found = self.extension(number)
             if isinstance(found, NoRoute):
                 return NoRoute(dialled, f"{where}: {found.reason}")

@@ -376,3 +376,17 @@ def test_queues_passing_callers_in_a_loop_end_it() -> None:
     box.advance(60_000)
     assert box.tone(1) is m.Tone.BUSY and box.cc.groups.waiting() == []
     assert "a loop?" in box.cc.drain_closed()[-1].reason
+
+
+def test_an_extension_forwarded_to_a_group_rings_the_group() -> None:
+    box = Box(config(dataclasses.replace(group(), members=("103", "104"))))
+    box.lift(2)
+    box.dial(2, "*72")
+    box.dial(2, "600")  # accepted: the route to extensions takes the group's number
+    assert box.cc.availability["102"].forward_all == "600"
+    box.hang_up(2)
+    box.lift(1)
+    box.dial(1, "102")
+    assert (box.st(2), box.st(3), box.st(4)) == (S.IDLE, S.RINGING, S.RINGING)
+    box.lift(4)
+    assert frozenset((1, 4)) in box.joined
