@@ -814,6 +814,9 @@ class CallControl:
         ]
 
     def _pickup(self, call: Call, port: int, now: int) -> list[CallCommand]:
+        picked = self._hunt_pickup(call, port, now)
+        if picked is not None:
+            return picked
         for target in self._active():
             ringing = target.callee
             if (
@@ -1754,6 +1757,30 @@ class CallControl:
             call.app = None
             call.connected_caller = True
         return out + self._answered(call, port, now)
+
+    def _hunt_pickup(self, call: Call, port: int, now: int) -> list[CallCommand] | None:
+        """``port`` dialled the pickup code: it answers a ring group's call ringing elsewhere
+        (None: there is none)."""
+        for target in self._active():
+            hunt = target.hunt
+            if (
+                hunt is not None
+                and hunt.kind == "group"
+                and hunt.ringing
+                and target.state is CallState.RINGING
+                and target.caller != port
+            ):
+                break
+        else:
+            return None
+        log.info("port %d picks up the call ringing group %s", port, hunt.number)
+        del self._calls[port]
+        call.enter(CallState.ENDED, now)
+        out = self._hunt_release(target)
+        target.callee = port
+        self._calls[port] = target
+        target.note(f"group {hunt.number}: picked up by port {port}")
+        return [*out, LineEvent(port, m.Connect()), *self._answered(target, port, now)]
 
     def _hunt_release(self, call: Call) -> list[CallCommand]:
         """The call leaves its group or queue (it ends, fails or goes elsewhere)."""

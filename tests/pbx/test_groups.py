@@ -390,3 +390,14 @@ def test_an_extension_forwarded_to_a_group_rings_the_group() -> None:
     assert (box.st(2), box.st(3), box.st(4)) == (S.IDLE, S.RINGING, S.RINGING)
     box.lift(4)
     assert frozenset((1, 4)) in box.joined
+
+
+def test_pickup_answers_a_group_call_ringing_elsewhere() -> None:
+    box = Box(config(dataclasses.replace(group(), members=("102", "103"))))
+    box.lift(1)
+    box.dial(1, "600")
+    box.lift(4)
+    box.dial(4, "*88")
+    assert (box.st(2), box.st(3)) == (S.IDLE, S.IDLE)
+    assert frozenset((1, 4)) in box.joined and box.st(1) is S.TALKING
+    assert box.cc.calls_view()[0].ports == (1, 4)
