@@ -538,6 +538,7 @@ class ControlApi:
                     "state": row.state,
                     "reason": row.reason,
                     "sip_code": row.sip_code,
+                    "hold": row.hold,
                     # call control's clock is monotonic ms: the API speaks seconds of age
                     "age_s": round(max(0, now_ms - row.started) / 1000, 1),
                 }
