@@ -69,6 +69,7 @@ from firmware.pbx.legs import (
     SipEvent,
     SipHeld,
     SipIncoming,
+    SipReferred,
     SipRinging,
     SipTransferred,
     TransferSip,
@@ -105,6 +106,7 @@ __all__ = [
     "SipEvent",
     "SipHeld",
     "SipIncoming",
+    "SipReferred",
     "SipRinging",
     "SipTransferred",
     "TransferSip",
@@ -339,6 +341,9 @@ class CallControl:
         # SIP leg -> (its call, the attended consultation, the blind target's number) while
         # a REFER we sent on it runs (firmware.pbx.legs.TransferSip)
         self._referring: dict[int, tuple[Call, Call | None, str]] = {}
+        # New SIP leg -> (its call, the leg it is to replace, its number): the far end of
+        # that leg transferred us (SipReferred) and the new leg is not answered yet.
+        self._replacing: dict[int, tuple[Call, int, str]] = {}
         self._last_caller: dict[int, str] = {}  # FXS port -> number of the last call to it
         self._digit_map = DigitMap.from_config(config.dialplan)
         self._router = Router(config)
@@ -478,7 +483,7 @@ class CallControl:
         over, and anything that is no SIP event, are logged and ignored: never an exception."""
         if isinstance(event, SipIncoming):
             return self._sip_incoming(event, now)
-        if isinstance(event, SipHeld | SipTransferred):
+        if isinstance(event, SipHeld | SipTransferred | SipReferred):
             return self._sip_leg_event(event, now)
         if not isinstance(event, SipRinging | SipAnswered | SipEnded | SipDtmf):
             log.error("call control: %r is not a SIP event; ignored", event)
@@ -489,6 +494,14 @@ class CallControl:
             # shell's mistake, and neither may stop the other calls.
             log.info("SIP leg %d is not in a call (over already?): %r ignored", event.leg, event)
             return []
+        if self._replacing and (
+            event.leg in self._replacing
+            or (
+                isinstance(event, SipEnded)
+                and any(event.leg == r[1] for r in self._replacing.values())
+            )
+        ):
+            return self._replacement_event(call, event, now)
         if call.out_leg is not None and event.leg in (call.leg, call.out_leg):
             bridged = self._bridged_event(call, event, now)
             if bridged is not None:
@@ -1405,9 +1418,13 @@ class CallControl:
             return "local"
         return "remote" if call.remote_hold else ""
 
-    def _sip_leg_event(self, event: SipHeld | SipTransferred, now: int) -> list[CallCommand]:
+    def _sip_leg_event(
+        self, event: SipHeld | SipTransferred | SipReferred, now: int
+    ) -> list[CallCommand]:
         if isinstance(event, SipTransferred):
             return self._referred(event, now)
+        if isinstance(event, SipReferred):
+            return self._transferred_by_far_end(event, now)
         call = self._legs.get(event.leg)
         if call is None:
             log.info("SIP leg %d is not in a call (over already?): %r ignored", event.leg, event)
@@ -1573,6 +1590,86 @@ class CallControl:
         a.reason = f"transfer failed: {event.code} {event.reason}".rstrip()
         return self._end(a, now)
 
+    def _transferred_by_far_end(self, event: SipReferred, now: int) -> list[CallCommand]:
+        """The far end of ``event.leg`` REFERred us; the endpoint placed ``event.new_leg``."""
+        call = self._legs.get(event.leg)
+        new = event.new_leg
+        if call is None or call.leg != event.leg or call.out_leg is not None:
+            # Over already, or a call of two bridged legs: their far ends transfer each other.
+            log.info(
+                "SIP leg %d: transfer to %s not taken: no call of one leg", event.leg, event.number
+            )
+            return [HangupSip(new)]
+        if len(self._legs) >= MAX_SIP_LEGS:
+            log.warning(
+                "SIP leg %d: transfer to %s: all %d legs in use",
+                event.leg,
+                event.number,
+                MAX_SIP_LEGS,
+            )
+            return [HangupSip(new)]
+        self._legs[new] = call
+        self._replacing[new] = (call, event.leg, event.number)
+        call.note(f"transferred by the far end to {event.number}")
+        log.info(
+            "SIP leg %d: the far end transfers the call to %s (leg %d)",
+            event.leg,
+            event.number,
+            new,
+        )
+        return []
+
+    def _replacement_event(
+        self, call: Call, event: SipRinging | SipAnswered | SipEnded | SipDtmf, now: int
+    ) -> list[CallCommand]:
+        """An event of a leg the far end transferred us to, or the end of the leg it is to
+        replace (the referrer hangs up once the target answers, maybe before we hear of it)."""
+        if event.leg not in self._replacing:  # the referred leg ended: keep the call
+            assert isinstance(event, SipEnded)
+            log.info("SIP leg %d (transferred away) ended: %d", event.leg, event.code)
+            if self._legs.get(event.leg) is call:
+                del self._legs[event.leg]
+            if call.leg == event.leg:
+                call.leg_audio = None  # the endpoint dropped its audio with it
+            return []
+        new = event.leg
+        _, old, number = self._replacing[new]
+        match event:
+            case SipAnswered():
+                del self._replacing[new]
+                port = self._port_of(call)
+                out: list[CallCommand] = []
+                if self._legs.get(old) is call:
+                    del self._legs[old]
+                    if call.leg_audio is not None:
+                        out.append(DisconnectSip(old, call.leg_audio))
+                    out.append(HangupSip(old))
+                call.leg, call.remote_hold, call.number = new, False, number
+                call.leg_audio = None
+                call.note(f"talking to {number} (transferred by the far end)")
+                log.info("SIP leg %d to %s answered: it replaces leg %d", new, number, old)
+                if port is not None:
+                    call.leg_audio = port
+                    out.append(ConnectSip(new, port))
+                return out
+            case SipEnded(code=code, reason=reason):
+                del self._replacing[new]
+                del self._legs[new]
+                call.note(f"transfer to {number} failed: {code} {reason}".rstrip())
+                log.info("SIP leg %d: transfer to %s failed (%d %s)", new, number, code, reason)
+                if self._legs.get(old) is not call:  # the referrer left too: nobody to talk to
+                    call.reason = f"transfer to {number} failed: {code}"
+                    return self._end(call, now, leg_ended=True)
+                return []  # the referrer learns it by NOTIFY and may take the call back
+        return []  # 180 and digits of a leg not connected yet
+
+    def _port_of(self, call: Call) -> int | None:
+        """The line a call's SIP leg talks to (None while that line holds it)."""
+        for port in (call.caller, call.callee):
+            if port is not None and self._calls.get(port) is call:
+                return port
+        return None
+
     # --- FXO ----------------------------------------------------------------------------
 
     def _fxo(self, port: int, report: m.Report, now: int) -> list[CallCommand]:
@@ -1728,6 +1825,11 @@ class CallControl:
         if call.out_leg is not None and self._legs.get(call.out_leg) is call:
             del self._legs[call.out_leg]
             out.append(HangupSip(call.out_leg))
+        for new, (replacing, _, _) in list(self._replacing.items()):
+            if replacing is call:  # a transfer by the far end still ringing
+                del self._replacing[new]
+                self._legs.pop(new, None)
+                out.append(HangupSip(new))
         call.leg_audio = None
         for port in (call.caller, call.callee):
             if port is not None and self._calls.get(port) is call:

@@ -172,7 +172,32 @@ class SipTransferred:
         _text("SipTransferred", "reason", self.reason)
 
 
-SipEvent = SipIncoming | SipRinging | SipAnswered | SipEnded | SipDtmf | SipHeld | SipTransferred
+@dataclass(frozen=True, slots=True)
+class SipReferred:
+    """The far end of ``leg`` transferred us (a REFER, RFC 3515): the endpoint accepted it
+    and placed ``new_leg`` to ``number`` through the same account, to replace ``leg`` once
+    it answers (the referrer ends ``leg`` when told, RFC 5589 section 6)."""
+
+    leg: int
+    new_leg: int
+    number: str
+
+    def __post_init__(self) -> None:
+        _leg("SipReferred", self.leg)
+        _leg("SipReferred", self.new_leg)
+        _text("SipReferred", "number", self.number, NUMBER_MAX)
+
+
+SipEvent = (
+    SipIncoming
+    | SipRinging
+    | SipAnswered
+    | SipEnded
+    | SipDtmf
+    | SipHeld
+    | SipTransferred
+    | SipReferred
+)
 
 
 # --- commands out: to the SIP endpoint --------------------------------------------------

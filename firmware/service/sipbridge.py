@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from firmware.lines import messages as m
 from firmware.lines.errors import InvalidValue
+from firmware.pbx.features import TollRules
 from firmware.pbx.legs import (
     NUMBER_MAX,
     TEXT_MAX,
@@ -35,6 +36,7 @@ from firmware.pbx.legs import (
     SipEvent,
     SipHeld,
     SipIncoming,
+    SipReferred,
     SipRinging,
     SipTransferred,
 )
@@ -49,6 +51,7 @@ from firmware.sip.events import (
     InviteRefused,
     RegistrationChanged,
     RegistrationRetryScheduled,
+    TransferCallPlaced,
     TransferStatus,
 )
 from firmware.sip.policy import InboundPolicy
@@ -177,7 +180,7 @@ class SipBridge:
     ) -> None:
         self._app = appliance
         self.settings = settings
-        self.endpoint = SipEndpoint(settings, policy)
+        self.endpoint = SipEndpoint(settings, policy, refer_check=self._refer_check)
         self._accounts = {a.name: a for a in settings.accounts}
         self._port_accounts = dict(port_accounts or {})  # per-port account -> FXS index
         self.legs: dict[int, Leg] = {}
@@ -521,6 +524,8 @@ class SipBridge:
                 log.info("INVITE from %s refused: %d %s", event.source, event.code, event.reason)
             case IncomingCall():
                 self._incoming(event)
+            case TransferCallPlaced():
+                self._transfer_placed(event)
             case CallStateChanged() | CallMediaChanged() | DtmfReceived() | TransferStatus():
                 leg = self._by_call.get(event.call_id)
                 if leg is None:
@@ -528,6 +533,44 @@ class SipBridge:
                         self._held.append(event)
                     return
                 self._call_event(leg, event)
+
+    def _refer_check(self, account: str, number: str) -> tuple[int, str]:
+        """On the SIP thread: may the far end of a call on ``account`` transfer it to
+        ``number`` at the same provider?  The toll rules say (the configuration objects are
+        immutable; the attribute read is atomic)."""
+        config = self._app.config
+        if config is None:
+            return PLACEMENT_FAILED, "no configuration loaded"
+        if len(number) > NUMBER_MAX:
+            return 400, f"target of {len(number)} characters (at most {NUMBER_MAX})"
+        # The transfer replaces a leg one for one: no external call is added.
+        refused = TollRules(config).refuse(number, number, 0)
+        if refused is not None:
+            return 403, refused
+        return 202, ""
+
+    def _transfer_placed(self, event: TransferCallPlaced) -> None:
+        control = self._control()
+        old = self._by_call.get(event.call_id)
+        record = self.legs.get(old) if old is not None else None
+        if control is None or record is None or old is None:
+            log.warning(
+                "call %d for a REFER of a call we no longer have: hung up", event.new_call_id
+            )
+            self._spawn(self._hangup_call(event.new_call_id, None), "hang up a stray call")
+            return
+        leg = control.new_leg()
+        self.legs[leg] = Leg(leg, "out", record.account, event.number, event.new_call_id)
+        self._by_call[event.new_call_id] = leg
+        self._legs_changed()
+        log.info(
+            "leg %d: the far end transferred it to %s: leg %d (call %d)",
+            old,
+            event.number,
+            leg,
+            event.new_call_id,
+        )
+        self._deliver(SipReferred(old, leg, event.number))
 
     def _incoming(self, event: IncomingCall) -> None:
         control = self._control()

@@ -34,7 +34,7 @@ import pjsua2 as pj
 from firmware.sip.admission import SourceBuckets, TokenBucket
 from firmware.sip.audio import LINE_FORMAT, LineAudio, LinePort, vector_fast_path_problem
 from firmware.sip.backoff import backoff_delay
-from firmware.sip.errors import PjsuaError, SipLimitError, SipUsageError
+from firmware.sip.errors import PeerProtocolError, PjsuaError, SipLimitError, SipUsageError
 from firmware.sip.events import (
     DTMF_DIGITS,
     CallerIdentity,
@@ -47,10 +47,11 @@ from firmware.sip.events import (
     RegistrationChanged,
     RegistrationRetryScheduled,
     SipEvent,
+    TransferCallPlaced,
     TransferStatus,
     TransportInfo,
 )
-from firmware.sip.identity import called_of, caller_of, from_header
+from firmware.sip.identity import called_of, caller_of, from_header, refer_target
 from firmware.sip.limits import PJSUA_MAX_ACCOUNTS, PJSUA_MAX_CALLS
 from firmware.sip.message import parse_request, source_host
 from firmware.sip.policy import Decision, InboundPolicy, PolicySettings, Verdict
@@ -77,9 +78,16 @@ STOP_GRACE_S = 2.0  # time given to BYEs and un-REGISTERs to complete on stop
 START_TIMEOUT_S = 10.0
 COMMAND_QUEUE_CAP = 256  # commands waiting for the endpoint thread
 OVERFLOW_LOG_EVERY = 100  # log one line per this many dropped events
-# RFC 3261 section 21.6.4 603 Decline: the answer to a REFER from the far end (pjsua would
-# otherwise place the new call itself, past call control's routing and toll rules).
-REFER_REFUSED = 603
+# Answers to a REFER from the far end (RFC 3515 section 2.4.2; RFC 3261 section 21).
+REFER_ACCEPTED = 202
+REFER_BAD = 400  # no usable Refer-To
+REFER_FORBIDDEN = 403  # a target elsewhere than the call's provider, or the toll rules
+REFER_NOT_IMPLEMENTED = 501  # a call of the local account: its target would be this box
+REFER_BUSY = 503  # all of pjsua's calls are up: the new one could not be placed
+REFERRED_CAP = 4  # accepted REFERs whose new call has not reported yet (one per call)
+
+# Judges a REFER's target number for an account: (status, reason), 202 to place the call.
+ReferCheck = Callable[[str, str], tuple[int, str]]
 
 # pjlib log levels (pj/log.h): 1 error, 2 warning, 3 info, 4..6 debug.
 _PJ_TO_LOGGING = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
@@ -259,6 +267,7 @@ class _Call(pj.Call):  # type: ignore[misc]
     def __init__(self, core: _Core, account: _Account, call_id: int) -> None:
         super().__init__(account, call_id)
         self.core = core
+        self.account = account
         self.call_id = call_id
 
     def onCallState(self, prm: Any) -> None:
@@ -290,8 +299,13 @@ class _Core:
         emit: Callable[[SipEvent], None],
         line_audio: dict[int, LineAudio] | None = None,
         trace: TraceRing | None = None,
+        refer_check: ReferCheck | None = None,
     ) -> None:
         self.settings = settings
+        self.refer_check = refer_check
+        # New calls pjsua places for REFERs we accepted, until they report: (call, the
+        # referred call's id, the target number).
+        self.referred: list[tuple[_Call, int, str]] = []
         self.policy = policy
         self.emit = emit
         self.rng = random.Random()
@@ -668,6 +682,12 @@ class _Core:
         info = call.getInfo()
         if call.call_id < 0:  # an outgoing call reporting before makeCall returned
             call.call_id = int(info.id)
+        for i, (child, referred, number) in enumerate(self.referred):
+            if child is call:  # the call pjsua placed for a REFER: first report
+                del self.referred[i]
+                self.calls[call.call_id] = call
+                self.emit(TransferCallPlaced(referred, call.call_id, number))
+                break
         state = _INV_STATES.get(info.state, str(info.state))
         code = int(info.lastStatusCode)
         if call.call_id in self.calls:
@@ -716,15 +736,49 @@ class _Core:
         self.emit(TransferStatus(call.call_id, code, str(prm.reason)[:200], final))
 
     def on_transfer_request(self, call: _Call, prm: Any) -> None:
-        """A REFER from the far end.  pjsua would place a call of its own to the Refer-To
-        address, which call control neither routes nor sees: refuse it, saying so."""
-        prm.statusCode = REFER_REFUSED
-        log.info(
-            "call %d: REFER to %s refused (%d): transfers are made by this box's call control",
-            call.call_id,
-            prm.dstUri,
-            REFER_REFUSED,
-        )
+        """A REFER from the far end.  Accepting it makes pjsua call the Refer-To target
+        itself, through the call's account: only a number at the same provider that the toll
+        rules allow is accepted; the new call is reported as :class:`TransferCallPlaced`."""
+        target = str(prm.dstUri)
+        code, reason, number = self._judge_refer(call, target)
+        if code != REFER_ACCEPTED:
+            prm.statusCode = code
+            log.warning("call %d: REFER to %s refused (%d): %s", call.call_id, target, code, reason)
+            return
+        child = _Call(self, call.account, pj.PJSUA_INVALID_ID)
+        prm.newCall = child
+        prm.statusCode = REFER_ACCEPTED
+        self.referred.append((child, call.call_id, number))
+        del self.referred[:-REFERRED_CAP]
+        log.info("call %d: REFER to %s accepted: calling %s", call.call_id, target, number)
+
+    def _judge_refer(self, call: _Call, target: str) -> tuple[int, str, str]:
+        settings = call.account.settings
+        if settings is None:
+            return (
+                REFER_NOT_IMPLEMENTED,
+                "only calls of trunks and accounts are transferred by their far end",
+                "",
+            )
+        try:
+            user, host = refer_target(target)
+        except PeerProtocolError as exc:
+            return REFER_BAD, f"Refer-To unreadable: {exc}", ""
+        if not user:
+            return REFER_BAD, "Refer-To names no user or number", ""
+        if host != settings.domain.lower():
+            return (
+                REFER_FORBIDDEN,
+                f"target host {host!r} is not {settings.name!r}'s ({settings.domain})",
+                "",
+            )
+        if len(self.calls) >= self.settings.max_calls:
+            return REFER_BUSY, f"all {self.settings.max_calls} calls are up", ""
+        if self.refer_check is not None:
+            code, reason = self.refer_check(settings.name, user)
+            if code != REFER_ACCEPTED:
+                return code, reason, ""
+        return REFER_ACCEPTED, "", user
 
     def on_dtmf_digit(self, call: _Call, digit: str, method: int) -> None:
         if self.calls.get(call.call_id) is not call:
@@ -1027,6 +1081,7 @@ class _Core:
         self.graveyard.clear()
         self.bindings.clear()
         self.pairs.clear()
+        self.referred.clear()
         self._drop_line_ports()
         for acc in (*self.accounts.values(), *(a for a in (self.local, self.sink) if a)):
             acc.shutdown()
@@ -1057,8 +1112,12 @@ class SipEndpoint:
         self,
         settings: EndpointSettings,
         policy: InboundPolicy | None = None,
+        refer_check: ReferCheck | None = None,
     ) -> None:
+        """``refer_check``: judges the target number of a REFER from the far end; it runs
+        on the endpoint thread, so it must only read immutable state."""
         self._settings = settings
+        self._refer_check = refer_check
         self._policy = policy or InboundPolicy(PolicySettings(), os.urandom(32))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -1258,7 +1317,14 @@ class SipEndpoint:
     def _run(self, started: concurrent.futures.Future[tuple[TransportInfo, ...]]) -> None:
         core: _Core | None = None
         try:
-            core = _Core(self._settings, self._policy, self._emit, self._line_audio, self._trace)
+            core = _Core(
+                self._settings,
+                self._policy,
+                self._emit,
+                self._line_audio,
+                self._trace,
+                self._refer_check,
+            )
         except BaseException as exc:
             started.set_exception(_detached(exc))
             gc.collect()  # the half-made Endpoint dies here, on its own thread

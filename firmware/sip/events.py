@@ -198,6 +198,21 @@ class CallerIdentity:
             )
 
 
+@dataclass(frozen=True)
+class TransferCallPlaced:
+    """A REFER from the far end of ``call_id`` was accepted (202 Accepted): pjsua called the
+    Refer-To target, ``number`` at the same provider, as ``new_call_id`` through the same
+    account; its progress goes back to the referrer in NOTIFYs (RFC 3515 section 2.4.4)."""
+
+    call_id: int
+    new_call_id: int
+    number: str
+
+    def __post_init__(self) -> None:
+        _check_call_id(self.call_id)
+        _check_call_id(self.new_call_id)
+
+
 SipEvent = (
     RegistrationChanged
     | RegistrationRetryScheduled
@@ -207,4 +222,5 @@ SipEvent = (
     | CallMediaChanged
     | DtmfReceived
     | TransferStatus
+    | TransferCallPlaced
 )

@@ -27,6 +27,7 @@ from firmware.pbx.calls import (
     SendSipDtmf,
     SipEnded,
     SipIncoming,
+    SipReferred,
     Split,
     TransferSip,
 )
@@ -185,6 +186,8 @@ class Box:
         if isinstance(event, SipIncoming):
             self.open_legs.add(event.leg)
             self.incoming.add(event.leg)
+        if isinstance(event, SipReferred):
+            self.open_legs.add(event.new_leg)  # the endpoint placed it for the REFER
         if isinstance(event, SipEnded):
             self.open_legs.discard(event.leg)
             self.incoming.discard(event.leg)

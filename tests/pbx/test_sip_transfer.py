@@ -9,6 +9,7 @@ from firmware.lines import FxsState
 from firmware.pbx.calls import (
     AnswerSip,
     BridgeSip,
+    ConnectSip,
     DisconnectSip,
     HangupSip,
     HoldSip,
@@ -18,6 +19,7 @@ from firmware.pbx.calls import (
     SipAnswered,
     SipEnded,
     SipHeld,
+    SipReferred,
     SipRinging,
     SipTransferred,
     TransferSip,
@@ -218,3 +220,59 @@ def test_a_trunk_call_forwarded_to_an_outside_number_goes_back_out_bridged() -> 
     assert box.sip(SipAnswered(out.leg)) == [AnswerSip(leg), BridgeSip(leg, out.leg)]
     box.sip(SipEnded(leg, 200))
     assert box.open_legs == set()
+
+
+# --- REFER from the far end ------------------------------------------------------------
+
+
+def test_the_far_end_transfers_us_and_the_new_leg_replaces_the_old_once_answered() -> None:
+    box = box3()
+    leg = trunk_call_on_port_1(box)
+    new = box.cc.new_leg()
+    assert box.sip(SipReferred(leg, new, "202")) == []
+    assert box.sip(SipRinging(new)) == []  # the phone keeps its call meanwhile
+    assert box.audio.get(leg) == 1
+    assert box.sip(SipAnswered(new)) == [DisconnectSip(leg, 1), HangupSip(leg), ConnectSip(new, 1)]
+    assert box.audio.get(new) == 1 and box.st(1) is S.TALKING
+    (row,) = box.cc.calls_view()
+    assert row.leg == new and row.to == "202"
+    box.hang_up(1)
+    assert box.open_legs == set()
+
+
+def test_the_referrer_hanging_up_first_keeps_the_call_for_the_new_leg() -> None:
+    box = box3()
+    leg = trunk_call_on_port_1(box)
+    new = box.cc.new_leg()
+    box.sip(SipReferred(leg, new, "202"))
+    assert box.sip(SipEnded(leg, 200)) == []
+    assert box.st(1) is S.TALKING
+    assert box.sip(SipAnswered(new)) == [ConnectSip(new, 1)]
+    assert box.sip(SipEnded(new, 200)) != []  # and that one ending ends the call
+    assert box.st(1) is S.BUSY
+
+
+def test_a_failed_transfer_target_leaves_the_call_with_the_referrer() -> None:
+    box = box3()
+    leg = trunk_call_on_port_1(box)
+    new = box.cc.new_leg()
+    box.sip(SipReferred(leg, new, "202"))
+    assert box.sip(SipEnded(new, 486, "Busy Here")) == []
+    assert box.audio.get(leg) == 1 and box.st(1) is S.TALKING
+    assert box.cc.sip_legs_in_use == 1
+
+
+def test_hanging_up_while_the_transfer_target_rings_ends_both_legs() -> None:
+    box = box3()
+    leg = trunk_call_on_port_1(box)
+    new = box.cc.new_leg()
+    box.sip(SipReferred(leg, new, "202"))
+    box.hang_up(1)
+    assert box.open_legs == set() and box.cc.sip_legs_in_use == 0
+
+
+def test_a_refer_on_a_bridged_call_is_not_taken() -> None:
+    box = box3()
+    leg = box.incoming_call("05551234", kind="user", account="local", peer="101")
+    new = box.cc.new_leg()
+    assert box.sip(SipReferred(leg, new, "202")) == [HangupSip(new)]

@@ -44,15 +44,22 @@ def flash(site: Site) -> None:
 
 
 async def wait_message(
-    api: ApiClient, contains: str, direction: str, first: str, *, after: float = 0.0
+    api: ApiClient,
+    contains: str,
+    direction: str,
+    first: str,
+    *,
+    after: float = 0.0,
+    body: str = "",
 ) -> dict[str, Any]:
-    """The first SIP message the box sent or got (after ``after``) holding ``contains``."""
+    """The first SIP message the box sent or got (after ``after``) holding ``contains``,
+    and ``body`` in its body."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         found = (await api.call("sip.messages", {"contains": contains}))["messages"]
         for m in found:
             if m["direction"] == direction and m["first_line"].startswith(first):
-                if m["time"] > after:
+                if m["time"] > after and body in m["text"].partition("\r\n\r\n")[2]:
                     return dict(m)
         await asyncio.sleep(0.1)
     raise AssertionError(f"no {direction} {first} with {contains!r} in the box's SIP trace")
@@ -235,3 +242,51 @@ async def test_attended_transfer_sends_refer_with_replaces_and_bridges_when_it_f
     # 202 decoded 201's 440 Hz, which reached it only through the bridge.  (201's own
     # decoder dump is cut short by the hold and resume re-INVITEs in baresip 1.0's sndfile.)
     assert softphone_heard(other_heard, BARESIP_TONE_HZ)
+
+
+async def test_a_refer_from_the_softphone_is_honoured_and_the_handset_talks_to_the_target(
+    site: Site, tmp_path: Path
+) -> None:
+    box, phone = site.box, site.phone
+    assert box is not None and phone is not None
+    other, other_heard = site.add_phone(OTHER_USER, OTHER_PASSWORD)
+    api = ApiClient(box.data / "api.sock", client_name="test", timeout=30)
+    async with api:
+        await login(api)
+        talk_to_softphone(site)
+        # 201 transfers the handset to 202 at the same provider: a REFER to the box.
+        phone.command("transfer", f"sip:{OTHER_USER}@{site.provider_uri}")
+        await wait_message(api, "SIP/2.0 202", "tx", "SIP/2.0 202")
+        incoming = other.wait_event("CALL_INCOMING", timeout=20)  # the box calls 202
+        assert "ponte" in str(incoming.get("peeruri", "")), incoming
+        other.command("accept")
+        box.wait_log("it replaces leg", timeout=15)
+        # pjsua told 201 how it went (a NOTIFY with a sipfrag), and 201 hung up its leg.
+        await wait_message(api, "message/sipfrag", "tx", "NOTIFY", body="SIP/2.0 200")
+        phone.wait_event("CALL_CLOSED", timeout=15)
+        box.wait_log("audio of port 1 and SIP leg", count=2, timeout=15)
+        heard = record(box, 1, tmp_path / "target.wav", 1.0)
+        assert dominant_hz(heard[2400:]) == pytest.approx(BARESIP_TONE_HZ, abs=10)
+        handset(site, "tone", freqs=[1000])
+        await asyncio.sleep(1.5)
+        handset(site, "on-hook")
+        other.wait_event("CALL_CLOSED", timeout=15)
+    assert softphone_heard(other_heard, 1000)
+
+
+async def test_a_refer_to_another_host_is_refused_with_403(site: Site) -> None:
+    box, phone = site.box, site.phone
+    assert box is not None and phone is not None
+    api = ApiClient(box.data / "api.sock", client_name="test", timeout=30)
+    async with api:
+        await login(api)
+        talk_to_softphone(site)
+        # pjsua would call whatever host the Refer-To names, through the trunk's account.
+        phone.command("transfer", "sip:5551234@127.0.0.2:5060")
+        await wait_message(api, "SIP/2.0 403", "tx", "SIP/2.0 403")
+        box.wait_log("REFER to", timeout=10)
+        assert "is not 'provider'" in box.log_text()
+        # Nothing was called (baresip 1.0 ends its call on a refused transfer, by itself).
+        sent = (await api.call("sip.messages", {"contains": "5551234"}))["messages"]
+        assert not [m for m in sent if m["first_line"].startswith("INVITE")]
+        handset(site, "on-hook")
