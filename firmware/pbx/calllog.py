@@ -109,6 +109,8 @@ class CallLog:
             wanted.append(("b", Place.port(call.callee), None))
         if call.leg is not None and not call.leg_in:
             wanted.append(("s", self._sip_place(call), call.leg))
+        elif call.out_leg is not None:  # a SIP caller bridged to a second SIP leg
+            wanted.append(("s", self._sip_place(call, call.out_account), call.out_leg))
         for role, place, sip_leg in wanted:
             if role in tracked.legs:
                 continue
@@ -180,5 +182,5 @@ class CallLog:
             return Party.clean()
         return Party.clean(cid.number or "", cid.name or "")
 
-    def _sip_place(self, call: Call) -> Place:
-        return Place.trunk(call.account or "sip")
+    def _sip_place(self, call: Call, account: str | None = None) -> Place:
+        return Place.trunk((call.account if account is None else account) or "sip")

@@ -62,10 +62,13 @@ from firmware.pbx.groups import (
 )
 from firmware.pbx.legs import (
     AnswerSip,
+    BridgeSip,
     ConnectSip,
     DisconnectSip,
     HangupSip,
+    HoldSip,
     PlaceSipCall,
+    ResumeSip,
     RingSip,
     SendSipDtmf,
     SipAnswered,
@@ -73,8 +76,12 @@ from firmware.pbx.legs import (
     SipDtmf,
     SipEnded,
     SipEvent,
+    SipHeld,
     SipIncoming,
+    SipReferred,
     SipRinging,
+    SipTransferred,
+    TransferSip,
 )
 from firmware.pbx.recording import RecordingPolicyError, recording_policy
 from firmware.pbx.routing import (
@@ -94,18 +101,25 @@ from firmware.store.schema import Account, Config, Trunk
 
 __all__ = [
     "AnswerSip",
+    "BridgeSip",
     "ConnectSip",
     "DisconnectSip",
     "HangupSip",
+    "HoldSip",
     "PlaceSipCall",
+    "ResumeSip",
     "RingSip",
     "SendSipDtmf",
     "SipAnswered",
     "SipDtmf",
     "SipEnded",
     "SipEvent",
+    "SipHeld",
     "SipIncoming",
+    "SipReferred",
     "SipRinging",
+    "SipTransferred",
+    "TransferSip",
 ]
 
 log = logging.getLogger(__name__)
@@ -277,6 +291,10 @@ class Call:
     connected_caller: bool = False  # the calling side talks already (a transferred call)
     ringback: bool = False  # the calling phone hears ringback already (forwarded on no answer)
     hunt: Hunt | None = None  # ringing a ring group's members or waiting in a queue
+    # A SIP caller put through to a SIP destination: the second leg, bridged with ``leg``.
+    out_leg: int | None = None
+    out_account: str = ""
+    remote_hold: bool = False  # the far end of ``leg`` holds the call
 
     def note(self, text: str) -> None:
         self.history.append(text)
@@ -307,6 +325,7 @@ class CallView:
     reason: str
     sip_code: int | None
     group: str = ""  # "group 600" / "queue 700": the ring group or queue the call is in
+    hold: str = ""  # "local": held by hook flash here, "remote": by the SIP far end
 
 
 class CallControl:
@@ -335,6 +354,12 @@ class CallControl:
         self._waiting: dict[int, Call] = {}
         self._mode: dict[int, str] = {}
         self._recall: dict[int, Call] = {}  # port rung back for its held call
+        # SIP leg -> (its call, the attended consultation, the blind target's number) while
+        # a REFER we sent on it runs (firmware.pbx.legs.TransferSip)
+        self._referring: dict[int, tuple[Call, Call | None, str]] = {}
+        # New SIP leg -> (its call, the leg it is to replace, its number): the far end of
+        # that leg transferred us (SipReferred) and the new leg is not answered yet.
+        self._replacing: dict[int, tuple[Call, int, str]] = {}
         self._last_caller: dict[int, str] = {}  # FXS port -> number of the last call to it
         self._digit_map = DigitMap.from_config(config.dialplan)
         self._router = Router(config)
@@ -408,6 +433,7 @@ class CallControl:
                     reason=call.reason,
                     sip_code=call.sip_code,
                     group=f"{call.hunt.kind} {call.hunt.number}" if call.hunt else "",
+                    hold=self._hold_of(call),
                 )
             )
         return sorted(rows, key=lambda r: r.started)
@@ -478,6 +504,8 @@ class CallControl:
         over, and anything that is no SIP event, are logged and ignored: never an exception."""
         if isinstance(event, SipIncoming):
             return self._sip_incoming(event, now)
+        if isinstance(event, SipHeld | SipTransferred | SipReferred):
+            return self._sip_leg_event(event, now)
         if not isinstance(event, SipRinging | SipAnswered | SipEnded | SipDtmf):
             log.error("call control: %r is not a SIP event; ignored", event)
             return []
@@ -487,6 +515,18 @@ class CallControl:
             # shell's mistake, and neither may stop the other calls.
             log.info("SIP leg %d is not in a call (over already?): %r ignored", event.leg, event)
             return []
+        if self._replacing and (
+            event.leg in self._replacing
+            or (
+                isinstance(event, SipEnded)
+                and any(event.leg == r[1] for r in self._replacing.values())
+            )
+        ):
+            return self._replacement_event(call, event, now)
+        if call.out_leg is not None and event.leg in (call.leg, call.out_leg):
+            bridged = self._bridged_event(call, event, now)
+            if bridged is not None:
+                return bridged
         if isinstance(event, SipRinging):
             return self._sip_ringing(call, event.leg, event.early_media, now)
         if isinstance(event, SipAnswered):
@@ -705,13 +745,7 @@ class CallControl:
                 return self._seize_fxo(call, fxo, decision.number, now)
             case ToTrunk(trunk=trunk):
                 if call.caller is None:
-                    # Bridging two SIP legs needs the endpoint to connect them: not there yet.
-                    return self._fail(
-                        call,
-                        now,
-                        f"route {decision.route!r}: a SIP call cannot go out through a trunk yet",
-                        code=SIP_FORBIDDEN,
-                    )
+                    return self._bridge_sip(call, trunk, decision.number, now)
                 return self._place_sip(call, trunk, decision.number, now)
             case ToVoicemail(mailbox=extension):
                 box = mailbox_of(self._config, extension)
@@ -737,6 +771,8 @@ class CallControl:
             if call.callee is not None and self.ports[call.callee].kind == "fxo":
                 n += 1
             elif call.leg is not None and not call.leg_in and call.account in self._trunks:
+                n += 1
+            elif call.out_leg is not None and call.out_account in self._trunks:
                 n += 1
         return n
 
@@ -978,7 +1014,7 @@ class CallControl:
             case ("leg", leg):
                 if call.leg_audio == port:
                     call.leg_audio = None
-                    return [DisconnectSip(leg, port)]
+                    return [DisconnectSip(leg, port), HoldSip(leg)]
         return []
 
     def _resume(self, call: Call, port: int) -> list[CallCommand]:
@@ -989,7 +1025,7 @@ class CallControl:
                 return [LineEvent(port, m.Connect()), Join(port, other)]
             case ("leg", leg):
                 call.leg_audio = port
-                return [LineEvent(port, m.Connect()), ConnectSip(leg, port)]
+                return [LineEvent(port, m.Connect()), ConnectSip(leg, port), ResumeSip(leg)]
         return [LineEvent(port, m.Connect())]
 
     def _flash(self, port: int, call: Call | None, now: int) -> list[CallCommand]:
@@ -1106,9 +1142,10 @@ class CallControl:
         """``port`` hung up with ``a`` held and ``b`` in consultation: join the other two.
         None when they cannot be joined (two SIP legs: the endpoint cannot bridge them)."""
         x, y = self._other(a, port), self._other(b, port)
-        if x is None or y is None or (x[0] == "leg" and y[0] == "leg"):
-            log.info("port %d: transfer between two SIP legs is not supported", port)
+        if x is None or y is None:
             return None
+        if x[0] == "leg" and y[0] == "leg":
+            return self._transfer_legs(a, b, port, now)
         log.info("port %d transfers %s to %s (%s)", port, x, y, b.state.value)
         out: list[CallCommand] = []
         talking = b.state in (CallState.TALKING, CallState.SEIZING)
@@ -1409,13 +1446,270 @@ class CallControl:
                 return self._ring_extension(call, fxs, now)
             case ToFxo(fxo=fxo):
                 return self._seize_fxo(call, fxo, decision.number, now)
-        # Bridging two SIP legs needs the endpoint to connect them: not there yet.
-        return self._fail(
-            call,
-            now,
-            f"route {decision.route!r}: IP phones cannot call out through a trunk yet",
-            code=SIP_FORBIDDEN,
+        refused = self._toll.refuse_for(event.peer, decision.dialled)
+        if refused is not None:
+            log.warning("IP phone %s: external call refused: %s", event.peer, refused)
+            return self._fail(call, now, refused, code=SIP_FORBIDDEN)
+        return self._go(call, decision, now)
+
+    # --- SIP hold, transfer by REFER, two bridged legs -----------------------------------
+
+    def _hold_of(self, call: Call) -> str:
+        if call.leg in self._referring or any(held is call for held in self._held.values()):
+            return "local"
+        return "remote" if call.remote_hold else ""
+
+    def _sip_leg_event(
+        self, event: SipHeld | SipTransferred | SipReferred, now: int
+    ) -> list[CallCommand]:
+        if isinstance(event, SipTransferred):
+            return self._referred(event, now)
+        if isinstance(event, SipReferred):
+            return self._transferred_by_far_end(event, now)
+        call = self._legs.get(event.leg)
+        if call is None:
+            log.info("SIP leg %d is not in a call (over already?): %r ignored", event.leg, event)
+            return []
+        if event.leg == call.leg:
+            call.remote_hold = event.held
+        what = "holds" if event.held else "resumes"
+        call.note(f"the far end of leg {event.leg} {what} the call")
+        log.info("SIP leg %d: the far end %s the call", event.leg, what)
+        return []  # its audio to us stops; the line stays connected for when it comes back
+
+    def _bridge_sip(self, call: Call, account: str, number: str, now: int) -> list[CallCommand]:
+        """A SIP caller (``call.leg``) goes out through ``account``: a second leg, whose audio
+        is bridged with the first in the endpoint once it answers (no line takes part)."""
+        if len(self._legs) >= MAX_SIP_LEGS:
+            return self._fail(
+                call, now, f"all {MAX_SIP_LEGS} SIP legs in use", code=SIP_SERVICE_UNAVAILABLE
+            )
+        leg = self.new_leg()
+        call.out_leg = leg
+        call.out_account = account
+        call.number = number
+        call.progress = Progress.NONE
+        call.enter(CallState.CALLING, now)
+        self._legs[leg] = call
+        log.info("SIP leg %d: bridged to SIP leg %d to %s via %r", call.leg, leg, number, account)
+        return [PlaceSipCall(leg, account, number, call.caller_id)]
+
+    def _bridged_event(
+        self, call: Call, event: SipRinging | SipAnswered | SipEnded | SipDtmf, now: int
+    ) -> list[CallCommand] | None:
+        """An event of a bridged call's outgoing leg (None: the usual handling applies)."""
+        leg_in, leg_out = call.leg, call.out_leg
+        assert leg_in is not None and leg_out is not None
+        if event.leg != leg_out:
+            if isinstance(event, SipDtmf) and self._legs.get(leg_out) is call:
+                return [SendSipDtmf(leg_out, event.digit)]  # RFC 4733 does not cross the bridge
+            return None
+        match event:
+            case SipRinging():
+                if call.state is not CallState.CALLING or call.progress is not Progress.NONE:
+                    return []
+                call.progress = Progress.RINGING
+                return [] if call.connected_caller else [RingSip(leg_in)]
+            case SipAnswered():
+                if call.state is not CallState.CALLING:
+                    return []
+                call.enter(CallState.TALKING, now)
+                call.note("answered")
+                log.info("SIP leg %d answered: bridged with SIP leg %d", leg_out, leg_in)
+                # A transferred caller talks already, and waits on hold (RFC 3264 sendonly).
+                first = ResumeSip(leg_in) if call.connected_caller else AnswerSip(leg_in)
+                return [first, BridgeSip(leg_in, leg_out)]
+            case SipEnded(code=code, reason=reason):
+                del self._legs[leg_out]
+                call.sip_code = code
+                if call.state is CallState.CALLING:
+                    what = failure(code, reason)
+                    log.info("leg %d via %r failed: %s", leg_out, call.out_account, what.describe())
+                    refusal = code if 400 <= code <= 699 else None
+                    return self._fail(
+                        call, now, what.describe(), busy=what.tone is Tone.BUSY, code=refusal
+                    )
+                call.reason = f"SIP leg ended: {code} {reason}".rstrip()
+                return self._end(call, now)
+            case SipDtmf(digit=digit):
+                return [SendSipDtmf(leg_in, digit)]
+
+    def _transfer_legs(self, a: Call, b: Call, port: int, now: int) -> list[CallCommand]:
+        """``port`` hung up with SIP leg ``a`` held and SIP leg ``b`` in consultation.
+
+        Both on the same trunk or account: a REFER asks ``a``'s far end to call ``b``'s
+        number itself (blind, ``b`` still ringing: ``b`` is cancelled) or to take ``b``'s
+        dialog over with Replaces (attended).  Otherwise, or when the REFER fails, the two
+        legs are bridged here.
+        """
+        x, y = a.leg, b.leg
+        assert x is not None and y is not None
+        out: list[CallCommand] = []
+        if b.leg_audio == port:
+            out.append(DisconnectSip(y, port))
+            b.leg_audio = None
+        if self._calls.get(port) is b:
+            del self._calls[port]
+        account = a.account
+        if account != b.account or not (account in self._trunks or account in self._accounts):
+            log.info("port %d: transfer bridges SIP legs %d and %d here", port, x, y)
+            return out + self._merge_legs(a, b, now)
+        if b.state is CallState.TALKING:
+            log.info("port %d: attended transfer: REFER on leg %d replacing leg %d", port, x, y)
+            a.note(f"REFER to leg {y} (attended)")
+            self._referring[x] = (a, b, "")
+            return [*out, TransferSip(x, replaces=y)]
+        log.info("port %d: blind transfer: REFER on leg %d to %s", port, x, b.number)
+        del self._legs[y]
+        b.reason = "cancelled: blind transfer by REFER"
+        b.enter(CallState.ENDED, now)
+        self._closed.append(b)
+        a.note(f"REFER to {b.number} (blind)")
+        self._referring[x] = (a, None, b.number)
+        return [*out, HangupSip(y), TransferSip(x, number=b.number)]
+
+    def _merge_legs(self, a: Call, b: Call, now: int) -> list[CallCommand]:
+        """Leg ``a.leg`` takes the place of the phone in ``b``: one call of two bridged legs."""
+        x, y = a.leg, b.leg
+        assert x is not None and y is not None
+        a.enter(CallState.ENDED, now)
+        a.note("transferred: bridged here")
+        self._closed.append(a)
+        b.out_leg, b.out_account = y, b.account
+        b.leg, b.leg_in, b.account = x, True, a.account
+        b.caller, b.caller_id = None, a.caller_id
+        b.connected_caller = True
+        b.note(f"legs {x} and {y} bridged by transfer")
+        self._legs[x] = b
+        if b.state is CallState.TALKING:
+            return [ResumeSip(x), BridgeSip(x, y)]
+        return []  # _bridged_event connects them when the consultation answers
+
+    def _referred(self, event: SipTransferred, now: int) -> list[CallCommand]:
+        x = event.leg
+        entry = self._referring.get(x)
+        if entry is None:
+            log.info("SIP leg %d: transfer report %r for no transfer; ignored", x, event)
+            return []
+        a, b, number = entry
+        if not event.final:
+            a.note(f"transfer: {event.code} {event.reason}".rstrip())
+            return []
+        del self._referring[x]
+        out: list[CallCommand] = []
+        if 200 <= event.code < 300:
+            log.info("SIP leg %d: transfer done (%d %s)", x, event.code, event.reason)
+            for call in (a, b):
+                if call is None:
+                    continue
+                if call.leg is not None and self._legs.get(call.leg) is call:
+                    del self._legs[call.leg]
+                    out.append(HangupSip(call.leg))
+                if call.state is not CallState.ENDED:
+                    call.reason = "transferred by REFER"
+                    call.enter(CallState.ENDED, now)
+                    self._closed.append(call)
+            return out
+        alive = self._legs.get(x) is a
+        log.warning(
+            "SIP leg %d: REFER refused or failed (%d %s): %s",
+            x,
+            event.code,
+            event.reason,
+            "bridging here instead" if alive else "the far end left meanwhile",
         )
+        a.note(f"REFER failed: {event.code} {event.reason}".rstrip())
+        consult = b is not None and b.leg is not None and self._legs.get(b.leg) is b
+        if not alive:
+            return self._end(b, now) if b is not None and consult else []
+        if b is not None and consult:
+            return self._merge_legs(a, b, now)
+        if number:
+            # Blind: the consultation was cancelled for the REFER; call the number from here.
+            a.caller, a.leg_in, a.connected_caller = None, True, True
+            return self._bridge_sip(a, a.account, number, now)
+        a.reason = f"transfer failed: {event.code} {event.reason}".rstrip()
+        return self._end(a, now)
+
+    def _transferred_by_far_end(self, event: SipReferred, now: int) -> list[CallCommand]:
+        """The far end of ``event.leg`` REFERred us; the endpoint placed ``event.new_leg``."""
+        call = self._legs.get(event.leg)
+        new = event.new_leg
+        if call is None or call.leg != event.leg or call.out_leg is not None:
+            # Over already, or a call of two bridged legs: their far ends transfer each other.
+            log.info(
+                "SIP leg %d: transfer to %s not taken: no call of one leg", event.leg, event.number
+            )
+            return [HangupSip(new)]
+        if len(self._legs) >= MAX_SIP_LEGS:
+            log.warning(
+                "SIP leg %d: transfer to %s: all %d legs in use",
+                event.leg,
+                event.number,
+                MAX_SIP_LEGS,
+            )
+            return [HangupSip(new)]
+        self._legs[new] = call
+        self._replacing[new] = (call, event.leg, event.number)
+        call.note(f"transferred by the far end to {event.number}")
+        log.info(
+            "SIP leg %d: the far end transfers the call to %s (leg %d)",
+            event.leg,
+            event.number,
+            new,
+        )
+        return []
+
+    def _replacement_event(
+        self, call: Call, event: SipRinging | SipAnswered | SipEnded | SipDtmf, now: int
+    ) -> list[CallCommand]:
+        """An event of a leg the far end transferred us to, or the end of the leg it is to
+        replace (the referrer hangs up once the target answers, maybe before we hear of it)."""
+        if event.leg not in self._replacing:  # the referred leg ended: keep the call
+            assert isinstance(event, SipEnded)
+            log.info("SIP leg %d (transferred away) ended: %d", event.leg, event.code)
+            if self._legs.get(event.leg) is call:
+                del self._legs[event.leg]
+            if call.leg == event.leg:
+                call.leg_audio = None  # the endpoint dropped its audio with it
+            return []
+        new = event.leg
+        _, old, number = self._replacing[new]
+        match event:
+            case SipAnswered():
+                del self._replacing[new]
+                port = self._port_of(call)
+                out: list[CallCommand] = []
+                if self._legs.get(old) is call:
+                    del self._legs[old]
+                    if call.leg_audio is not None:
+                        out.append(DisconnectSip(old, call.leg_audio))
+                    out.append(HangupSip(old))
+                call.leg, call.remote_hold, call.number = new, False, number
+                call.leg_audio = None
+                call.note(f"talking to {number} (transferred by the far end)")
+                log.info("SIP leg %d to %s answered: it replaces leg %d", new, number, old)
+                if port is not None:
+                    call.leg_audio = port
+                    out.append(ConnectSip(new, port))
+                return out
+            case SipEnded(code=code, reason=reason):
+                del self._replacing[new]
+                del self._legs[new]
+                call.note(f"transfer to {number} failed: {code} {reason}".rstrip())
+                log.info("SIP leg %d: transfer to %s failed (%d %s)", new, number, code, reason)
+                if self._legs.get(old) is not call:  # the referrer left too: nobody to talk to
+                    call.reason = f"transfer to {number} failed: {code}"
+                    return self._end(call, now, leg_ended=True)
+                return []  # the referrer learns it by NOTIFY and may take the call back
+        return []  # 180 and digits of a leg not connected yet
+
+    def _port_of(self, call: Call) -> int | None:
+        """The line a call's SIP leg talks to (None while that line holds it)."""
+        for port in (call.caller, call.callee):
+            if port is not None and self._calls.get(port) is call:
+                return port
+        return None
 
     # --- FXO ----------------------------------------------------------------------------
 
@@ -1535,6 +1829,8 @@ class CallControl:
                 del self._calls[port]
         if call.leg is not None and self._legs.get(call.leg) is call:
             del self._legs[call.leg]
+        if call.out_leg is not None and self._legs.get(call.out_leg) is call:
+            del self._legs[call.out_leg]
 
     def _end(
         self,
@@ -1571,6 +1867,14 @@ class CallControl:
                 if call.leg_audio is not None:
                     out.append(DisconnectSip(call.leg, call.leg_audio))
                 out.append(HangupSip(call.leg))
+        if call.out_leg is not None and self._legs.get(call.out_leg) is call:
+            del self._legs[call.out_leg]
+            out.append(HangupSip(call.out_leg))
+        for new, (replacing, _, _) in list(self._replacing.items()):
+            if replacing is call:  # a transfer by the far end still ringing
+                del self._replacing[new]
+                self._legs.pop(new, None)
+                out.append(HangupSip(new))
         call.leg_audio = None
         for port in (call.caller, call.callee):
             if port is not None and self._calls.get(port) is call:

@@ -141,7 +141,63 @@ class SipDtmf:
             raise SipEventError(f"SipDtmf.digit must be one of {m.DTMF_DIGITS!r}: {self.digit!r}")
 
 
-SipEvent = SipIncoming | SipRinging | SipAnswered | SipEnded | SipDtmf
+@dataclass(frozen=True, slots=True)
+class SipHeld:
+    """The far end put the leg on hold (``held``: its re-INVITE offered sendonly or
+    inactive, RFC 3264 section 8.4) or took it off hold again."""
+
+    leg: int
+    held: bool
+
+    def __post_init__(self) -> None:
+        _leg("SipHeld", self.leg)
+        if not isinstance(self.held, bool):
+            raise SipEventError(f"SipHeld.held must be a bool: {self.held!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SipTransferred:
+    """How a REFER we sent on ``leg`` (:class:`TransferSip`) went: the status line of a
+    NOTIFY's sipfrag (RFC 3515 section 2.4.5), or the REFER's own error response.
+    ``final``: the transfer is over (2xx: the far end talks to the target now)."""
+
+    leg: int
+    code: int
+    reason: str = ""
+    final: bool = True
+
+    def __post_init__(self) -> None:
+        _leg("SipTransferred", self.leg)
+        _status("SipTransferred", self.code)
+        _text("SipTransferred", "reason", self.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class SipReferred:
+    """The far end of ``leg`` transferred us (a REFER, RFC 3515): the endpoint accepted it
+    and placed ``new_leg`` to ``number`` through the same account, to replace ``leg`` once
+    it answers (the referrer ends ``leg`` when told, RFC 5589 section 6)."""
+
+    leg: int
+    new_leg: int
+    number: str
+
+    def __post_init__(self) -> None:
+        _leg("SipReferred", self.leg)
+        _leg("SipReferred", self.new_leg)
+        _text("SipReferred", "number", self.number, NUMBER_MAX)
+
+
+SipEvent = (
+    SipIncoming
+    | SipRinging
+    | SipAnswered
+    | SipEnded
+    | SipDtmf
+    | SipHeld
+    | SipTransferred
+    | SipReferred
+)
 
 
 # --- commands out: to the SIP endpoint --------------------------------------------------
@@ -234,6 +290,70 @@ class SendSipDtmf:
             raise SipEventError(f"SendSipDtmf.digits must be DTMF digits, got {self.digits!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class HoldSip:
+    """Put the leg on hold: a re-INVITE offering sendonly (RFC 3264 section 8.4)."""
+
+    leg: int
+
+    def __post_init__(self) -> None:
+        _leg("HoldSip", self.leg)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeSip:
+    """Take a leg we held off hold: a re-INVITE offering sendrecv (nothing if not held)."""
+
+    leg: int
+
+    def __post_init__(self) -> None:
+        _leg("ResumeSip", self.leg)
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeSip:
+    """Connect the audio of two legs both ways in the endpoint's conference bridge (a SIP
+    caller put through to a SIP destination: no line takes part)."""
+
+    a: int
+    b: int
+
+    def __post_init__(self) -> None:
+        _leg("BridgeSip", self.a)
+        _leg("BridgeSip", self.b)
+        if self.a == self.b:
+            raise SipEventError(f"BridgeSip: leg {self.a} cannot be bridged with itself")
+
+
+@dataclass(frozen=True, slots=True)
+class TransferSip:
+    """Send a REFER on ``leg`` (RFC 3515): its far end is to call ``number`` through the
+    leg's account (blind), or, with ``replaces``, to take over that other leg of ours
+    (attended, RFC 3891 Replaces).  The outcome comes back as :class:`SipTransferred`."""
+
+    leg: int
+    number: str = ""
+    replaces: int | None = None
+
+    def __post_init__(self) -> None:
+        _leg("TransferSip", self.leg)
+        _text("TransferSip", "number", self.number, NUMBER_MAX)
+        if self.replaces is not None:
+            _leg("TransferSip", self.replaces)
+        if bool(self.number) == (self.replaces is not None):
+            raise SipEventError("TransferSip needs a number or a leg to replace (one of them)")
+
+
 SipCommand = (
-    PlaceSipCall | RingSip | AnswerSip | HangupSip | ConnectSip | DisconnectSip | SendSipDtmf
+    PlaceSipCall
+    | RingSip
+    | AnswerSip
+    | HangupSip
+    | ConnectSip
+    | DisconnectSip
+    | SendSipDtmf
+    | HoldSip
+    | ResumeSip
+    | BridgeSip
+    | TransferSip
 )

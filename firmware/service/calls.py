@@ -37,14 +37,19 @@ from firmware.pbx.features import Availability, AvailabilityChanged
 from firmware.pbx.groups import AgentChanged, AnnouncePosition
 from firmware.pbx.legs import (
     AnswerSip,
+    BridgeSip,
     ConnectSip,
     DisconnectSip,
     HangupSip,
+    HoldSip,
     PlaceSipCall,
+    ResumeSip,
     RingSip,
     SendSipDtmf,
     SipEnded,
     SipEvent,
+    SipTransferred,
+    TransferSip,
 )
 from firmware.prompts.library import PromptLibrary
 from firmware.service.conference import Conference, Seat
@@ -332,6 +337,8 @@ class LocalCalls:
                         asyncio.get_running_loop().call_soon(self.app_finished, command.port)
                 case PlaceSipCall() | RingSip() | AnswerSip() | HangupSip() | SendSipDtmf():
                     self._sip_command(command)
+                case HoldSip() | ResumeSip() | BridgeSip() | TransferSip():
+                    self._sip_leg_command(command)
                 case ConnectSip(leg=leg, port=port):
                     if self.sip is not None:
                         self.sip.connect(leg, port)
@@ -436,6 +443,25 @@ class LocalCalls:
                 bridge.hangup(leg, code)
             case SendSipDtmf(leg=leg, digits=digits):
                 bridge.send_dtmf(leg, digits)
+
+    def _sip_leg_command(self, command: HoldSip | ResumeSip | BridgeSip | TransferSip) -> None:
+        bridge = self.sip
+        if bridge is None:
+            if isinstance(command, TransferSip):
+                asyncio.get_running_loop().call_soon(
+                    self.on_sip_event,
+                    SipTransferred(command.leg, 503, "the SIP stack is not running"),
+                )
+            return
+        match command:
+            case HoldSip(leg=leg):
+                bridge.hold(leg)
+            case ResumeSip(leg=leg):
+                bridge.resume(leg)
+            case BridgeSip(a=a, b=b):
+                bridge.bridge(a, b)
+            case TransferSip(leg=leg, number=number, replaces=replaces):
+                bridge.transfer(leg, number, replaces)
 
     def _spawn_sip_end(self, leg: int) -> None:
         asyncio.get_running_loop().call_soon(

@@ -400,9 +400,10 @@ class ControlApi:
             "calls.list",
             self.calls_list,
             NoParams,
-            result="{calls: [{leg, direction, account, remote, state, port, started, answered, "
+            result="{calls: [{leg, direction, account, remote, state, port, hold, bridged_with, "
+            "started, answered, "
             "quality: {codec, rx_jitter_ms, rx_loss_pct, rtt_ms, mos, jitter_buffer_ms} | null}], "
-            "local: [...]}",
+            "local: [{ports, leg, from, to, via, state, reason, sip_code, hold, age_s}]}",
             summary="Calls in progress: SIP legs with their quality, and calls between lines",
         )
         s.register(
@@ -541,6 +542,7 @@ class ControlApi:
                     "reason": row.reason,
                     "sip_code": row.sip_code,
                     "group": row.group,  # "group 600" / "queue 700" while in one
+                    "hold": row.hold,
                     # call control's clock is monotonic ms: the API speaks seconds of age
                     "age_s": round(max(0, now_ms - row.started) / 1000, 1),
                 }

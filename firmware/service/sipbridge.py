@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from firmware.lines import messages as m
 from firmware.lines.errors import InvalidValue
+from firmware.pbx.features import TollRules
 from firmware.pbx.legs import (
     NUMBER_MAX,
     TEXT_MAX,
@@ -33,8 +34,11 @@ from firmware.pbx.legs import (
     SipDtmf,
     SipEnded,
     SipEvent,
+    SipHeld,
     SipIncoming,
+    SipReferred,
     SipRinging,
+    SipTransferred,
 )
 from firmware.sip.endpoint import SipEndpoint
 from firmware.sip.errors import SipError, SipUsageError
@@ -47,6 +51,8 @@ from firmware.sip.events import (
     InviteRefused,
     RegistrationChanged,
     RegistrationRetryScheduled,
+    TransferCallPlaced,
+    TransferStatus,
 )
 from firmware.sip.policy import InboundPolicy
 from firmware.sip.settings import AccountSettings, EndpointSettings
@@ -61,6 +67,8 @@ PLACEMENT_FAILED: Final = 503
 # pjsua reports status 0 for a call that ended before any response (our own hang-up of a
 # call still trying): RFC 3261 §21.4.25 487 Request Terminated is what the far end saw.
 ENDED_WITHOUT_RESPONSE: Final = 487
+# RFC 3261 §21.5.1 500 Server Internal Error: what a REFER we could not even send reports.
+TRANSFER_NOT_SENT: Final = 500
 HELD_EVENTS_CAP: Final = 64  # events of call ids whose placement is still in flight
 STOP_TIMEOUT_S: Final = 10.0
 
@@ -76,6 +84,9 @@ class Leg:
     code: int = 0
     port: int | None = None  # the line whose audio is bound to the leg
     media: bool = False
+    local_hold: bool = False  # we sent a re-INVITE with a=sendonly
+    remote_hold: bool = False  # the far end's offer was sendonly/inactive
+    peer: int | None = None  # the leg whose audio is bridged with this one's
     hangup_pending: int | None = None  # hang up (with this code, 0 = none) once placed
     started: float = field(default_factory=time.time)
     answered: float | None = None
@@ -89,6 +100,8 @@ class Leg:
             "state": self.state,
             "code": self.code,
             "port": self.port,
+            "hold": "local" if self.local_hold else "remote" if self.remote_hold else "",
+            "bridged_with": self.peer,
             "started": self.started,
             "answered": self.answered,
         }
@@ -167,7 +180,7 @@ class SipBridge:
     ) -> None:
         self._app = appliance
         self.settings = settings
-        self.endpoint = SipEndpoint(settings, policy)
+        self.endpoint = SipEndpoint(settings, policy, refer_check=self._refer_check)
         self._accounts = {a.name: a for a in settings.accounts}
         self._port_accounts = dict(port_accounts or {})  # per-port account -> FXS index
         self.legs: dict[int, Leg] = {}
@@ -289,6 +302,8 @@ class SipBridge:
             await self._hangup_call(call_id, record.hangup_pending or None)
         if record.port is not None:
             await self._connect(record)
+        if record.peer is not None:
+            await self._bridge(record.leg, record.peer)
         held = [e for e in self._held if getattr(e, "call_id", None) == call_id]
         for event in held:
             self._held.remove(event)
@@ -367,6 +382,82 @@ class SipBridge:
         except SipError as exc:
             log.debug("disconnecting call %d: %s", call_id, exc)
 
+    def hold(self, leg: int) -> None:
+        record = self.legs.get(leg)
+        if record is None or record.local_hold:
+            return
+        record.local_hold = True
+        self._app.publish("calls.state", record.to_json())
+        self._call_op(leg, "holding", lambda cid: self.endpoint.set_hold(cid, True))
+
+    def resume(self, leg: int) -> None:
+        record = self.legs.get(leg)
+        if record is None or not record.local_hold:
+            return
+        record.local_hold = False
+        self._app.publish("calls.state", record.to_json())
+        self._call_op(leg, "resuming", lambda cid: self.endpoint.set_hold(cid, False))
+
+    def bridge(self, a: int, b: int) -> None:
+        ra, rb = self.legs.get(a), self.legs.get(b)
+        if ra is None or rb is None:
+            log.warning("bridge: leg %d or %d is gone", a, b)
+            return
+        ra.peer, rb.peer = b, a
+        if ra.call_id is not None and rb.call_id is not None:
+            self._spawn(self._bridge(a, b), f"bridge legs {a} and {b}")
+        # else: _place bridges them once the outgoing one has its call id
+
+    async def _bridge(self, a: int, b: int) -> None:
+        ra, rb = self.legs.get(a), self.legs.get(b)
+        if ra is None or rb is None or ra.call_id is None or rb.call_id is None:
+            return
+        try:
+            await self.endpoint.bridge_calls(ra.call_id, rb.call_id)
+        except SipError as exc:
+            log.warning("legs %d and %d: audio not bridged: %s", a, b, exc)
+            return
+        log.info("audio of SIP legs %d and %d bridged", a, b)
+
+    def transfer(self, leg: int, number: str, replaces: int | None) -> None:
+        record = self.legs.get(leg)
+        if record is None or record.call_id is None:
+            self._deliver(SipTransferred(leg, TRANSFER_NOT_SENT, "no call to transfer"))
+            return
+        call_id = record.call_id
+        if replaces is not None:
+            other = self.legs.get(replaces)
+            if other is None or other.call_id is None:
+                self._deliver(SipTransferred(leg, TRANSFER_NOT_SENT, f"leg {replaces} is gone"))
+                return
+            target = other.call_id
+            what = f"leg {replaces} (call {target})"
+
+            async def send() -> None:
+                await self.endpoint.transfer_replaces(call_id, target)
+        else:
+            settings = self._accounts.get(record.account)
+            if settings is None:
+                why = f"account {record.account!r} has no registrar to transfer through"
+                self._deliver(SipTransferred(leg, TRANSFER_NOT_SENT, why))
+                return
+            uri = call_uri(settings, number)
+            what = uri
+
+            async def send() -> None:
+                await self.endpoint.transfer(call_id, uri)
+
+        async def run() -> None:
+            try:
+                await send()
+            except SipError as exc:
+                log.warning("leg %d: REFER to %s not sent: %s", leg, what, exc)
+                self._deliver(SipTransferred(leg, TRANSFER_NOT_SENT, str(exc)[:TEXT_MAX]))
+                return
+            log.info("leg %d: REFER to %s sent", leg, what)
+
+        self._spawn(run(), f"transfer leg {leg}")
+
     def send_dtmf(self, leg: int, digits: str) -> None:
         record = self.legs.get(leg)
         if record is None:
@@ -433,13 +524,53 @@ class SipBridge:
                 log.info("INVITE from %s refused: %d %s", event.source, event.code, event.reason)
             case IncomingCall():
                 self._incoming(event)
-            case CallStateChanged() | CallMediaChanged() | DtmfReceived():
+            case TransferCallPlaced():
+                self._transfer_placed(event)
+            case CallStateChanged() | CallMediaChanged() | DtmfReceived() | TransferStatus():
                 leg = self._by_call.get(event.call_id)
                 if leg is None:
                     if self._placing:
                         self._held.append(event)
                     return
                 self._call_event(leg, event)
+
+    def _refer_check(self, account: str, number: str) -> tuple[int, str]:
+        """On the SIP thread: may the far end of a call on ``account`` transfer it to
+        ``number`` at the same provider?  The toll rules say (the configuration objects are
+        immutable; the attribute read is atomic)."""
+        config = self._app.config
+        if config is None:
+            return PLACEMENT_FAILED, "no configuration loaded"
+        if len(number) > NUMBER_MAX:
+            return 400, f"target of {len(number)} characters (at most {NUMBER_MAX})"
+        # The transfer replaces a leg one for one: no external call is added.
+        refused = TollRules(config).refuse(number, number, 0)
+        if refused is not None:
+            return 403, refused
+        return 202, ""
+
+    def _transfer_placed(self, event: TransferCallPlaced) -> None:
+        control = self._control()
+        old = self._by_call.get(event.call_id)
+        record = self.legs.get(old) if old is not None else None
+        if control is None or record is None or old is None:
+            log.warning(
+                "call %d for a REFER of a call we no longer have: hung up", event.new_call_id
+            )
+            self._spawn(self._hangup_call(event.new_call_id, None), "hang up a stray call")
+            return
+        leg = control.new_leg()
+        self.legs[leg] = Leg(leg, "out", record.account, event.number, event.new_call_id)
+        self._by_call[event.new_call_id] = leg
+        self._legs_changed()
+        log.info(
+            "leg %d: the far end transferred it to %s: leg %d (call %d)",
+            old,
+            event.number,
+            leg,
+            event.new_call_id,
+        )
+        self._deliver(SipReferred(old, leg, event.number))
 
     def _incoming(self, event: IncomingCall) -> None:
         control = self._control()
@@ -488,7 +619,14 @@ class SipBridge:
         if record is None:
             return
         match event:
-            case CallMediaChanged(active=active):
+            case TransferStatus(code=code, reason=reason, final=over):
+                self._deliver(SipTransferred(leg, code, reason[:TEXT_MAX], over))
+            case CallMediaChanged(active=active, remote_hold=remote_hold):
+                if remote_hold != record.remote_hold:
+                    record.remote_hold = remote_hold
+                    log.info("leg %d: %s by the far end", leg, "held" if remote_hold else "resumed")
+                    self._app.publish("calls.state", record.to_json())
+                    self._deliver(SipHeld(leg, remote_hold))
                 record.media = active
                 if active and record.port is not None:
                     pass  # the endpoint reconnects bound audio itself

@@ -34,7 +34,7 @@ import pjsua2 as pj
 from firmware.sip.admission import SourceBuckets, TokenBucket
 from firmware.sip.audio import LINE_FORMAT, LineAudio, LinePort, vector_fast_path_problem
 from firmware.sip.backoff import backoff_delay
-from firmware.sip.errors import PjsuaError, SipLimitError, SipUsageError
+from firmware.sip.errors import PeerProtocolError, PjsuaError, SipLimitError, SipUsageError
 from firmware.sip.events import (
     DTMF_DIGITS,
     CallerIdentity,
@@ -47,9 +47,11 @@ from firmware.sip.events import (
     RegistrationChanged,
     RegistrationRetryScheduled,
     SipEvent,
+    TransferCallPlaced,
+    TransferStatus,
     TransportInfo,
 )
-from firmware.sip.identity import called_of, caller_of, from_header
+from firmware.sip.identity import called_of, caller_of, from_header, refer_target
 from firmware.sip.limits import PJSUA_MAX_ACCOUNTS, PJSUA_MAX_CALLS
 from firmware.sip.message import parse_request, source_host
 from firmware.sip.policy import Decision, InboundPolicy, PolicySettings, Verdict
@@ -76,6 +78,16 @@ STOP_GRACE_S = 2.0  # time given to BYEs and un-REGISTERs to complete on stop
 START_TIMEOUT_S = 10.0
 COMMAND_QUEUE_CAP = 256  # commands waiting for the endpoint thread
 OVERFLOW_LOG_EVERY = 100  # log one line per this many dropped events
+# Answers to a REFER from the far end (RFC 3515 section 2.4.2; RFC 3261 section 21).
+REFER_ACCEPTED = 202
+REFER_BAD = 400  # no usable Refer-To
+REFER_FORBIDDEN = 403  # a target elsewhere than the call's provider, or the toll rules
+REFER_NOT_IMPLEMENTED = 501  # a call of the local account: its target would be this box
+REFER_BUSY = 503  # all of pjsua's calls are up: the new one could not be placed
+REFERRED_CAP = 4  # accepted REFERs whose new call has not reported yet (one per call)
+
+# Judges a REFER's target number for an account: (status, reason), 202 to place the call.
+ReferCheck = Callable[[str, str], tuple[int, str]]
 
 # pjlib log levels (pj/log.h): 1 error, 2 warning, 3 info, 4..6 debug.
 _PJ_TO_LOGGING = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
@@ -255,6 +267,7 @@ class _Call(pj.Call):  # type: ignore[misc]
     def __init__(self, core: _Core, account: _Account, call_id: int) -> None:
         super().__init__(account, call_id)
         self.core = core
+        self.account = account
         self.call_id = call_id
 
     def onCallState(self, prm: Any) -> None:
@@ -265,6 +278,12 @@ class _Call(pj.Call):  # type: ignore[misc]
 
     def onDtmfDigit(self, prm: Any) -> None:
         self.core.on_dtmf_digit(self, str(prm.digit), int(prm.method))
+
+    def onCallTransferStatus(self, prm: Any) -> None:
+        self.core.on_transfer_status(self, prm)
+
+    def onCallTransferRequest(self, prm: Any) -> None:
+        self.core.on_transfer_request(self, prm)
 
 
 # ---------------------------------------------------------------------- the thread's world
@@ -280,8 +299,13 @@ class _Core:
         emit: Callable[[SipEvent], None],
         line_audio: dict[int, LineAudio] | None = None,
         trace: TraceRing | None = None,
+        refer_check: ReferCheck | None = None,
     ) -> None:
         self.settings = settings
+        self.refer_check = refer_check
+        # New calls pjsua places for REFERs we accepted, until they report: (call, the
+        # referred call's id, the target number).
+        self.referred: list[tuple[_Call, int, str]] = []
         self.policy = policy
         self.emit = emit
         self.rng = random.Random()
@@ -290,6 +314,7 @@ class _Core:
         self.line_audio = line_audio if line_audio is not None else {}
         self.ports: dict[int, LinePort] = {}
         self.bindings: dict[int, int] = {}  # call id -> line port its audio goes to
+        self.pairs: dict[int, int] = {}  # call id -> the call its audio is bridged with
         self.fast_frames = True
         self.ep: Any = _Endpoint(self)
         self.transports: dict[str, int] = {}
@@ -657,12 +682,21 @@ class _Core:
         info = call.getInfo()
         if call.call_id < 0:  # an outgoing call reporting before makeCall returned
             call.call_id = int(info.id)
+        for i, (child, referred, number) in enumerate(self.referred):
+            if child is call:  # the call pjsua placed for a REFER: first report
+                del self.referred[i]
+                self.calls[call.call_id] = call
+                self.emit(TransferCallPlaced(referred, call.call_id, number))
+                break
         state = _INV_STATES.get(info.state, str(info.state))
         code = int(info.lastStatusCode)
         if call.call_id in self.calls:
             self.emit(CallStateChanged(call.call_id, state, code, str(info.lastReason)))
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self._unbind(call.call_id)
+            other = self.pairs.pop(call.call_id, None)
+            if other is not None:
+                self.pairs.pop(other, None)
             # Deleting a Call inside its own callback is not safe from Python; the loop
             # drops it after libHandleEvents returns.
             if self.calls.get(call.call_id) is call:
@@ -682,7 +716,69 @@ class _Core:
                 self._connect(call.call_id, media, port)
             except PjsuaError as exc:
                 log.warning("%s", exc)
-        self.emit(CallMediaChanged(call.call_id, media is not None))
+        if call.call_id in self.pairs:
+            try:
+                self._connect_pair(call.call_id)
+            except PjsuaError as exc:
+                log.warning("%s", exc)
+        self.emit(CallMediaChanged(call.call_id, media is not None, self._remote_hold(call)))
+
+    def on_transfer_status(self, call: _Call, prm: Any) -> None:
+        if self.calls.get(call.call_id) is not call:
+            return
+        code = int(prm.statusCode)
+        final = bool(prm.finalNotify)
+        log.info(
+            "call %d: transfer %d %s%s", call.call_id, code, prm.reason, " (final)" if final else ""
+        )
+        if not 100 <= code <= 699:  # pjsua reports a NOTIFY it could not read so
+            code, final = 500, True
+        self.emit(TransferStatus(call.call_id, code, str(prm.reason)[:200], final))
+
+    def on_transfer_request(self, call: _Call, prm: Any) -> None:
+        """A REFER from the far end.  Accepting it makes pjsua call the Refer-To target
+        itself, through the call's account: only a number at the same provider that the toll
+        rules allow is accepted; the new call is reported as :class:`TransferCallPlaced`."""
+        target = str(prm.dstUri)
+        code, reason, number = self._judge_refer(call, target)
+        if code != REFER_ACCEPTED:
+            prm.statusCode = code
+            log.warning("call %d: REFER to %s refused (%d): %s", call.call_id, target, code, reason)
+            return
+        child = _Call(self, call.account, pj.PJSUA_INVALID_ID)
+        prm.newCall = child
+        prm.statusCode = REFER_ACCEPTED
+        self.referred.append((child, call.call_id, number))
+        del self.referred[:-REFERRED_CAP]
+        log.info("call %d: REFER to %s accepted: calling %s", call.call_id, target, number)
+
+    def _judge_refer(self, call: _Call, target: str) -> tuple[int, str, str]:
+        settings = call.account.settings
+        if settings is None:
+            return (
+                REFER_NOT_IMPLEMENTED,
+                "only calls of trunks and accounts are transferred by their far end",
+                "",
+            )
+        try:
+            user, host = refer_target(target)
+        except PeerProtocolError as exc:
+            return REFER_BAD, f"Refer-To unreadable: {exc}", ""
+        if not user:
+            return REFER_BAD, "Refer-To names no user or number", ""
+        if host != settings.domain.lower():
+            return (
+                REFER_FORBIDDEN,
+                f"target host {host!r} is not {settings.name!r}'s ({settings.domain})",
+                "",
+            )
+        if len(self.calls) >= self.settings.max_calls:
+            return REFER_BUSY, f"all {self.settings.max_calls} calls are up", ""
+        if self.refer_check is not None:
+            code, reason = self.refer_check(settings.name, user)
+            if code != REFER_ACCEPTED:
+                return code, reason, ""
+        return REFER_ACCEPTED, "", user
 
     def on_dtmf_digit(self, call: _Call, digit: str, method: int) -> None:
         if self.calls.get(call.call_id) is not call:
@@ -695,6 +791,14 @@ class _Core:
         self.emit(DtmfReceived(call.call_id, digit, name))
 
     # --------------------------------------------------------------- audio
+
+    @staticmethod
+    def _remote_hold(call: _Call) -> bool:
+        info = call.getInfo()
+        return any(
+            m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
+            for m in info.media
+        )
 
     @staticmethod
     def _audio_media(call: _Call) -> Any | None:
@@ -713,6 +817,76 @@ class _Core:
         except pj.Error as exc:
             raise _raise_pj(f"connecting call {call_id} to line {port}", exc) from None
         line.audio.call_id = call_id
+
+    def _connect_pair(self, call_id: int) -> None:
+        other = self.pairs.get(call_id)
+        a, b = self.calls.get(call_id), self.calls.get(other) if other is not None else None
+        if a is None or b is None:
+            return
+        media_a, media_b = self._audio_media(a), self._audio_media(b)
+        if media_a is None or media_b is None:
+            return  # the second one's media state change connects them
+        try:
+            media_a.startTransmit(media_b)
+            media_b.startTransmit(media_a)
+        except pj.Error as exc:
+            raise _raise_pj(f"bridging calls {call_id} and {other}", exc) from None
+
+    def bridge_calls(self, a: int, b: int) -> None:
+        """Connect the audio of calls ``a`` and ``b`` both ways, now or once both have it."""
+        self._call(a), self._call(b)
+        for c in (a, b):
+            old = self.pairs.get(c)
+            if old is not None and old not in (a, b):
+                self.unbridge_call(c)
+        self.pairs[a], self.pairs[b] = b, a
+        self._connect_pair(a)
+
+    def unbridge_call(self, call_id: int) -> None:
+        other = self.pairs.pop(call_id, None)
+        if other is None:
+            return
+        self.pairs.pop(other, None)
+        a, b = self.calls.get(call_id), self.calls.get(other)
+        media_a = self._audio_media(a) if a is not None else None
+        media_b = self._audio_media(b) if b is not None else None
+        if media_a is not None and media_b is not None:
+            try:
+                media_a.stopTransmit(media_b)
+                media_b.stopTransmit(media_a)
+            except pj.Error as exc:
+                raise _raise_pj(f"unbridging calls {call_id} and {other}", exc) from None
+
+    def set_hold(self, call_id: int, hold: bool) -> None:
+        """Hold (re-INVITE with a=sendonly) or resume (a=sendrecv) a call (RFC 3264 8.4)."""
+        call = self._call(call_id)
+        op = pj.CallOpParam(True)
+        try:
+            if hold:
+                call.setHold(op)
+            else:
+                op.opt.flag = pj.PJSUA_CALL_UNHOLD
+                call.reinvite(op)
+        except pj.Error as exc:
+            what = "holding" if hold else "resuming"
+            raise _raise_pj(f"{what} call {call_id}", exc) from None
+
+    def transfer(self, call_id: int, uri: str) -> None:
+        """REFER the far end of ``call_id`` to ``uri`` (RFC 3515, blind transfer)."""
+        call = self._call(call_id)
+        try:
+            call.xfer(uri, pj.CallOpParam(True))
+        except pj.Error as exc:
+            raise _raise_pj(f"transferring call {call_id} to {uri}", exc) from None
+
+    def transfer_replaces(self, call_id: int, replaced: int) -> None:
+        """REFER the far end of ``call_id`` to the far end of ``replaced``, with a Replaces
+        of that dialog in the Refer-To (RFC 3891, attended transfer)."""
+        call, other = self._call(call_id), self._call(replaced)
+        try:
+            call.xferReplaces(other, pj.CallOpParam(True))
+        except pj.Error as exc:
+            raise _raise_pj(f"transferring call {call_id} to call {replaced}", exc) from None
 
     def _unbind(self, call_id: int) -> None:
         port = self.bindings.pop(call_id, None)
@@ -906,6 +1080,8 @@ class _Core:
         self.calls.clear()
         self.graveyard.clear()
         self.bindings.clear()
+        self.pairs.clear()
+        self.referred.clear()
         self._drop_line_ports()
         for acc in (*self.accounts.values(), *(a for a in (self.local, self.sink) if a)):
             acc.shutdown()
@@ -936,8 +1112,12 @@ class SipEndpoint:
         self,
         settings: EndpointSettings,
         policy: InboundPolicy | None = None,
+        refer_check: ReferCheck | None = None,
     ) -> None:
+        """``refer_check``: judges the target number of a REFER from the far end; it runs
+        on the endpoint thread, so it must only read immutable state."""
         self._settings = settings
+        self._refer_check = refer_check
         self._policy = policy or InboundPolicy(PolicySettings(), os.urandom(32))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -1066,6 +1246,21 @@ class SipEndpoint:
     async def disconnect_audio(self, call_id: int) -> None:
         await self.call(lambda core: core.disconnect_audio(call_id))
 
+    async def set_hold(self, call_id: int, hold: bool) -> None:
+        await self.call(lambda core: core.set_hold(call_id, hold))
+
+    async def bridge_calls(self, a: int, b: int) -> None:
+        await self.call(lambda core: core.bridge_calls(a, b))
+
+    async def unbridge_call(self, call_id: int) -> None:
+        await self.call(lambda core: core.unbridge_call(call_id))
+
+    async def transfer(self, call_id: int, uri: str) -> None:
+        await self.call(lambda core: core.transfer(call_id, uri))
+
+    async def transfer_replaces(self, call_id: int, replaced: int) -> None:
+        await self.call(lambda core: core.transfer_replaces(call_id, replaced))
+
     async def send_dtmf(self, call_id: int, digits: str, method: DtmfMethod) -> None:
         await self.call(lambda core: core.send_dtmf(call_id, digits, method))
 
@@ -1122,7 +1317,14 @@ class SipEndpoint:
     def _run(self, started: concurrent.futures.Future[tuple[TransportInfo, ...]]) -> None:
         core: _Core | None = None
         try:
-            core = _Core(self._settings, self._policy, self._emit, self._line_audio, self._trace)
+            core = _Core(
+                self._settings,
+                self._policy,
+                self._emit,
+                self._line_audio,
+                self._trace,
+                self._refer_check,
+            )
         except BaseException as exc:
             started.set_exception(_detached(exc))
             gc.collect()  # the half-made Endpoint dies here, on its own thread

@@ -133,9 +133,27 @@ class CallMediaChanged:
 
     call_id: int
     active: bool
+    # The far end holds the call (its offer was sendonly or inactive, RFC 3264 section 8.4);
+    # our side of the audio still flows to it, so ``active`` stays true.
+    remote_hold: bool = False
 
     def __post_init__(self) -> None:
         _check_call_id(self.call_id)
+
+
+@dataclass(frozen=True)
+class TransferStatus:
+    """Progress of a REFER we sent: the sipfrag status line of a NOTIFY (RFC 3515 section
+    2.4.5), or the REFER's own failure.  ``final``: no more reports for this transfer."""
+
+    call_id: int
+    code: int
+    reason: str
+    final: bool
+
+    def __post_init__(self) -> None:
+        _check_call_id(self.call_id)
+        _check_status(self.code, f"transfer of call {self.call_id}")
 
 
 @dataclass(frozen=True)
@@ -180,6 +198,21 @@ class CallerIdentity:
             )
 
 
+@dataclass(frozen=True)
+class TransferCallPlaced:
+    """A REFER from the far end of ``call_id`` was accepted (202 Accepted): pjsua called the
+    Refer-To target, ``number`` at the same provider, as ``new_call_id`` through the same
+    account; its progress goes back to the referrer in NOTIFYs (RFC 3515 section 2.4.4)."""
+
+    call_id: int
+    new_call_id: int
+    number: str
+
+    def __post_init__(self) -> None:
+        _check_call_id(self.call_id)
+        _check_call_id(self.new_call_id)
+
+
 SipEvent = (
     RegistrationChanged
     | RegistrationRetryScheduled
@@ -188,4 +221,6 @@ SipEvent = (
     | CallStateChanged
     | CallMediaChanged
     | DtmfReceived
+    | TransferStatus
+    | TransferCallPlaced
 )

@@ -191,3 +191,15 @@ def from_header(caller: CallerIdentity, account_uri: str) -> str:
         escaped = caller.name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}" <{uri}>'
     return f"<{uri}>"
+
+
+def refer_target(value: str) -> tuple[str, str]:
+    """User part and host (without port) of a Refer-To value (RFC 3515 section 2.1: a
+    name-addr or addr-spec; an embedded Replaces header after "?" is not part of either)."""
+    party = parse_party(value)
+    host = party.host
+    if host.startswith("["):
+        host = host[: host.find("]") + 1]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return party.user, host.lower()

@@ -11,20 +11,25 @@ from firmware.lines import FxoPort, FxoState, FxsPort, FxsState, timing_for
 from firmware.lines import messages as m
 from firmware.pbx.calls import (
     AnswerSip,
+    BridgeSip,
     CallCommand,
     CallControl,
     ConnectSip,
     DisconnectSip,
     HangupSip,
+    HoldSip,
     Join,
     LineEvent,
     PlaceSipCall,
     PortInfo,
+    ResumeSip,
     RingSip,
     SendSipDtmf,
     SipEnded,
     SipIncoming,
+    SipReferred,
     Split,
+    TransferSip,
 )
 from firmware.sip.limits import PJSUA_MAX_CALLS
 from firmware.store.schema import (
@@ -116,6 +121,8 @@ class Box:
         self.incoming: set[int] = set()
         self.audio: dict[int, int] = {}  # leg -> port
         self.joined: set[frozenset[int]] = set()
+        self.bridged: set[frozenset[int]] = set()  # SIP legs whose audio the endpoint joins
+        self.held: set[int] = set()  # legs we put on hold (re-INVITE sendonly)
         self.max_in_use = 0
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -142,6 +149,8 @@ class Box:
                     assert leg in self.open_legs, f"HangupSip for leg {leg}, which is not open"
                     assert leg not in self.audio, f"leg {leg} hung up with its audio connected"
                     self.open_legs.discard(leg)
+                    self.held.discard(leg)
+                    self.bridged = {b for b in self.bridged if leg not in b}
                     self.incoming.discard(leg)
                 case ConnectSip(leg=leg, port=port):
                     assert leg in self.open_legs and leg not in self.audio, c
@@ -152,6 +161,19 @@ class Box:
                     del self.audio[leg]
                 case RingSip(leg=leg) | AnswerSip(leg=leg) | SendSipDtmf(leg=leg):
                     assert leg in self.incoming or leg in self.open_legs, c
+                case HoldSip(leg=leg):
+                    assert leg in self.open_legs and leg not in self.audio, c
+                    self.held.add(leg)
+                case ResumeSip(leg=leg):
+                    assert leg in self.open_legs, c
+                    self.held.discard(leg)
+                case BridgeSip(a=a, b=b):
+                    assert {a, b} <= self.open_legs, c
+                    assert a not in self.audio and b not in self.audio, c
+                    self.bridged.add(frozenset((a, b)))
+                case TransferSip(leg=leg, replaces=replaces):
+                    assert leg in self.open_legs, c
+                    assert replaces is None or replaces in self.open_legs, c
                 case Join(a=a, b=b):
                     self.joined.add(frozenset((a, b)))
                 case Split(a=a, b=b):
@@ -164,10 +186,14 @@ class Box:
         if isinstance(event, SipIncoming):
             self.open_legs.add(event.leg)
             self.incoming.add(event.leg)
+        if isinstance(event, SipReferred):
+            self.open_legs.add(event.new_leg)  # the endpoint placed it for the REFER
         if isinstance(event, SipEnded):
             self.open_legs.discard(event.leg)
             self.incoming.discard(event.leg)
             self.audio.pop(event.leg, None)  # the endpoint drops a dead leg's audio itself
+            self.held.discard(event.leg)
+            self.bridged = {b for b in self.bridged if event.leg not in b}
         before = len(self.sent)
         self._commands(self.cc.handle_sip(event, self.now))
         return self.sent[before:]

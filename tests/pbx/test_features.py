@@ -270,22 +270,7 @@ def test_port_transferred_to_an_outgoing_sip_call() -> None:
     assert box.audio.get(leg) == 2 and box.st(2) is S.TALKING
 
 
-def test_two_sip_legs_are_not_bridged() -> None:
-    box = box3()
-    leg = box.incoming_call("101")
-    box.lift(1)
-    flash(box, 1)
-    box.dial(1, "05551234")
-    box.advance(4000)
-    out = box.placed().leg
-    box.sip(SipAnswered(out))
-    box.hang_up(1)
-    # The endpoint cannot bridge two SIP calls: the consultation ends, and the phone is
-    # rung back for the held one.
-    assert out not in box.open_legs and leg in box.open_legs
-    assert box.st(1) is S.RINGING
-    box.lift(1)
-    assert box.audio.get(leg) == 1 and box.st(1) is S.TALKING
+# Transfers between two SIP legs (REFER, or bridged here): tests/pbx/test_sip_transfer.py
 
 
 # --- feature codes: forwarding, DND, pickup, last call return ------------------------------

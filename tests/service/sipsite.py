@@ -142,14 +142,18 @@ class Site:
         country: str = "",
         fxo_destination: str | None = None,
         ata: bool = False,
+        users: dict[str, str] | None = None,
     ) -> None:
+        """``users``: more digest users at the provider (for :meth:`add_phone`)."""
         self.pki = make_pki(tmp_path / "pki")
         self.tls = tls
+        self.tmp_path = tmp_path
         self.kam = Kamailio(
             tmp_path / "kam",
-            {BOX_USER: BOX_PASSWORD, PHONE_USER: PHONE_PASSWORD},
+            {BOX_USER: BOX_PASSWORD, PHONE_USER: PHONE_PASSWORD, **(users or {})},
             tls=self.pki if tls else None,
         )
+        self.others: list[Baresip] = []
         self.phone: Baresip | None = None
         self.box: Appliance | None = None
         try:
@@ -197,7 +201,23 @@ class Site:
             time.sleep(0.1)
         raise AssertionError(f"{user} never registered with the provider")
 
+    def add_phone(self, user: str, password: str) -> tuple[Baresip, Path]:
+        """Another softphone at the provider (a user given to the constructor); returns it
+        and the directory its decoded audio goes to (:func:`heard_by`)."""
+        heard = self.tmp_path / f"heard-{user}"
+        phone = Baresip(
+            self.tmp_path / f"phone-{user}",
+            f"<sip:{user}@{self.provider_uri}>;auth_pass={password};regint=300;answermode=manual",
+            self.pki,
+            extra=record_config(heard),
+        )
+        self.others.append(phone)
+        self.wait_registered(user)
+        return phone, heard
+
     def close(self) -> None:
+        for other in self.others:
+            other.stop()
         if self.phone is not None:
             self.phone.stop()
         if self.box is not None:
@@ -208,6 +228,11 @@ class Site:
 def phone_heard(site: Site) -> np.ndarray:
     """What the softphone decoded from the box (baresip's sndfile dump), at 8 kHz."""
     return read_wav(decoded_wav(site.heard_dir))
+
+
+def heard_by(directory: Path) -> np.ndarray:
+    """What a softphone of :meth:`Site.add_phone` decoded, at 8 kHz."""
+    return read_wav(decoded_wav(directory))
 
 
 def read_wav(path: Path) -> np.ndarray:
