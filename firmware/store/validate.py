@@ -262,6 +262,7 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
         add(f"extensions[{i}].number", f"extension {number!r} is defined twice")
     known_ext = set(ext_numbers)
     reachable = known_ext | ({config.ivr.number} if config.ivr.number else set())
+    reachable |= {r.number for r in config.conference.rooms}  # a trunk may ring a room too
     for i, fxs in enumerate(config.lines.fxs):
         if fxs.extension and fxs.extension not in known_ext:
             add(
