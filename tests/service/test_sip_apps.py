@@ -147,7 +147,7 @@ async def export(data: Path, box: str, message: str) -> bytes:
 
 
 def test_a_trunk_caller_to_a_busy_extension_leaves_a_message(
-    make_site: Callable[[Callable[[Config], Config]], Site],
+    make_site: Callable[[Callable[[Config], Config]], Site], tmp_path: Path
 ) -> None:
     site = make_site(lambda config: config)  # the trunk rings 101, which has a mailbox
     box, phone = site.box, site.phone
@@ -167,6 +167,18 @@ def test_a_trunk_caller_to_a_busy_extension_leaves_a_message(
     pcm = read_wav(wav).pcm.astype(float)  # G.711 in the WAV (docs/voicemail.md)
     assert len(pcm) >= 2 * 8000
     assert dominant_hz(pcm[4000:12000]) == pytest.approx(BARESIP_HZ, abs=10)
+
+    # The owner listens on handset 1: *98 (its own phone, no PIN set), 1 = new messages.
+    box.sim(target="handset", number=1, action="on-hook")
+    box.wait_log("port 1: HungUp")
+    box.sim(target="handset", number=1, action="off-hook")
+    box.wait_log("port 1: OffHook", count=2)
+    box.sim(target="handset", number=1, action="dial", digits="*98")
+    box.wait_log("port 1: MailboxMenu started", timeout=20)
+    time.sleep(1.0)
+    box.sim(target="handset", number=1, action="dial", digits="1")
+    heard = record(box, 1, tmp_path / "message.wav", 6.0)
+    assert any(dominant_hz(w) == pytest.approx(BARESIP_HZ, abs=10) for w in windows(heard))
     box.sim(target="handset", number=1, action="on-hook")
 
 
