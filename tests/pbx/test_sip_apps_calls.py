@@ -32,6 +32,7 @@ from firmware.store.ivrconfig import GoExtension, GoVoicemail
 from firmware.store.schema import ConferenceRoom, Config, Extension, IvrMenu, IvrOption
 from firmware.store.validate import check
 from tests.pbx.sipbox import Box, sip_config
+from tests.pbx.test_calllog import LoggedBox
 
 NO_ANSWER_MS = sip_config().features.no_answer_timeout_s * 1000
 APP = APP_PORTS[0]
@@ -180,3 +181,29 @@ def test_a_recorded_extension_records_its_sip_calls_both_ways() -> None:
     box.lift(2)
     assert box.audio == {leg: 2}
     assert not any(isinstance(c, RecordCall) for c in box.since(mark))
+
+
+def test_the_records_of_a_sip_caller_the_ivr_puts_through() -> None:
+    box = LoggedBox(ivr_config("500"))
+    leg = box.incoming_call("4930123456")
+    box.advance(3000)
+    box._commands(box.cc.app_transfer(APP, GoExtension("102"), box.now))
+    box.advance(2000)
+    box.lift(2)  # answered after the attendant: its own answer time
+    box.advance(5000)
+    box.sip(SipEnded(leg, 200, "BYE"))
+    box.hang_up(2)
+    legs = box.by_where()
+    assert legs["trunk prov"].disposition == legs["port 2"].disposition == "answered"
+    assert legs["port 2"].answer is not None and legs["trunk prov"].answer is not None
+    assert legs["port 2"].answer > legs["trunk prov"].answer
+    # Put through, but the caller gave up while 102 rang: that leg was not answered.
+    box.records.clear()
+    leg = box.incoming_call("4930123456")
+    box._commands(box.cc.app_transfer(APP, GoExtension("102"), box.now))
+    box.advance(2000)
+    box.sip(SipEnded(leg, 200, "BYE"))
+    legs = box.by_where()
+    assert legs["trunk prov"].disposition == "answered"
+    assert legs["port 2"].disposition == "cancelled" and legs["port 2"].answer is None
+    assert not box.recorder.anomalies
