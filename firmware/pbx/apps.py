@@ -2,7 +2,9 @@
 
 Call control answers the calling line and hands it to an application with
 :class:`StartApp`; the line's digits go to it as :class:`AppDigit`; :class:`StopApp` when the
-line hangs up.  The application itself (prompts, recording, the mailbox menu of
+line hangs up.  A SIP caller's application runs on an application port (``APP_PORTS``) that
+call control connects its leg to; its RFC 4733 digits arrive as ``AppDigit`` too.  The
+application itself (prompts, recording, the mailbox menu of
 :mod:`firmware.pbx.voicemail`) runs in the shell's media side (``firmware.service.apps``),
 which tells call control ``CallControl.app_finished(port, now)`` when the application hung
 up itself.
@@ -16,9 +18,17 @@ room's number was dialled, ``conference.rooms[].number``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
+from firmware.sip.limits import PJSUA_MAX_CALLS
 from firmware.store.schema import Config
+
+# Application ports: media loops with no line that run a SIP caller's application (the
+# shell's firmware.service.appports).  Every such caller holds one of pjsua's calls, so more
+# than PJSUA_MAX_CALLS of them are never needed at once.  Numbered far above any card's ports
+# (1-based, a few dozen at most) so that logs tell them apart.
+APP_PORT_BASE: Final = 1001
+APP_PORTS: Final = tuple(range(APP_PORT_BASE, APP_PORT_BASE + PJSUA_MAX_CALLS))
 
 
 @dataclass(frozen=True, slots=True)

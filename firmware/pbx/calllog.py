@@ -53,6 +53,9 @@ class _Tracked:
     legs: dict[str, str] = field(default_factory=dict)  # role -> recorder leg id
     answered: bool = False
     state: CallState = CallState.DIALLING
+    # Legs told ``answered``: a leg added after the answer (the extension an IVR put the
+    # caller through to) is answered when the call talks again, or not at all.
+    answered_legs: set[str] = field(default_factory=set)
 
 
 class CallLog:
@@ -130,11 +133,13 @@ class CallLog:
                 self._sip_legs[sip_leg] = leg_id
         if call.state is not CallState.ENDED:
             tracked.state = call.state
-        if call.state is CallState.TALKING and not tracked.answered:
+        if call.state is CallState.TALKING:
             tracked.answered = True
             when = self._wall(call.since, now_ms, wall)
             for leg_id in tracked.legs.values():
-                self.recorder.answered(leg_id, when)
+                if leg_id not in tracked.answered_legs:
+                    tracked.answered_legs.add(leg_id)
+                    self.recorder.answered(leg_id, when)
 
     def _close(self, call: Call, wall: float) -> None:
         entry = self._tracked.pop(id(call), None)
@@ -147,14 +152,16 @@ class CallLog:
             self.recorder.ended(
                 leg_id,
                 wall,
-                disposition,
+                disposition
+                if leg_id in tracked.answered_legs or disposition != "answered"
+                else self._disposition(call, tracked, answered=False),
                 sip_code=call.sip_code if sip else None,
                 reason=call.reason,
             )
         self._sip_legs = {k: v for k, v in self._sip_legs.items() if v not in tracked.legs.values()}
 
-    def _disposition(self, call: Call, tracked: _Tracked) -> Disposition:
-        if tracked.answered:
+    def _disposition(self, call: Call, tracked: _Tracked, answered: bool = True) -> Disposition:
+        if tracked.answered and answered:
             return "answered"
         if tracked.state is CallState.FAILED:
             code = call.sip_code

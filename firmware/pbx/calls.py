@@ -295,6 +295,7 @@ class Call:
     out_leg: int | None = None
     out_account: str = ""
     remote_hold: bool = False  # the far end of ``leg`` holds the call
+    app_port: int | None = None  # a SIP caller's application runs on this application port
 
     def note(self, text: str) -> None:
         self.history.append(text)
@@ -337,6 +338,7 @@ class CallControl:
         ports: Sequence[PortInfo],
         availability: Mapping[str, Availability] | None = None,
         agents: Iterable[str] = (),
+        app_ports: Sequence[int] = (),
     ) -> None:
         self._config = config
         # Ring groups and queues (firmware.pbx.groups); ``agents``: logged in, as stored.
@@ -383,6 +385,12 @@ class CallControl:
         self._decisions_cap = DECISIONS_MAX
         # Calls that ended or were dropped, for the call records (firmware.pbx.calllog).
         self._closed: deque[Call] = deque(maxlen=CLOSED_MAX)
+        # Media loops with no line (the shell's firmware.service.appports) that run the
+        # application of a SIP caller: application port -> its call.  None of them is a card port.
+        self.app_ports = tuple(app_ports)
+        if set(self.app_ports) & set(self.ports):
+            raise CallControlError(f"application ports {self.app_ports} clash with the card's")
+        self._app_calls: dict[int, Call] = {}
 
     # --- views --------------------------------------------------------------------------
 
@@ -533,6 +541,8 @@ class CallControl:
             return self._sip_answered(call, event.leg, now)
         if isinstance(event, SipEnded):
             return self._sip_ended(call, event.leg, event.code, event.reason, now)
+        if call.app is not None and call.app_port is not None:
+            return [AppDigit(call.app_port, event.digit)]  # RFC 4733 drives the application
         if call.leg_audio is None:
             log.info("leg %d: %r before the audio is connected; dropped", event.leg, event)
             return []
@@ -615,9 +625,10 @@ class CallControl:
         if call.leg is not None and call.leg_in:
             log.info("SIP leg %d -> port %d answered", call.leg, port)
             call.leg_audio = port
+            recording = self._record_sip(call, port)
             if call.connected_caller:
-                return [ConnectSip(call.leg, port)]
-            return [AnswerSip(call.leg), ConnectSip(call.leg, port)]
+                return [ConnectSip(call.leg, port), *recording]
+            return [AnswerSip(call.leg), ConnectSip(call.leg, port), *recording]
         assert call.caller is not None
         log.info("call %d -> %d answered", call.caller, port)
         if call.connected_caller:
@@ -643,6 +654,23 @@ class CallControl:
             return []
         caller = numbers[0] or self._from(call)
         return [RecordCall(call.caller, caller, numbers[1] or call.number)]
+
+    def _record_sip(self, call: Call, port: int) -> list[CallCommand]:
+        """``RecordCall`` for line ``port`` talking to the call's SIP leg, when the policy of
+        the line's extension or of the call's route says ``always``."""
+        extension = self._extension_of_port(port)
+        try:
+            policy = recording_policy(
+                self._config, extensions=[extension] if extension else [], route=call.route
+            )
+        except RecordingPolicyError as exc:
+            log.warning("call from %s: recording policy unknown: %s", self._from(call), exc)
+            return []
+        if policy != "always":
+            return []
+        if call.leg_in:
+            return [RecordCall(port, self._from(call), extension or call.number)]
+        return [RecordCall(port, extension or self._from(call), call.number)]
 
     def _extension_of_port(self, port: int) -> str:
         info = self.ports[port]
@@ -749,8 +777,7 @@ class CallControl:
                 return self._place_sip(call, trunk, decision.number, now)
             case ToVoicemail(mailbox=extension):
                 box = mailbox_of(self._config, extension)
-                if box is None or call.caller is None:
-                    # A SIP caller has no media loop to run the application on (_start_app).
+                if box is None:
                     return self._fail(
                         call,
                         now,
@@ -913,7 +940,7 @@ class CallControl:
             if available.forward_busy:
                 return self._forward(call, available.forward_busy, extension, why, now)
             box = self._mailbox_of_line(fxs)
-            if box is not None and call.caller is not None:
+            if box is not None:
                 call.note(f"port {callee}: {why}: voicemail {box}")
                 log.info("port %d: %s: voicemail %s takes the call", callee, why, box)
                 reason = "busy" if busy and not available.dnd else "unavailable"
@@ -933,7 +960,7 @@ class CallControl:
             call.ringback = True
             out.append(LineEvent(call.caller, m.RemoteRinging()))
         out.append(LineEvent(callee, m.Alert(call.caller_id)))
-        if call.leg is not None and call.leg_in:
+        if call.leg is not None and call.leg_in and not call.connected_caller:
             out.append(RingSip(call.leg))
         return out
 
@@ -943,7 +970,7 @@ class CallControl:
         if available.forward_no_answer:
             call.forward_no_answer = available.forward_no_answer
             call.no_answer_at = now + self._features.no_answer_timeout_s * 1000
-        elif call.caller is not None and self._mailbox_of_line(self.ports[callee].index):
+        elif self._mailbox_of_line(self.ports[callee].index):
             # One no-answer timer: an extension with a mailbox forwards to it (docs/apps.md).
             call.forward_no_answer = VOICEMAIL_TARGET
             call.no_answer_at = now + self._features.no_answer_timeout_s * 1000
@@ -993,7 +1020,7 @@ class CallControl:
             call.ringback = True
             out.append(LineEvent(call.caller, m.RemoteRinging()))
         out.append(LineEvent(callee, m.CallWaiting(call.caller_id)))
-        if call.leg is not None and call.leg_in:
+        if call.leg is not None and call.leg_in and not call.connected_caller:
             out.append(RingSip(call.leg))
         return out
 
@@ -1208,10 +1235,11 @@ class CallControl:
         return self._start_app(call, CheckMailbox(box), now)
 
     def _start_app(self, call: Call, app: App, now: int) -> list[CallCommand]:
-        """Answer the calling line and put it through to ``app`` (a port caller only: a SIP
-        leg has no media loop of its own to run the application on)."""
+        """Answer the calling line and put it through to ``app``; a SIP caller gets an
+        application port of its own (:meth:`_start_sip_app`)."""
         caller = call.caller
-        assert caller is not None
+        if caller is None:
+            return self._start_sip_app(call, app, now)
         call.app = app
         call.no_answer_at = None
         call.enter(CallState.TALKING, now)
@@ -1224,6 +1252,56 @@ class CallControl:
             return [LineEvent(caller, m.AnswerCall()), StartApp(caller, app)]
         return [LineEvent(caller, m.Connect()), StartApp(caller, app)]
 
+    def _start_sip_app(self, call: Call, app: App, now: int) -> list[CallCommand]:
+        """Answer the SIP caller and connect its leg to a free application port, where the
+        shell runs ``app`` as on a line (its RFC 4733 digits become ``AppDigit``)."""
+        assert call.leg is not None and call.leg_in
+        port = call.app_port
+        if port is None:
+            free = [p for p in self.app_ports if p not in self._app_calls]
+            if not free:
+                return self._fail(
+                    call,
+                    now,
+                    f"all {len(self.app_ports)} application ports in use for {app.box}",
+                    code=SIP_SERVICE_UNAVAILABLE,
+                )
+            port = free[0]
+        call.app = app
+        call.app_port = port
+        self._app_calls[port] = call
+        call.no_answer_at = None
+        call.enter(CallState.TALKING, now)
+        call.note(f"application {type(app).__name__} {app.box}")
+        log.info("SIP leg %d: call put through to %s on port %d", call.leg, app, port)
+        out: list[CallCommand] = []
+        if not call.connected_caller:
+            out.append(AnswerSip(call.leg))
+            call.connected_caller = True
+        if call.leg_audio != port:
+            call.leg_audio = port
+            out.append(ConnectSip(call.leg, port))
+        return [*out, StartApp(port, app)]
+
+    def _release_app_port(self, call: Call) -> list[CallCommand]:
+        """The SIP caller leaves its application port (transferred on, or gone)."""
+        port, call.app_port = call.app_port, None
+        if port is None or self._app_calls.get(port) is not call:
+            return []
+        del self._app_calls[port]
+        if call.leg_audio == port:
+            call.leg_audio = None
+            if call.leg is not None and self._legs.get(call.leg) is call:
+                return [DisconnectSip(call.leg, port)]
+        return []
+
+    def _app_call(self, port: int) -> Call | None:
+        """The call whose application runs on ``port`` (a line's or an application port)."""
+        call = self._calls.get(port) or self._app_calls.get(port)
+        if call is None or call.app is None or port not in (call.caller, call.app_port):
+            return None
+        return call
+
     def _is_ivr(self, number: str) -> bool:
         ivr = self._config.ivr
         return ivr.enabled and bool(ivr.number) and number == ivr.number
@@ -1232,11 +1310,19 @@ class CallControl:
         self, port: int, target: GoExtension | GoVoicemail | GoDial, now: int
     ) -> list[CallCommand]:
         """The IVR on ``port`` chose where the caller goes (its session is over)."""
-        call = self._calls.get(port)
-        if call is None or call.app is None or call.caller != port:
+        call = self._app_call(port)
+        if call is None:
             return []
         call.app = None
         call.connected_caller = True  # answered by the IVR: its line talks already
+        if call.app_port is not None and not isinstance(target, GoVoicemail):
+            released = self._release_app_port(call)
+            return released + self._app_transfer_to(call, target, now)
+        return self._app_transfer_to(call, target, now)
+
+    def _app_transfer_to(
+        self, call: Call, target: GoExtension | GoVoicemail | GoDial, now: int
+    ) -> list[CallCommand]:
         match target:
             case GoVoicemail(mailbox=box):
                 return self._start_app(call, self._leave_message(call, box, "unavailable"), now)
@@ -1267,10 +1353,12 @@ class CallControl:
 
     def app_finished(self, port: int, now: int) -> list[CallCommand]:
         """The application on ``port`` hung up by itself (goodbye said): end the call."""
-        call = self._calls.get(port)
-        if call is None or call.app is None or call.caller != port:
+        call = self._app_call(port)
+        if call is None:
             return []
         call.app = None
+        if call.app_port is not None:
+            return self._release_app_port(call) + self._end(call, now)
         return self._end(call, now)
 
     def _caller_id(self, port: int) -> m.CallerId | None:
@@ -1371,6 +1459,8 @@ class CallControl:
         if call.leg_audio is None:
             call.leg_audio = call.caller
             out.append(ConnectSip(leg, call.caller))
+        if call.leg_audio == call.caller:
+            out += self._record_sip(call, call.caller)
         return out
 
     def _sip_ended(
@@ -1418,6 +1508,9 @@ class CallControl:
                     return self._fail(call, now, f"no trunk {event.account!r} in service")
                 if self.groups.kind(trunk.destination or event.called) is not None:
                     return self._hunt_start(call, trunk.destination or event.called, now)
+                app = self._sip_app(trunk.destination or event.called)
+                if app is not None:
+                    return self._start_app(call, app, now)
                 found = self._router.extension(trunk.destination or event.called)
                 if isinstance(found, NoRoute):
                     return self._fail(call, now, f"trunk {trunk.name!r}: {found.reason}")
@@ -1438,6 +1531,14 @@ class CallControl:
         # An IP phone: its number is routed as if dialled on the box.
         if self.groups.kind(event.called) is not None:
             return self._hunt_start(call, event.called, now)
+        if event.called == self._features.codes.voicemail:
+            box = mailbox_of(self._config, event.peer)
+            if box is None:
+                return self._fail(call, now, f"IP phone {event.peer!r} has no voicemail box")
+            return self._start_app(call, CheckMailbox(box), now)
+        app = self._sip_app(event.called)
+        if app is not None:
+            return self._start_app(call, app, now)
         decision = self._router.route(event.called)
         if isinstance(decision, NoRoute):
             return self._fail(call, now, decision.reason, busy=decision.busy)
@@ -1711,6 +1812,14 @@ class CallControl:
                 return port
         return None
 
+    def _sip_app(self, number: str) -> App | None:
+        """The application a SIP caller of ``number`` reaches: a room, or the IVR."""
+        if any(r.number == number for r in self._config.conference.rooms):
+            return JoinConference(number)
+        if self._is_ivr(number):
+            return RunIvr()
+        return None
+
     # --- FXO ----------------------------------------------------------------------------
 
     def _fxo(self, port: int, report: m.Report, now: int) -> list[CallCommand]:
@@ -1853,6 +1962,13 @@ class CallControl:
         if call.app is not None and call.caller is not None:
             out.append(StopApp(call.caller))
             call.app = None
+        if call.app_port is not None:
+            if call.app is not None:
+                out.append(StopApp(call.app_port))
+                call.app = None
+            freed = self._release_app_port(call)
+            if not leg_ended:  # an ended leg's audio is dropped by the shell (legs.py)
+                out += freed
         if (
             call.caller is not None
             and call.callee is not None

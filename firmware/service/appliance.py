@@ -26,6 +26,7 @@ from firmware.dsp.pcm import FRAME_MS, SAMPLE_RATE
 from firmware.dsp.profiles import get_profile
 from firmware.lines import messages as m
 from firmware.lines.cardclock import CardClock
+from firmware.service.appports import AppPorts
 from firmware.service.callerid_rx import Heard
 from firmware.service.callerid_tx import CallerIdTransmitter, LineCallerId, zone
 from firmware.service.calls import LocalCalls
@@ -137,6 +138,8 @@ class Appliance:
         self.card: card.HelloAck | None = None
         self.ports: dict[int, PortController] = {}
         self.media: dict[int, PortMedia] = {}
+        # Media loops for SIP callers of applications (no line): firmware.service.appports.
+        self.app_ports = AppPorts(self, on_failure=self._media_failed_from_thread)
         self.counters = Counters()
         self._clock = CardClock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -262,7 +265,7 @@ class Appliance:
                 self.config,
                 bind_host=host,
                 data_dir=self.options.data_dir,
-                line_ports=tuple(sorted(self.media)),
+                line_ports=(*sorted(self.media), *self.app_ports.numbers),
                 udp_port=self.options.sip_port,
             )
             bridge = SipBridge(
@@ -366,6 +369,7 @@ class Appliance:
             self.sip = None
         if self.cid_tx is not None:
             await self.cid_tx.close()
+        await self.app_ports.stop()
         for media in self.media.values():
             await asyncio.to_thread(media.stop)
         self.media.clear()

@@ -1,11 +1,13 @@
 """Applications on a line (voicemail) in the running appliance: the media side and the MWI.
 
-Call control (``firmware.pbx.calls``) answers a line and sends ``StartApp``; this module
-runs the application's sans-IO machine (:mod:`firmware.pbx.voicemail`) on the event loop and
-plugs an :class:`AppLink` into the port's media loop (``PortMedia.app``): what the line hears
-goes to the recording, what it plays comes from the prompts, messages and greetings queued
-here.  No thread per call: the port's media thread calls ``heard``/``next_frame`` once a
-frame, exactly as for a CrossConnect; a recording's writer is the voicemail store's
+Call control (``firmware.pbx.calls``) answers a line, or connects a SIP caller's leg to an
+application port (``firmware.service.appports``, a media loop of its own), and sends
+``StartApp``; this module runs the application's sans-IO machine
+(:mod:`firmware.pbx.voicemail`) on the event loop and plugs an :class:`AppLink` into the
+port's media loop (``PortMedia.app``): what the line hears goes to the recording, what it
+plays comes from the prompts, messages and greetings queued here.  No thread per call: the
+port's media thread calls ``heard``/``next_frame`` once a frame, exactly as for a
+CrossConnect; a recording's writer is the voicemail store's
 :class:`~firmware.store.voicemail.RecordingSink` (one thread while it records, because the
 disk must never stall the media loop).
 
@@ -57,6 +59,7 @@ from firmware.store.voicemail import (
 
 if TYPE_CHECKING:
     from firmware.service.appliance import Appliance
+    from firmware.service.media import PortMedia
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +233,10 @@ class Apps:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    def _media(self, port: int) -> PortMedia | None:
+        """The media loop of a line, or of an application port (a SIP caller's)."""
+        return self._app.media.get(port) or self._app.app_ports.get(port)
+
     # --- from call control ----------------------------------------------------------------
 
     def handle(self, command: AppCommand) -> None:
@@ -260,7 +267,7 @@ class Apps:
                     self._feed(session, vm.Digit(digit))
 
     def _start(self, port: int, app: LeaveMessage | CheckMailbox) -> None:
-        media = self._app.media.get(port)
+        media = self._media(port)
         if media is None:
             log.error("port %d: no media loop for %s", port, app)
             self._app_finished(port)
@@ -303,7 +310,7 @@ class Apps:
         if session is None:
             return
         session.over = True
-        media = self._app.media.get(port)
+        media = self._media(port)
         if media is not None and media.app is session.link:
             media.app = None
         session.link.stop_playback()
@@ -458,7 +465,7 @@ class Apps:
     # --- the IVR ---------------------------------------------------------------------------
 
     def _start_ivr(self, port: int) -> None:
-        media = self._app.media.get(port)
+        media = self._media(port)
         config = self._app.config
         if media is None or config is None:
             self._app_finished(port)
@@ -509,7 +516,7 @@ class Apps:
         if entry is None:
             return
         entry.session.stop()
-        media = self._app.media.get(port)
+        media = self._media(port)
         if media is not None and media.app is entry.link:
             media.app = None
         entry.link.stop_playback()
@@ -517,7 +524,7 @@ class Apps:
     # --- conference rooms -----------------------------------------------------------------
 
     def _start_room(self, port: int, number: str) -> None:
-        media = self._app.media.get(port)
+        media = self._media(port)
         if media is None or self.rooms.room(number) is None:
             log.error("port %d: cannot join conference room %s", port, number)
             self._app_finished(port)
@@ -576,7 +583,7 @@ class Apps:
         self._schedule()
 
     def _join(self, session: _RoomSession, number: str) -> None:
-        media = self._app.media.get(session.port)
+        media = self._media(session.port)
         config = self.rooms.room(number)
         if media is None or config is None:
             return
@@ -599,7 +606,7 @@ class Apps:
     def _leave(self, session: _RoomSession) -> None:
         seat, conference = session.seat, session.conference
         session.seat = session.conference = None
-        media = self._app.media.get(session.port)
+        media = self._media(session.port)
         if media is not None and seat is not None and media.app is seat:
             media.app = None
         if seat is not None:
@@ -619,7 +626,7 @@ class Apps:
         if session.seat is not None:
             self.rooms.release(session.caller.room.number)
             self._leave(session)
-        media = self._app.media.get(port)
+        media = self._media(port)
         if media is not None and media.app is session.link:
             media.app = None
         session.link.stop_playback()

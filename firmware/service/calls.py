@@ -113,7 +113,9 @@ class LocalCalls:
             agents = self.agent_store.load()
         except (StoreError, sqlite3.Error):
             log.exception("agents database unusable: queue log-ins not kept")
-        self.control = CallControl(appliance.config, infos, stored, agents)
+        self.control = CallControl(
+            appliance.config, infos, stored, agents, app_ports=appliance.app_ports.numbers
+        )
         # Queue callers' music and announcements (firmware.service.queues).
         self.queues = QueueMedia(
             appliance.media.get,
@@ -171,7 +173,11 @@ class LocalCalls:
             raise RuntimeError("call control cannot be replaced while calls are up")
         # Forwarding and DND belong to the extensions, not to the configuration version.
         self.control = CallControl(
-            config, self._infos, self.control.availability, self.control.groups.agents
+            config,
+            self._infos,
+            self.control.availability,
+            self.control.groups.agents,
+            app_ports=self._app.app_ports.numbers,
         )
         self.queues.configure(config)
 
@@ -180,11 +186,17 @@ class LocalCalls:
         bridge.on_sip_event = self.on_sip_event
 
     def on_sip_event(self, event: SipEvent) -> None:
+        # A leg that ended by itself gets no DisconnectSip (firmware.pbx.legs): the recording
+        # of the line it talked to stops here.
+        call = self.control.call_of_leg(event.leg) if isinstance(event, SipEnded) else None
+        line = call.leg_audio if call is not None else None
         try:
             commands = self.control.handle_sip(event, self._now())
         except Exception:
             log.exception("call control failed on %s", event)
             return
+        if line is not None:
+            self._stop_recording(line)
         self._run(commands)
 
     def _now(self) -> int:
@@ -335,17 +347,24 @@ class LocalCalls:
                     elif isinstance(command, StartApp):
                         log.error("port %d: no applications running for %s", command.port, command)
                         asyncio.get_running_loop().call_soon(self.app_finished, command.port)
+                    if isinstance(command, StopApp) and command.port in self._app.app_ports:
+                        self._app.app_ports.close(command.port)
                 case PlaceSipCall() | RingSip() | AnswerSip() | HangupSip() | SendSipDtmf():
                     self._sip_command(command)
                 case HoldSip() | ResumeSip() | BridgeSip() | TransferSip():
                     self._sip_leg_command(command)
                 case ConnectSip(leg=leg, port=port):
+                    if port in self._app.app_ports:
+                        self._app.app_ports.open(port)  # before the bridge sends it audio
                     if self.sip is not None:
                         self.sip.connect(leg, port)
                         log.info("audio of port %d and SIP leg %d connected", port, leg)
                 case DisconnectSip(leg=leg, port=port):
+                    self._stop_recording(port)
                     if self.sip is not None:
                         self.sip.disconnect(leg, port)
+                    if port in self._app.app_ports:
+                        self._app.app_ports.close(port)
                 case Mix(ports=ports):
                     self._mix(ports)
                 case Unmix(ports=ports):

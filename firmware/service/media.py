@@ -43,7 +43,7 @@ from firmware.dsp.tones import TonePlayer, ToneSpec
 from firmware.service.callerid_rx import CallerIdReceiver, Heard
 from firmware.service.crossconnect import CrossConnect
 from firmware.service.linelevels import LineLevels
-from firmware.service.recording import MediaLink
+from firmware.service.recording import MediaLink, RecordedLink
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,8 @@ class PortMedia:
                     out = self._next_frame(sip)
                     self.stream.write_frame(out)
                     self.levels.played(out)
+                    if isinstance(app, RecordedLink):
+                        app.played(out)  # a line <-> SIP call: the leg's audio is recorded
                 else:
                     out = player.next_frame(self._samples).tobytes()
                     self.stream.write_frame(out)

@@ -213,7 +213,8 @@ class RecordedLink:
     """A port's link with a recorder on it: ``media.link = RecordedLink(media.link, rec)``.
 
     Both directions are taken on the port's own media thread in the same tick (what the
-    line said, then what it is played), so the two channels line up sample for sample.
+    line said, then what it is played: the link's frame, or what PortMedia played instead,
+    a SIP leg's audio, through :meth:`played`), so the two channels line up sample for sample.
     ``unwrap()`` gives the original link back when the recording stops.
     """
 
@@ -233,10 +234,19 @@ class RecordedLink:
 
     def next_frame(self) -> bytes | None:
         played = self.link.next_frame()
+        if played is not None:
+            said, self._said = self._said, None
+            if said is not None:
+                self.recorder.write(said, played)
+        # None: the port plays something else this tick (a SIP leg's audio, silence) and
+        # hands it to played() once chosen.
+        return played
+
+    def played(self, frame: bytes) -> None:
+        """What the port played this tick when the link had nothing (PortMedia's call)."""
         said, self._said = self._said, None
         if said is not None:
-            self.recorder.write(said, played if played is not None else self._silence)
-        return played
+            self.recorder.write(said, frame)
 
     def unwrap(self) -> MediaLink:
         return self.link

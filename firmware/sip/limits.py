@@ -29,3 +29,8 @@ MEDIA_SOCKETS_PER_CALL = 2
 MEDIA_SESSIONS_PER_S_CEILING = (
     PJ_IOQUEUE_MAX_HANDLES - PJSUA_MAX_CALLS * MEDIA_SOCKETS_PER_CALL
 ) / (MEDIA_SOCKETS_PER_CALL * PJ_IOQUEUE_KEY_FREE_DELAY_MS / 1000)
+
+# pjsua.h PJSUA_MAX_CONF_PORTS: slots in pjmedia's conference bridge
+# (``EpConfig().medConfig.maxMediaPorts`` reads 254 in the wheel).  Every line port, every
+# application port (firmware.pbx.apps.APP_PORTS) and every call's stream takes one.
+PJSUA_MAX_CONF_PORTS = 254

@@ -263,6 +263,7 @@ def cross_checks(config: Config) -> list[ConfigIssue]:
     known_ext = set(ext_numbers)
     reachable = known_ext | ({config.ivr.number} if config.ivr.number else set())
     reachable |= hunt_numbers(config)
+    reachable |= {r.number for r in config.conference.rooms}  # a trunk may ring a room too
     for i, fxs in enumerate(config.lines.fxs):
         if fxs.extension and fxs.extension not in known_ext:
             add(

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from firmware.lines import FxoPort, FxoState, FxsPort, FxsState, timing_for
 from firmware.lines import messages as m
+from firmware.pbx.apps import APP_PORTS
 from firmware.pbx.calls import (
     AnswerSip,
     BridgeSip,
@@ -112,7 +113,7 @@ class Box:
         infos = [PortInfo(p, "fxs", p - 1) for p in self.fxs] + [
             PortInfo(p, "fxo", p - nfxs - 1, US.release_guard_ms, cid_after_ring) for p in self.fxo
         ]
-        self.cc = CallControl(self.config, infos)
+        self.cc = CallControl(self.config, infos, app_ports=APP_PORTS)
         self.now = 0
         self.sent: list[CallCommand] = []
         self.outputs: dict[int, list[m.Output]] = {p: [] for p in [*self.fxs, *self.fxo]}

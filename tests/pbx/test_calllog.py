@@ -7,6 +7,7 @@ from firmware.pbx.calllog import CallLog
 from firmware.pbx.calls import CallCommand, SipAnswered, SipEnded, SipRinging
 from firmware.pbx.records import CallRecorder
 from firmware.store.legs import LegRecord
+from firmware.store.schema import Config
 from tests.pbx.sipbox import CID, Box
 
 T0 = 1_700_000_000.0  # wall-clock seconds at box time 0
@@ -15,8 +16,8 @@ T0 = 1_700_000_000.0  # wall-clock seconds at box time 0
 class LoggedBox(Box):
     """A Box whose call control is watched by a CallLog after every batch of commands."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, config: Config | None = None) -> None:
+        super().__init__(config)
         self.recorder = CallRecorder()
         self.log = CallLog(self.recorder, self.cc.ports)
         self.records: list[LegRecord] = []

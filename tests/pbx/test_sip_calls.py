@@ -255,7 +255,7 @@ def test_caller_hangs_up_before_answer_stops_the_ringing() -> None:
 
 
 def test_incoming_to_a_busy_extension_is_486_and_to_no_extension_404() -> None:
-    box = Box()
+    box = Box(sip_config(voicemail=False))  # with a box, busy goes to voicemail
     box.lift(1)
     leg = box.incoming_call("101")
     assert box.sent[-1] == HangupSip(leg, 486)
@@ -267,7 +267,7 @@ def test_incoming_to_a_busy_extension_is_486_and_to_no_extension_404() -> None:
 
 
 def test_incoming_while_the_extension_rings_for_another_call_is_busy() -> None:
-    box = Box()
+    box = Box(sip_config(voicemail=False))  # with a box, busy goes to voicemail
     box.incoming_call("101")
     leg = box.incoming_call("101")
     assert box.sent[-1] == HangupSip(leg, 486)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from firmware.store import ConfigStore, default_config
 from firmware.store.schema import (
     Account,
+    Config,
     DialPlanConfig,
     NatConfig,
     Route,
@@ -46,10 +48,12 @@ def configure(
     country: str = "",
     fxo_destination: str | None = None,
     ata: bool = False,
+    adjust: Callable[[Config], Config] | None = None,
 ) -> None:
     """A fresh box's configuration plus a trunk to ``kam`` and a route to it.
 
     ``ata``: no trunk; phone 1's port registers on its own as ``BOX_USER`` (account "line1").
+    ``adjust``: a last change to the configuration (IVR, rooms, recording...).
     """
     config = default_config(fxs, fxo)
     store = ConfigStore.open(data, defaults=config)
@@ -126,6 +130,8 @@ def configure(
             config = dataclasses.replace(
                 config, system=dataclasses.replace(config.system, country=country)
             )
+        if adjust is not None:
+            config = adjust(config)
         store.apply(config, author="test", summary="SIP site")
     finally:
         store.close()
@@ -143,6 +149,7 @@ class Site:
         fxo_destination: str | None = None,
         ata: bool = False,
         users: dict[str, str] | None = None,
+        adjust: Callable[[Config], Config] | None = None,
     ) -> None:
         """``users``: more digest users at the provider (for :meth:`add_phone`)."""
         self.pki = make_pki(tmp_path / "pki")
@@ -166,6 +173,7 @@ class Site:
                 country=country,
                 fxo_destination=fxo_destination,
                 ata=ata,
+                adjust=adjust,
             )
             self.box = Appliance(tmp_path, "--fxs", str(fxs), "--fxo", str(fxo), "--stderr")
             self.box.wait_notify("READY=1")
