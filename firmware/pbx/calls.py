@@ -268,6 +268,7 @@ class Call:
     connected_caller: bool = False  # the calling side talks already (a transferred call)
     ringback: bool = False  # the calling phone hears ringback already (forwarded on no answer)
     on_demand: OnDemand | None = None  # TALKING, policy on_demand: the record toggle
+    busy_forward: bool = False  # forwarded to voicemail on busy / DND: the busy greeting
 
     def note(self, text: str) -> None:
         self.history.append(text)
@@ -777,7 +778,8 @@ class CallControl:
                         code=SIP_TEMPORARILY_UNAVAILABLE,
                     )
                 log.info("call from %s: voicemail %s takes the call", self._from(call), box)
-                return self._start_app(call, self._leave_message(call, box, "unavailable"), now)
+                reason = "busy" if call.busy_forward else "unavailable"
+                return self._start_app(call, self._leave_message(call, box, reason), now)
         raise CallControlError(f"unhandled destination {decision.destination!r}")
 
     def _external_calls(self) -> int:
@@ -897,6 +899,8 @@ class CallControl:
         call.note(f"forwarded to {target} ({extension}: {why})")
         log.info("call from %s forwarded to %s (%s: %s)", self._from(call), target, extension, why)
         if target == VOICEMAIL_TARGET:
+            # Forwarded on busy or in do not disturb: the box greets with the busy greeting.
+            call.busy_forward = why in ("busy", "do not disturb")
             return self._go(call, Routed(target, "", "forward", ToVoicemail(extension)), now)
         decision = self._router.route(target)
         if isinstance(decision, NoRoute):
@@ -926,8 +930,8 @@ class CallControl:
             if box is not None and call.caller is not None:
                 call.note(f"port {callee}: {why}: voicemail {box}")
                 log.info("port %d: %s: voicemail %s takes the call", callee, why, box)
-                reason = "busy" if busy and not available.dnd else "unavailable"
-                return self._start_app(call, self._leave_message(call, box, reason), now)
+                # Do not disturb counts as busy: the owner is there and does not want calls.
+                return self._start_app(call, self._leave_message(call, box, "busy"), now)
             what = f"port {callee}: do not disturb" if available.dnd else f"port {callee} is busy"
             return self._fail(call, now, what, busy=True)
         call.callee = callee

@@ -514,11 +514,13 @@ class LeaveMessage(_Machine):
         if self.full:
             self._close(P_MAILBOX_FULL)
         else:
+            # The owner's greeting is the unavailable one; a busy caller hears the busy
+            # prompt instead (as Asterisk does without a busy greeting of the box's own).
             greeting: list[PlayItem | str] = (
-                [GreetingAudio(self.box)]
-                if self.has_greeting
-                else [P_BUSY]
+                [P_BUSY]
                 if self.reason == "busy"
+                else [GreetingAudio(self.box)]
+                if self.has_greeting
                 else [P_EXTENSION, *say_digits(self.box), P_NOT_AVAILABLE]
             )
             self._play(*greeting, Beep())

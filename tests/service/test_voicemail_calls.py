@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from firmware.pbx import voicemail as vm
+from firmware.prompts.library import PromptLibrary
 from firmware.store import ConfigStore, default_config
 from firmware.store.voicemail import VoicemailStore
 from tests.service.test_local_calls import record, wait_status
@@ -147,3 +149,56 @@ def test_leave_a_message_listen_to_it_and_the_stutter_dial_tone(
 
     assert dial_tone_bursts(box, 2, tmp_path / "dial-after.wav") == 0
     box.sim(target="handset", number=2, action="on-hook")
+
+
+def match(heard: np.ndarray, template: np.ndarray) -> float:
+    """Peak normalised cross-correlation of ``template`` anywhere in ``heard`` (0..1)."""
+    n = len(heard) + len(template)
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(
+        np.fft.rfft(heard, size) * np.conj(np.fft.rfft(template.astype(float), size)), size
+    )[: len(heard) - len(template) + 1]
+    # Energy of each window of ``heard`` as long as the template, for the normalisation.
+    energy = np.convolve(heard**2, np.ones(len(template)), "valid")
+    norm = np.sqrt(np.maximum(energy, 1e-9) * float(np.sum(template.astype(float) ** 2)))
+    return float(np.max(np.abs(corr) / norm))
+
+
+def test_a_busy_extension_greets_busy_and_no_answer_greets_unavailable(
+    box: Appliance, tmp_path: Path
+) -> None:
+    prompts = PromptLibrary.for_data_dir(box.data)
+    busy = prompts.get(vm.P_BUSY).pcm
+    unavailable = prompts.sequence([vm.P_EXTENSION, *vm.say_digits("102"), vm.P_NOT_AVAILABLE])
+
+    box.sim(target="handset", number=2, action="off-hook")  # 102 is busy
+    box.wait_log("port 2: OffHook")
+    box.sim(target="handset", number=1, action="off-hook")
+    box.wait_log("port 1: OffHook")
+    seconds = len(busy) / 8000 + 4
+    box.sim(
+        target="handset", number=1, action="record", file=str(tmp_path / "b.wav"), seconds=seconds
+    )
+    box.sim(target="handset", number=1, action="dial", digits="102")
+    box.wait_log("port 1: LeaveMessage started")
+    heard = recorded(tmp_path / "b.wav", seconds)
+    assert match(heard, busy) > 0.8
+    assert match(heard, unavailable) < 0.6
+    box.sim(target="handset", number=1, action="on-hook")
+    box.sim(target="handset", number=2, action="on-hook")
+    box.wait_log("port 1: LeaveMessage ended")
+    wait_status(box, 2, "off_hook", False)
+
+    box.sim(target="handset", number=1, action="off-hook")
+    box.wait_log("port 1: OffHook", count=2)
+    seconds = NO_ANSWER_S + len(unavailable) / 8000 + 4
+    box.sim(
+        target="handset", number=1, action="record", file=str(tmp_path / "u.wav"), seconds=seconds
+    )
+    box.sim(target="handset", number=1, action="dial", digits="102")
+    wait_status(box, 2, "ringing", True)
+    box.wait_log("port 1: LeaveMessage started", count=2, timeout=NO_ANSWER_S + 20)
+    heard = recorded(tmp_path / "u.wav", seconds)
+    assert match(heard, unavailable) > 0.8
+    assert match(heard, busy) < 0.6
+    box.sim(target="handset", number=1, action="on-hook")

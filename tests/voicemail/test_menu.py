@@ -203,6 +203,10 @@ def test_leave_busy_greeting(store: VoicemailStore) -> None:
     d = Driver(vm.LeaveMessage("7", has_greeting=False, reason="busy"), store)
     d.start()
     assert d.names() == (vm.P_BUSY,)
+    # The owner's own greeting says "not available": a busy caller hears the busy prompt.
+    d = Driver(vm.LeaveMessage("7", has_greeting=True, reason="busy"), store)
+    d.start()
+    assert d.names() == (vm.P_BUSY,) and vm.GreetingAudio("7") not in d.items()
 
 
 def test_leave_own_greeting_skip_with_hash(store: VoicemailStore) -> None:
