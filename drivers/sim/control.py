@@ -114,7 +114,16 @@ def _handset(sim: Simulator, req: Request) -> Any:
         return {"ends_in": handset.flash(None if ms is None else int(ms)) - now}
     if action == "dial":
         pulse = bool(req.get("pulse", False))
-        return {"ends_in": handset.dial(_str(req, "digits"), pulse=pulse) - now}
+        ends = handset.dial(_str(req, "digits"), pulse=pulse)
+        return {"ends_in": ends - now, "ends_at": ends}
+    if action == "first-sound":
+        # When the handset first heard something after ``after`` (the card's clock, as
+        # ``ends_at`` gives it), louder than ``level`` dBm0; null: nothing yet.
+        after = _number(req, "after")
+        level = _number(req, "level", default=-40.0)
+        if after is None or level is None:
+            raise SimError("'first-sound' needs 'after' (the card's clock, s)")
+        return {"at": handset.first_sound_after(after, level), "now": now}
     if action == "auto-answer":
         answer, hangup = _number(req, "seconds"), _number(req, "hangup_after")
         if answer is not None and not 0 <= answer <= 600:

@@ -98,16 +98,39 @@ class AppDigit:
 
 @dataclass(frozen=True, slots=True)
 class RecordCall:
-    """Record the call of ``port`` (joined to another port) from now until it is split:
-    its recording policy (firmware.pbx.recording) says ``always``."""
+    """Record the call of ``port`` (joined to another port) from now until it is split or
+    stopped: its recording policy (firmware.pbx.recording) says ``always``, or a party
+    dialled the toggle code (``on_demand``; then ``beep``: both parties hear the notice)."""
 
     port: int
     caller: str
     callee: str
     reason: str = "always"
+    beep: bool = False
 
 
-AppCommand = StartApp | StopApp | AppDigit | RecordCall
+@dataclass(frozen=True, slots=True)
+class StopRecording:
+    """A party dialled the toggle code again: the recording of ``port``'s call ends (both
+    parties hear the notice when ``beep``)."""
+
+    port: int
+    beep: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HushLine:
+    """While ``hushed``, the party on ``port`` is not heard by the port it is joined to
+    (digits that may be an in-call code are being dialled: firmware.pbx.recording).
+    ``arm``: digits that hush the line at once when the media loop detects them, before
+    call control hears of them (the code's first digit)."""
+
+    port: int
+    hushed: bool
+    arm: str = ""
+
+
+AppCommand = StartApp | StopApp | AppDigit | RecordCall | StopRecording | HushLine
 
 
 def mailbox_of(config: Config, extension: str) -> str | None:

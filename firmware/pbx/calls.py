@@ -31,12 +31,14 @@ from firmware.pbx.apps import (
     AppCommand,
     AppDigit,
     CheckMailbox,
+    HushLine,
     JoinConference,
     LeaveMessage,
     RecordCall,
     RunIvr,
     StartApp,
     StopApp,
+    StopRecording,
     WaitInQueue,
     mailbox_of,
 )
@@ -83,7 +85,7 @@ from firmware.pbx.legs import (
     SipTransferred,
     TransferSip,
 )
-from firmware.pbx.recording import RecordingPolicyError, recording_policy
+from firmware.pbx.recording import OnDemand, RecordingPolicyError, recording_policy
 from firmware.pbx.routing import (
     NoRoute,
     Routed,
@@ -296,6 +298,8 @@ class Call:
     out_account: str = ""
     remote_hold: bool = False  # the far end of ``leg`` holds the call
     app_port: int | None = None  # a SIP caller's application runs on this application port
+    on_demand: OnDemand | None = None  # TALKING, policy on_demand: the record toggle
+    busy_forward: bool = False  # forwarded to voicemail on busy / DND: the busy greeting
 
     def note(self, text: str) -> None:
         self.history.append(text)
@@ -468,6 +472,8 @@ class CallControl:
                 deadlines.append(call.wait_until)
             elif call.state is CallState.RINGING and call.no_answer_at is not None:
                 deadlines.append(call.no_answer_at)
+            elif call.on_demand is not None and (d := call.on_demand.next_deadline()) is not None:
+                deadlines.append(d)
             if call.hunt is not None:
                 deadlines += call.hunt.deadlines()
         return min(deadlines) if deadlines else None
@@ -505,6 +511,9 @@ class CallControl:
             elif call.state is CallState.RINGING and call.no_answer_at is not None:
                 if now >= call.no_answer_at:
                     out += self._no_answer(call, now)
+            elif call.on_demand is not None:
+                for port, digits in call.on_demand.handle_timer(now):
+                    out += self._let_go(call, port, digits)
         return out + self._hunt_timer(now)
 
     def handle_sip(self, event: SipEvent | object, now: int) -> list[CallCommand]:
@@ -586,6 +595,14 @@ class CallControl:
                         verdict = Verdict(
                             Outcome.COMPLETE, verdict.digits, completion=Completion.UNIQUE_MATCH
                         )
+                    held = self._held.get(port)
+                    if (
+                        verdict.digits == self._features.codes.record_toggle
+                        and self._mode.get(port) == "consult"
+                        and held is not None
+                        and held.on_demand is not None
+                    ):
+                        return self._record_toggle_after_flash(port, call, held, now)
                     return self._dialled(call, verdict, now)
                 if call.app is not None and call.caller == port:
                     return [AppDigit(port, digit)]
@@ -593,6 +610,8 @@ class CallControl:
                     # Rotary digits exist only as these reports, and an RFC 4733 far end
                     # ignores in-band tones: the digit goes as a SIP DTMF event too.
                     return [SendSipDtmf(call.leg, digit)]
+                if call.on_demand is not None and call.state is CallState.TALKING:
+                    return self._record_digit(call, port, digit, now)
                 return []  # between two lines the digits travel in the audio
             case m.Answered():
                 self._off_hook.add(port)
@@ -640,7 +659,8 @@ class CallControl:
         return [LineEvent(call.caller, m.Connect()), Join(call.caller, port), *recording]
 
     def _record(self, call: Call, callee: int) -> list[CallCommand]:
-        """``RecordCall`` when the call's recording policy is ``always`` (on demand: not yet)."""
+        """``RecordCall`` when the call's recording policy is ``always``; ``on_demand``: the
+        parties' digits are watched for the toggle code from now on."""
         assert call.caller is not None
         numbers = [self._extension_of_port(p) for p in (call.caller, callee)]
         try:
@@ -650,10 +670,14 @@ class CallControl:
         except RecordingPolicyError as exc:
             log.warning("call from %s: recording policy unknown: %s", self._from(call), exc)
             return []
+        caller, called = numbers[0] or self._from(call), numbers[1] or call.number
+        if policy == "on_demand":
+            call.on_demand = OnDemand(self._features.codes.record_toggle, caller, called)
+            arm = call.on_demand.code[:1]
+            return [HushLine(call.caller, False, arm), HushLine(callee, False, arm)]
         if policy != "always":
             return []
-        caller = numbers[0] or self._from(call)
-        return [RecordCall(call.caller, caller, numbers[1] or call.number)]
+        return [RecordCall(call.caller, caller, called)]
 
     def _record_sip(self, call: Call, port: int) -> list[CallCommand]:
         """``RecordCall`` for line ``port`` talking to the call's SIP leg, when the policy of
@@ -678,6 +702,62 @@ class CallControl:
         if info.kind != "fxs" or info.index >= len(lines):
             return ""
         return lines[info.index].extension
+
+    # --- on-demand recording (firmware.pbx.recording, docs/features.md) --------------------
+
+    def _record_digit(self, call: Call, port: int, digit: str, now: int) -> list[CallCommand]:
+        """A digit of a party of an ``on_demand`` call talking between two ports."""
+        assert call.on_demand is not None
+        other = self._other(call, port)
+        if (
+            other is None
+            or other[0] != "port"
+            or any(self._mode.get(p) == "conference" for p in (port, other[1]))
+            or any(held is call for held in self._held.values())
+        ):
+            return []  # held, or mixed in a three-way call: no two-party recording to toggle
+        step = call.on_demand.digit(port, digit, now)
+        out: list[CallCommand] = []
+        if step.hush is not None:
+            out.append(HushLine(port, step.hush, call.on_demand.code[:1]))
+        if step.replay:
+            out.append(SendDtmf(other[1], step.replay))
+        if step.toggled:
+            out += self._toggled(call, port)
+        return out
+
+    def _let_go(self, call: Call, port: int, digits: str) -> list[CallCommand]:
+        """Held-back digits were not the code (nothing followed in time): send them on."""
+        assert call.on_demand is not None
+        other = self._other(call, port)
+        out: list[CallCommand] = [HushLine(port, False, call.on_demand.code[:1])]
+        if other is not None and other[0] == "port":
+            out.append(SendDtmf(other[1], digits))
+        return out
+
+    def _toggled(self, call: Call, port: int) -> list[CallCommand]:
+        od = call.on_demand
+        assert od is not None and call.caller is not None
+        verb = "starts" if od.recording else "stops"
+        log.info("port %d %s recording the call (%s -> %s)", port, verb, od.caller, od.callee)
+        call.note(f"recording {'on' if od.recording else 'off'} by port {port}")
+        # The file is always that of the calling port: left what the caller said.
+        if od.recording:
+            return [RecordCall(call.caller, od.caller, od.callee, "on_demand", beep=True)]
+        return [StopRecording(call.caller)]
+
+    def _record_toggle_after_flash(
+        self, port: int, consult: Call, held: Call, now: int
+    ) -> list[CallCommand]:
+        """Flash, then the toggle code: back to the held call, its recording toggled."""
+        assert held.on_demand is not None
+        log.info("port %d: toggle code after a flash", port)
+        del self._held[port]
+        del self._mode[port]
+        out = self._end(consult, now, gone=port)
+        held.on_demand.recording = not held.on_demand.recording
+        resumed = [c for c in self._resume(held, port) if not isinstance(c, RecordCall)]
+        return out + resumed + self._toggled(held, port)
 
     def _dialled(self, call: Call, verdict: Verdict, now: int) -> list[CallCommand]:
         if verdict.outcome is Outcome.INCOMPLETE:
@@ -785,7 +865,8 @@ class CallControl:
                         code=SIP_TEMPORARILY_UNAVAILABLE,
                     )
                 log.info("call from %s: voicemail %s takes the call", self._from(call), box)
-                return self._start_app(call, self._leave_message(call, box, "unavailable"), now)
+                reason = "busy" if call.busy_forward else "unavailable"
+                return self._start_app(call, self._leave_message(call, box, reason), now)
             case ToGroup(number=number):
                 return self._hunt_start(call, number, now)
         raise CallControlError(f"unhandled destination {decision.destination!r}")
@@ -914,6 +995,8 @@ class CallControl:
         call.note(f"forwarded to {target} ({extension}: {why})")
         log.info("call from %s forwarded to %s (%s: %s)", self._from(call), target, extension, why)
         if target == VOICEMAIL_TARGET:
+            # Forwarded on busy or in do not disturb: the box greets with the busy greeting.
+            call.busy_forward = why in ("busy", "do not disturb")
             return self._go(call, Routed(target, "", "forward", ToVoicemail(extension)), now)
         decision = self._router.route(target)
         if isinstance(decision, NoRoute):
@@ -943,8 +1026,8 @@ class CallControl:
             if box is not None:
                 call.note(f"port {callee}: {why}: voicemail {box}")
                 log.info("port %d: %s: voicemail %s takes the call", callee, why, box)
-                reason = "busy" if busy and not available.dnd else "unavailable"
-                return self._start_app(call, self._leave_message(call, box, reason), now)
+                # Do not disturb counts as busy: the owner is there and does not want calls.
+                return self._start_app(call, self._leave_message(call, box, "busy"), now)
             what = f"port {callee}: do not disturb" if available.dnd else f"port {callee} is busy"
             return self._fail(call, now, what, busy=True)
         call.callee = callee
@@ -1049,7 +1132,14 @@ class CallControl:
         self._calls[port] = call
         match self._other(call, port):
             case ("port", other):
-                return [LineEvent(port, m.Connect()), Join(port, other)]
+                joined: list[CallCommand] = [LineEvent(port, m.Connect()), Join(port, other)]
+                od = call.on_demand
+                if od is not None:
+                    joined += [HushLine(p, False, od.code[:1]) for p in (port, other)]
+                if od is not None and od.recording and call.caller is not None:
+                    # The hold's split ended the file: recording goes on in a new one.
+                    joined.append(RecordCall(call.caller, od.caller, od.callee, "on_demand"))
+                return joined
             case ("leg", leg):
                 call.leg_audio = port
                 return [LineEvent(port, m.Connect()), ConnectSip(leg, port), ResumeSip(leg)]

@@ -28,7 +28,8 @@ dates are spoken with :func:`say_number`, :func:`say_digits` and :func:`say_date
 Keys, as the catalogue's menu prompts announce them (docs/voicemail.md):
 
     main menu        1 new messages  2 saved messages  3 record greeting  * repeat  # exit
-                     (0 options: 1 record greeting, 2 change PIN, * back)
+                     (0 options: 1 record greeting, 2 change PIN, 3 record busy greeting,
+                      * back)
     message menu     3 envelope  4 previous  5 repeat  6 next  7 delete  9 save
                      * help      # main menu
     leaving          # (or hanging up) ends the message; # during the greeting skips it
@@ -119,6 +120,8 @@ P_DELETED: Final = "vm-deleted"  # "Message deleted."
 P_SAVED: Final = "vm-saved"  # "Message saved."
 P_RECORD_GREETING: Final = "vm-record-greeting"  # "Record your greeting after the tone. ..."
 P_GREETING_SAVED: Final = "vm-greeting-saved"  # "Your greeting has been saved."
+P_RECORD_BUSY_GREETING: Final = "vm-record-busy-greeting"  # "Record the greeting callers hear
+# when you are busy ..."
 P_ENTER_NEW_PIN: Final = "vm-enter-new-pin"  # "Please enter your new PIN, followed by hash."
 P_PIN_CHANGED: Final = "vm-pin-changed"  # "Your PIN has been changed."
 P_EXTENSION: Final = "vm-extension"  # "The person at extension"
@@ -167,6 +170,7 @@ PROMPTS_USED: Final[frozenset[str]] = frozenset(
         P_SAVED,
         P_RECORD_GREETING,
         P_GREETING_SAVED,
+        P_RECORD_BUSY_GREETING,
         P_ENTER_NEW_PIN,
         P_PIN_CHANGED,
         P_EXTENSION,
@@ -275,6 +279,7 @@ class MessageAudio:
 @dataclass(frozen=True, slots=True)
 class GreetingAudio:
     box: str
+    kind: Literal["unavailable", "busy"] = "unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +307,7 @@ class StopPlayback:
 
 @dataclass(frozen=True, slots=True)
 class StartRecording:
-    kind: Literal["message", "greeting"]
+    kind: Literal["message", "greeting", "busy-greeting"]
     box: str
 
 
@@ -490,7 +495,8 @@ LeaveReason = Literal["unavailable", "busy"]
 class LeaveMessage(_Machine):
     """A caller leaving a message: greeting (or the default one) -> beep -> record until #,
     hang-up or the cap -> stored.  ``full``: the shell already knows the box is full;
-    ``reason`` picks the default greeting (no answer, or forwarded on busy)."""
+    ``reason`` picks the greeting: no answer, or busy (busy, do not disturb, forwarded on
+    busy); ``has_greeting``/``has_busy_greeting``: the owner recorded that one."""
 
     def __init__(
         self,
@@ -499,10 +505,12 @@ class LeaveMessage(_Machine):
         has_greeting: bool,
         full: bool = False,
         reason: LeaveReason = "unavailable",
+        has_busy_greeting: bool = False,
     ) -> None:
         super().__init__()
         self.box = box
         self.has_greeting = has_greeting
+        self.has_busy_greeting = has_busy_greeting
         self.full = full
         self.reason = reason
         self.state = LeaveState.GREETING
@@ -514,11 +522,13 @@ class LeaveMessage(_Machine):
         if self.full:
             self._close(P_MAILBOX_FULL)
         else:
+            # Busy: the box's busy greeting, else the busy prompt (not the unavailable
+            # greeting, which says "not available"; Asterisk does the same).
             greeting: list[PlayItem | str] = (
-                [GreetingAudio(self.box)]
-                if self.has_greeting
-                else [P_BUSY]
+                ([GreetingAudio(self.box, "busy")] if self.has_busy_greeting else [P_BUSY])
                 if self.reason == "busy"
+                else [GreetingAudio(self.box)]
+                if self.has_greeting
                 else [P_EXTENSION, *say_digits(self.box), P_NOT_AVAILABLE]
             )
             self._play(*greeting, Beep())
@@ -620,6 +630,7 @@ class MailboxMenu(_Machine):
         self._reprompts = 0
         self._invalid = 0
         self._pin_tries = 0
+        self._busy_greeting = False  # the greeting being recorded is the busy one
         self._messages: list[MessageInfo] = []
         self._playlist: list[str] = []  # ids of the folder, fixed when listening starts
         self._index = 0
@@ -774,7 +785,10 @@ class MailboxMenu(_Machine):
             self._hang_up()
         elif state is MenuState.GREETING_PROMPT:
             self.state = MenuState.RECORDING_GREETING
-            self._out.append(StartRecording("greeting", self._box()))
+            kind: Literal["greeting", "busy-greeting"] = (
+                "busy-greeting" if self._busy_greeting else "greeting"
+            )
+            self._out.append(StartRecording(kind, self._box()))
         elif state is MenuState.MESSAGE and was_message:
             current = self._current()
             if current is not None:
@@ -899,9 +913,10 @@ class MailboxMenu(_Machine):
         else:
             self._invalid_key(P_MAIN_MENU)
 
-    def _record_greeting(self) -> None:
+    def _record_greeting(self, *, busy: bool = False) -> None:
         self.state = MenuState.GREETING_PROMPT
-        self._play(P_RECORD_GREETING, Beep())
+        self._busy_greeting = busy
+        self._play(P_RECORD_BUSY_GREETING if busy else P_RECORD_GREETING, Beep())
 
     def _options_key(self, digit: str) -> None:
         if digit == "1":
@@ -911,6 +926,9 @@ class MailboxMenu(_Machine):
             self._invalid = 0
             self.state = MenuState.ASK_NEW_PIN
             self._play(P_ENTER_NEW_PIN)
+        elif digit == "3":
+            self._invalid = 0
+            self._record_greeting(busy=True)
         elif digit in "*#":
             self._invalid = 0
             self._main_menu()

@@ -50,6 +50,7 @@ from firmware.pbx.apps import (
 from firmware.prompts.library import PromptLibrary
 from firmware.service.conference import Conference, ConferenceError, ConferenceRegistry, Seat
 from firmware.store.voicemail import (
+    GreetingKind,
     MailboxFull,
     MwiChanged,
     RecordingSink,
@@ -280,6 +281,7 @@ class Apps:
             machine = vm.LeaveMessage(
                 app.box,
                 has_greeting=self.store.greeting_path(app.box) is not None,
+                has_busy_greeting=self.store.greeting_path(app.box, "busy") is not None,
                 full=counts.total >= self.store.settings.max_messages,
                 reason=app.reason,
             )
@@ -385,8 +387,8 @@ class Apps:
                     parts.append(self._beep)
                 case vm.MessageAudio(box=box, message_id=mid):
                     parts.append(self._wav(self.store.path_of(box, mid)))
-                case vm.GreetingAudio(box=box):
-                    path = self.store.greeting_path(box)
+                case vm.GreetingAudio(box=box, kind=kind):
+                    path = self.store.greeting_path(box, kind)
                     if path is not None:
                         parts.append(self._wav(path))
         return b"".join(parts)
@@ -408,7 +410,8 @@ class Apps:
                 name = app.caller_name if isinstance(app, LeaveMessage) else ""
                 recording = self.store.begin_message(box, number, name)
             else:
-                recording = self.store.begin_greeting(box)
+                greeting: GreetingKind = "busy" if kind == "busy-greeting" else "unavailable"
+                recording = self.store.begin_greeting(box, kind=greeting)
         except (MailboxFull, VoicemailError, OSError) as exc:
             log.warning("port %d: cannot record for box %s: %s", session.port, box, exc)
             self._loop.call_soon(self._feed, session, vm.RecordingEnded("refused"))

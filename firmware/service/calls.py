@@ -20,7 +20,7 @@ from firmware.dsp.dtmf import generate_dtmf
 from firmware.dsp.pcm import SAMPLE_RATE
 from firmware.lines import messages as m
 from firmware.lines.timing import LineTiming
-from firmware.pbx.apps import AppDigit, RecordCall, StartApp, StopApp
+from firmware.pbx.apps import AppDigit, HushLine, RecordCall, StartApp, StopApp, StopRecording
 from firmware.pbx.calllog import CallLog
 from firmware.pbx.calls import (
     CallCommand,
@@ -53,10 +53,10 @@ from firmware.pbx.legs import (
 )
 from firmware.prompts.library import PromptLibrary
 from firmware.service.conference import Conference, Seat
-from firmware.service.crossconnect import CrossConnect
+from firmware.service.crossconnect import CrossConnect, CrossConnectError
 from firmware.service.ports import Action
 from firmware.service.queues import QueueMedia
-from firmware.service.recording import RecordedLink, RecordingError
+from firmware.service.recording import RecordedLink, RecordingError, notice_pcm
 from firmware.store import Config
 from firmware.store.agents import AgentStore
 from firmware.store.availability import AvailabilityRow, AvailabilityStore
@@ -238,6 +238,32 @@ class LocalCalls:
             log.error("port %d: cannot record the call: %s", command.port, exc)
             return
         media.app = RecordedLink(media.link, recorder)
+        if command.beep:
+            self._notice(command.port, start=True)
+
+    def _notice(self, port: int, *, start: bool) -> None:
+        """The recording notice to ``port`` and the port joined to it (after the recorder
+        is on: the notice is in the recording too)."""
+        media = self._app.media.get(port)
+        if media is None:
+            return
+        pcm = notice_pcm(start, media.stream.fmt.rate)
+        link = media.link
+        peer = link.peer if isinstance(link, CrossConnect) else None
+        for side in (link, peer):
+            if side is not None:
+                try:
+                    side.send_pcm(pcm)
+                except CrossConnectError as exc:  # a queue full of dialled DTMF
+                    log.warning("port %d: recording notice not played: %s", port, exc)
+
+    def _hush(self, command: HushLine) -> None:
+        media = self._app.media.get(command.port)
+        if media is not None and isinstance(media.link, CrossConnect):
+            media.link.hush_digits = command.arm
+            if command.hushed and not media.link.hushed:
+                media.link.hush()
+            media.link.hushed = command.hushed
 
     def _stop_recording(self, port: int) -> None:
         media = self._app.media.get(port)
@@ -341,6 +367,12 @@ class LocalCalls:
                     self.queues.announce(command)
                 case AgentChanged(extension=extension, logged_in=logged_in):
                     self._save_agent(extension, logged_in)
+                case StopRecording(port=port, beep=beep):
+                    if beep:
+                        self._notice(port, start=False)
+                    self._stop_recording(port)
+                case HushLine():
+                    self._hush(command)
                 case StartApp() | StopApp() | AppDigit():
                     if self.apps is not None:
                         self.apps.handle(command)

@@ -44,6 +44,15 @@ class CrossConnect:
         self.frames_passed = 0
         self.overruns = 0
         self.underruns = 0
+        # While set, the peer hears silence instead of this port (an in-call code is being
+        # dialled: firmware.pbx.recording).  Plain attributes: the event loop sets them, the
+        # media thread reads them.  ``hush_digits``: digits whose detection on this port
+        # hushes it at once, on the media thread (``hush``), before the event loop hears of
+        # them: a code's first digit must not reach the peer while that news travels.
+        self.hushed = False
+        self.hush_digits = ""
+        self._hush = bytes(frame_bytes)
+        self._scrub = 0  # frames of the peer's voice in our inbox to play as silence
 
     @property
     def peer(self) -> CrossConnect | None:
@@ -63,7 +72,17 @@ class CrossConnect:
             side._inbox.extend([bytes(self.frame_bytes)] * PREFILL_FRAMES)
         self._peer, other._peer = other, self
         for side in (self, other):
-            side.frames_passed = side.underruns = side.overruns = 0
+            side.frames_passed = side.underruns = side.overruns = side._scrub = 0
+            side.hushed = False
+            side.hush_digits = ""
+
+    def hush(self) -> None:
+        """Hush this port from now on, including what the peer has not played yet (the
+        frames in its hand-off queue: the digit's start, heard before it was detected)."""
+        self.hushed = True
+        peer = self._peer
+        if peer is not None:
+            peer._scrub = len(peer._inbox)
 
     def split(self) -> None:
         peer, self._peer = self._peer, None
@@ -100,7 +119,7 @@ class CrossConnect:
         inbox = peer._inbox
         if len(inbox) == inbox.maxlen:
             peer.overruns += 1  # the deque drops the oldest frame itself
-        inbox.append(frame)
+        inbox.append(self._hush if self.hushed else frame)
 
     def next_frame(self) -> bytes | None:
         """What this port plays now; None: nothing (the loop plays silence)."""
@@ -122,4 +141,7 @@ class CrossConnect:
             self.underruns += 1
             return None
         self.frames_passed += 1
+        if self._scrub > 0:
+            self._scrub -= 1
+            return self._hush
         return frame

@@ -241,6 +241,9 @@ class PortMedia:
                 if detector is not None:
                     for event in detector.feed(pcm):
                         if isinstance(event, DtmfStart):
+                            link = self.link
+                            if isinstance(link, CrossConnect) and event.digit in link.hush_digits:
+                                link.hush()  # a code begins (firmware.pbx.recording)
                             self._on_digit(self.port, event.digit)
                 if self._cid is not None:
                     self._fxo_frame(pcm)

@@ -45,6 +45,8 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
+from firmware.dsp.levels import peak_for_dbm0
+from firmware.dsp.pcm import to_pcm
 from firmware.store.db import Database
 from firmware.store.recordings import (
     RecordingIndex,
@@ -67,6 +69,32 @@ RETENTION_INTERVAL_S: Final = 24 * 3600.0  # retention runs at start and then da
 MAX_CHUNK: Final = 512 * 1024  # export chunk; base64 of it stays under the API's 1 MiB line
 WAV_FORMAT_PCM: Final = 1
 _PART = re.compile(r"^\.(\d+)\.wav\.part$")
+
+
+# The notice both parties hear when a call's recording starts or stops on demand: the
+# recorder warning tone, a half-second burst of 1400 Hz (Federal Standard 1037C, "recorder
+# warning tone"), at -10 dBm0 like the voicemail beep.  Stopping: two short bursts, so the
+# two can be told apart (an engineering choice).
+NOTICE_HZ: Final = 1400.0
+NOTICE_DBM0: Final = -10.0
+NOTICE_START_MS: Final = (500,)
+NOTICE_STOP_MS: Final = (150, 150)
+NOTICE_GAP_MS: Final = 100
+NOTICE_RAMP_MS: Final = 5  # rise and fall of each burst, so it does not click
+
+
+def notice_pcm(start: bool, rate: int) -> bytes:
+    """The start or stop notice as 16-bit little-endian PCM at ``rate``."""
+    parts: list[np.ndarray[Any, np.dtype[np.float64]]] = []
+    for i, ms in enumerate(NOTICE_START_MS if start else NOTICE_STOP_MS):
+        if i:
+            parts.append(np.zeros(rate * NOTICE_GAP_MS // 1000))
+        n = rate * ms // 1000
+        edge = np.minimum(np.arange(n), np.arange(n)[::-1]) / (rate * NOTICE_RAMP_MS / 1000)
+        t = np.arange(n) / rate
+        parts.append(np.minimum(1.0, edge) * np.sin(2 * np.pi * NOTICE_HZ * t))
+    peak = peak_for_dbm0(NOTICE_DBM0)
+    return to_pcm(peak * np.concatenate(parts)).astype("<i2").tobytes()
 
 
 class RecordingError(Exception):

@@ -396,7 +396,24 @@ def test_busy_and_dnd_go_to_voicemail_without_forward_busy() -> None:
     box = box3()
     set_code(box, 2, "*78")
     call(box, 1, "102")
-    assert box.st(1) is S.TALKING and box.st(2) is S.IDLE
+    assert box.st(1) is S.TALKING and box.st(2) is S.IDLE  # DND: busy
+    assert StartApp(1, LeaveMessage("102", "busy", "101", "Port 1")) in box.sent
+
+
+def test_forwarded_to_voicemail_on_busy_or_dnd_greets_busy_on_no_answer_unavailable() -> None:
+    box = box3()
+    box.cc.availability["102"] = Availability(forward_busy="voicemail")
+    box.lift(2)
+    call(box, 1, "102")
+    assert StartApp(1, LeaveMessage("102", "busy", "101", "Port 1")) in box.sent
+    box = box3()
+    box.cc.availability["102"] = Availability(forward_busy="voicemail", dnd=True)
+    call(box, 1, "102")
+    assert StartApp(1, LeaveMessage("102", "busy", "101", "Port 1")) in box.sent
+    box = box3()
+    box.cc.availability["102"] = Availability(forward_no_answer="voicemail")
+    call(box, 1, "102")
+    box.advance(25_000)
     assert StartApp(1, LeaveMessage("102", "unavailable", "101", "Port 1")) in box.sent
 
 

@@ -6,9 +6,15 @@ import dataclasses
 
 import pytest
 
-from firmware.pbx.recording import RecordingPolicyError, RecordToggle, recording_policy
+from firmware.pbx.recording import (
+    FEATURE_DIGIT_TIMEOUT_MS,
+    CodeStep,
+    OnDemand,
+    RecordingPolicyError,
+    recording_policy,
+)
 from firmware.store import default_config
-from firmware.store.schema import Config, Extension, RecordingPolicy, Route, RouteRecording
+from firmware.store.schema import Config, RecordingPolicy, RouteRecording
 from firmware.store.validate import check
 
 
@@ -50,14 +56,30 @@ def test_a_route_policy_overrides_the_extensions() -> None:
         recording_policy(inherit, extensions=["555"])
 
 
-def test_the_toggle_code_starts_and_stops() -> None:
-    toggle = RecordToggle("*1")
-    assert [toggle.digit(d) for d in "5*21"] == [False, False, False, False]
-    assert toggle.digit("*") is False and toggle.digit("1") is True
-    states = [toggle.recording]
-    assert [toggle.digit(d) for d in "**1"] == [False, False, True]
-    states.append(toggle.recording)
-    assert states == [True, False]
-    with pytest.raises(ValueError, match="empty"):
-        RecordToggle("")
-    assert Extension().recording == "never" and Route().recording == "extension"
+def test_the_toggle_code_starts_and_stops_and_is_held_back_meanwhile() -> None:
+    od = OnDemand("*1", "101", "102")
+    assert od.digit(1, "5", 0) == CodeStep()  # not the code: passes in the audio
+    assert od.digit(1, "*", 100) == CodeStep(hush=True)
+    assert od.next_deadline() == 100 + FEATURE_DIGIT_TIMEOUT_MS
+    assert od.digit(1, "1", 200) == CodeStep(hush=False, toggled=True)
+    assert od.recording and od.next_deadline() is None
+    assert [od.digit(2, d, 300) for d in "*1"] == [CodeStep(hush=True), CodeStep(False, "", True)]
+    assert not od.recording  # either party may toggle
+
+
+def test_digits_that_are_not_the_code_after_all_are_sent_on() -> None:
+    od = OnDemand("*12", "101", "102")
+    assert od.digit(1, "*", 0) == CodeStep(hush=True)
+    assert od.digit(1, "1", 10) == CodeStep()  # still the code so far: still held
+    assert od.digit(1, "5", 20) == CodeStep(hush=False, replay="*15")
+    assert od.digit(1, "*", 30) == CodeStep(hush=True)
+    # Another '*': the first was not the code, the second may begin it.
+    assert od.digit(1, "*", 40) == CodeStep(replay="*")
+    assert od.handle_timer(39 + FEATURE_DIGIT_TIMEOUT_MS) == []
+    assert od.handle_timer(40 + FEATURE_DIGIT_TIMEOUT_MS) == [(1, "*")]
+    assert od.next_deadline() is None and not od.recording
+
+
+def test_a_toggle_code_must_be_a_code() -> None:
+    with pytest.raises(ValueError, match="toggle code ''"):
+        OnDemand("", "101", "102")

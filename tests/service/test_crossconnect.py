@@ -67,3 +67,23 @@ def test_bad_use_is_refused() -> None:
         a.send_pcm(bytes(FRAME * (MAX_SEND_FRAMES + 1)))
     with pytest.raises(CrossConnectError, match="not 16-bit PCM"):
         CrossConnect(3)
+
+
+def test_a_hushed_port_is_silent_for_the_peer_including_what_it_had_in_hand() -> None:
+    a, b = CrossConnect(FRAME), CrossConnect(FRAME)
+    a.join(b)
+    b.next_frame()
+    b.next_frame()  # the primed silence is played
+    a.heard(frame(1))
+    a.heard(frame(2))  # the start of a digit, not played by b yet
+    a.hush()
+    a.heard(frame(3))
+    assert [b.next_frame() for _ in range(3)] == [bytes(FRAME)] * 3
+    a.hushed = False
+    a.heard(frame(4))
+    assert b.next_frame() == frame(4)
+    a.hush_digits = "*"
+    a.hush()
+    a.split()
+    a.join(b)  # a new call starts unhushed and unarmed
+    assert not a.hushed and a.hush_digits == ""

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from firmware.pbx import voicemail as vm
+from firmware.prompts.library import PromptLibrary
 from firmware.store import ConfigStore, default_config
 from firmware.store.voicemail import VoicemailStore
 from tests.service.test_local_calls import record, wait_status
@@ -25,6 +27,7 @@ from tests.service.test_run import Appliance, dominant_hz
 
 MESSAGE_HZ = 600  # no DTMF or call-progress frequency: it can only come from the message
 NO_ANSWER_S = 5  # features.no_answer_timeout_s, its minimum
+GREETING_HZ = 500  # the busy greeting recorded by phone: far from the DTMF frequencies
 
 
 @pytest.fixture
@@ -146,4 +149,102 @@ def test_leave_a_message_listen_to_it_and_the_stutter_dial_tone(
     box.wait_log("port 2: MailboxMenu ended", timeout=20)
 
     assert dial_tone_bursts(box, 2, tmp_path / "dial-after.wav") == 0
+    box.sim(target="handset", number=2, action="on-hook")
+
+
+def match(heard: np.ndarray, template: np.ndarray) -> float:
+    """Peak normalised cross-correlation of ``template`` anywhere in ``heard`` (0..1)."""
+    n = len(heard) + len(template)
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(
+        np.fft.rfft(heard, size) * np.conj(np.fft.rfft(template.astype(float), size)), size
+    )[: len(heard) - len(template) + 1]
+    # Energy of each window of ``heard`` as long as the template, for the normalisation.
+    energy = np.convolve(heard**2, np.ones(len(template)), "valid")
+    norm = np.sqrt(np.maximum(energy, 1e-9) * float(np.sum(template.astype(float) ** 2)))
+    return float(np.max(np.abs(corr) / norm))
+
+
+def test_a_busy_extension_greets_busy_and_no_answer_greets_unavailable(
+    box: Appliance, tmp_path: Path
+) -> None:
+    prompts = PromptLibrary.for_data_dir(box.data)
+    # The default unavailable greeting: "The person at extension" 1 0 2 "is not available".
+    unavailable = prompts.sequence([vm.P_EXTENSION, *vm.say_digits("102"), vm.P_NOT_AVAILABLE])
+    # Matched on their first thirds: the words that differ ("... is on the phone" and
+    # "is not available"; both end "Please leave a message ..."), and short enough that a
+    # frame lost on a loaded machine rarely falls inside.
+    busy = prompts.get(vm.P_BUSY).pcm
+    busy = busy[: len(busy) // 3]
+    not_available = prompts.get(vm.P_NOT_AVAILABLE).pcm
+    not_available = not_available[: len(not_available) // 3]
+
+    box.sim(target="handset", number=2, action="off-hook")  # 102 is busy
+    box.wait_log("port 2: OffHook")
+    box.sim(target="handset", number=1, action="off-hook")
+    box.wait_log("port 1: OffHook")
+    seconds = 3 * len(busy) / 8000 + 8
+    box.sim(
+        target="handset", number=1, action="record", file=str(tmp_path / "b.wav"), seconds=seconds
+    )
+    box.sim(target="handset", number=1, action="dial", digits="102")
+    box.wait_log("port 1: LeaveMessage started")
+    heard = recorded(tmp_path / "b.wav", seconds)
+    assert match(heard, busy) > 0.8
+    assert match(heard, not_available) < 0.5
+    box.sim(target="handset", number=1, action="on-hook")
+    box.sim(target="handset", number=2, action="on-hook")
+    box.wait_log("port 1: LeaveMessage ended")
+    wait_status(box, 2, "off_hook", False)
+
+    box.sim(target="handset", number=1, action="off-hook")
+    box.wait_log("port 1: OffHook", count=2)
+    seconds = NO_ANSWER_S + len(unavailable) / 8000 + 10
+    box.sim(
+        target="handset", number=1, action="record", file=str(tmp_path / "u.wav"), seconds=seconds
+    )
+    box.sim(target="handset", number=1, action="dial", digits="102")
+    wait_status(box, 2, "ringing", True)
+    box.wait_log("port 1: LeaveMessage started", count=2, timeout=NO_ANSWER_S + 20)
+    heard = recorded(tmp_path / "u.wav", seconds)
+    assert match(heard, not_available) > 0.8
+    assert match(heard, busy) < 0.5
+    box.sim(target="handset", number=1, action="on-hook")
+    box.wait_log("port 1: LeaveMessage ended", count=2)
+
+    # 102 records a busy greeting by phone (options, 3): a 500 Hz tone stands for speech.
+    box.sim(target="handset", number=2, action="off-hook")
+    box.wait_log("port 2: OffHook", count=2)
+    box.sim(target="handset", number=2, action="dial", digits="*98")
+    box.wait_log("port 2: MailboxMenu started")
+    time.sleep(2.0)  # the messages are loaded and the main menu plays: keys barge in
+    box.sim(target="handset", number=2, action="dial", digits="03")
+    box.wait_log("port 2: recording a busy-greeting for box 102", timeout=30)
+    box.sim(target="handset", number=2, action="tone", freqs=[GREETING_HZ])
+    time.sleep(2.0)
+    box.sim(target="handset", number=2, action="stop-audio")
+    time.sleep(0.5)  # a digit must rise out of a pause (firmware.dsp.dtmf)
+    box.sim(target="handset", number=2, action="dial", digits="#")
+    deadline = time.monotonic() + 20
+    while not (box.data / "voicemail" / "102" / "busy-greeting.wav").exists():
+        assert time.monotonic() < deadline, "no busy greeting stored"
+        time.sleep(0.1)
+    # 102 lifted (at dial tone, so no call waiting): busy, a caller hears the greeting.
+    box.sim(target="handset", number=2, action="on-hook")
+    box.wait_log("port 2: MailboxMenu ended")
+    box.sim(target="handset", number=2, action="off-hook")
+    box.wait_log("port 2: OffHook", count=3)
+    box.sim(target="handset", number=1, action="off-hook")
+    box.wait_log("port 1: OffHook", count=3)
+    seconds = 5.0
+    box.sim(
+        target="handset", number=1, action="record", file=str(tmp_path / "g.wav"), seconds=seconds
+    )
+    box.sim(target="handset", number=1, action="dial", digits="102")
+    heard = recorded(tmp_path / "g.wav", seconds)
+    loud = [f for f in heard[: len(heard) // 160 * 160].reshape(-1, 160) if np.std(f) > 100]
+    greeting = [f for f in loud if abs(dominant_hz(np.tile(f, 8)) - GREETING_HZ) < 60]
+    assert len(greeting) >= 50  # a second of it at least (2 s were recorded)
+    assert match(heard, busy) < 0.5
+    box.sim(target="handset", number=1, action="on-hook")
     box.sim(target="handset", number=2, action="on-hook")

@@ -203,6 +203,19 @@ def test_leave_busy_greeting(store: VoicemailStore) -> None:
     d = Driver(vm.LeaveMessage("7", has_greeting=False, reason="busy"), store)
     d.start()
     assert d.names() == (vm.P_BUSY,)
+    # The owner's own greeting says "not available": a busy caller hears the busy prompt.
+    d = Driver(vm.LeaveMessage("7", has_greeting=True, reason="busy"), store)
+    d.start()
+    assert d.names() == (vm.P_BUSY,) and vm.GreetingAudio("7") not in d.items()
+    # The busy greeting the owner recorded (options, 3) is played instead.
+    d = Driver(
+        vm.LeaveMessage("7", has_greeting=True, reason="busy", has_busy_greeting=True), store
+    )
+    d.start()
+    assert d.items() == (vm.GreetingAudio("7", "busy"), vm.Beep())
+    d = Driver(vm.LeaveMessage("7", has_greeting=True, has_busy_greeting=True), store)
+    d.start()
+    assert d.items() == (vm.GreetingAudio("7"), vm.Beep())  # no answer: the usual one
 
 
 def test_leave_own_greeting_skip_with_hash(store: VoicemailStore) -> None:
@@ -540,6 +553,20 @@ def test_record_greeting(store: VoicemailStore) -> None:
     d.finish_play()
     d.event(vm.CallerHungUp())
     assert d.log[-1] == vm.StopRecording(keep=False)
+
+
+def test_record_busy_greeting_from_the_options(store: VoicemailStore) -> None:
+    d = login(store)
+    d.keys("03")
+    assert d.names() == (vm.P_RECORD_BUSY_GREETING,)
+    d.finish_play()
+    assert d.rec() == "busy-greeting"
+    assert vm.StartRecording("busy-greeting", "101") in d.log
+    d.keys("#")
+    assert d.names() == (vm.P_GREETING_SAVED, vm.P_MAIN_MENU)
+    d.keys("3")  # the main menu's 3 is still the usual greeting
+    d.finish_play()
+    assert d.rec() == "greeting"
 
 
 def test_change_pin(store: VoicemailStore) -> None:

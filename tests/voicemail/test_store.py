@@ -198,6 +198,21 @@ def test_greeting_record_replace_abandon(tmp_path: Path) -> None:
         assert not store.delete_greeting("101")
 
 
+def test_the_busy_greeting_is_its_own_file_and_survives_recovery(tmp_path: Path) -> None:
+    with open_store(tmp_path) as store:
+        rec = store.begin_greeting("101", kind="busy")
+        for _ in range(25):
+            rec.append(FRAME)
+        assert rec.finish() is None
+        busy = store.greeting_path("101", "busy")
+        assert busy is not None and busy.name == "busy-greeting.wav"
+        assert store.greeting_path("101") is None  # the unavailable one is another file
+        assert read_wav(busy.read_bytes()).seconds == 0.5
+    with open_store(tmp_path) as store:  # reopening recovers: a greeting is no orphan
+        assert store.greeting_path("101", "busy") == busy
+        assert store.delete_greeting("101", "busy") and store.greeting_path("101", "busy") is None
+
+
 def test_pin_lockout_is_persisted_and_bounded(tmp_path: Path) -> None:
     with open_store(tmp_path, pin_attempts=3, lockout_s=600) as store:
         assert store.check_pin("101", "1111", "2468", 0).attempts_left == 2

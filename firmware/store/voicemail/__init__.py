@@ -70,6 +70,13 @@ INDEX_FILENAME: Final = "index.db"
 JOURNAL_SUFFIX: Final = ".journal"
 WAV_SUFFIX: Final = ".wav"
 GREETING_FILENAME: Final = "greeting.wav"
+# The greeting a caller hears when the owner is busy (or in do not disturb); without it the
+# default busy prompt plays (docs/features.md, Voicemail).
+BUSY_GREETING_FILENAME: Final = "busy-greeting.wav"
+GREETING_FILES: Final[dict[str, str]] = {
+    "unavailable": GREETING_FILENAME,
+    "busy": BUSY_GREETING_FILENAME,
+}
 GREETING_JOURNAL_PREFIX: Final = "greeting-"
 # Power loss costs at most this much of the message being recorded: the journal is synced
 # at this interval (the brief's figure; an SD card's fdatasync takes 5-50 ms, 2-10 % duty).
@@ -182,6 +189,7 @@ class MwiChanged:
 
 
 PinOutcome = Literal["ok", "wrong", "locked"]
+GreetingKind = Literal["unavailable", "busy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,6 +413,7 @@ class Recording:
     ) -> None:
         self.store = store
         self.kind = kind
+        self.meta = meta
         self.box = box
         self.id = message_id
         self.path = path
@@ -713,8 +722,8 @@ class VoicemailStore:
     def path_of(self, box: str, message_id: str) -> Path:
         return self.box_dir(box) / f"{check_id(message_id)}{WAV_SUFFIX}"
 
-    def greeting_path(self, box: str) -> Path | None:
-        path = self.box_dir(box) / GREETING_FILENAME
+    def greeting_path(self, box: str, kind: GreetingKind = "unavailable") -> Path | None:
+        path = self.box_dir(box) / GREETING_FILES[kind]
         return path if path.exists() else None
 
     def mwi_state(self) -> dict[str, int]:
@@ -760,8 +769,8 @@ class VoicemailStore:
             )
         self._notify(box)
 
-    def delete_greeting(self, box: str) -> bool:
-        path = self.box_dir(box) / GREETING_FILENAME
+    def delete_greeting(self, box: str, kind: GreetingKind = "unavailable") -> bool:
+        path = self.box_dir(box) / GREETING_FILES[kind]
         existed = path.exists()
         path.unlink(missing_ok=True)
         if existed:
@@ -828,7 +837,12 @@ class VoicemailStore:
             raise
 
     def begin_greeting(
-        self, box: str, *, rate: int = SAMPLE_RATE, clock: Callable[[], float] = time.monotonic
+        self,
+        box: str,
+        *,
+        kind: GreetingKind = "unavailable",
+        rate: int = SAMPLE_RATE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> Recording:
         check_box(box)
         settings = self.settings
@@ -845,7 +859,7 @@ class VoicemailStore:
             encoding=settings.format,
             rate=rate,
             max_seconds=settings.max_greeting_s,
-            meta={"v": 1, "kind": "greeting", "box": box},
+            meta={"v": 1, "kind": "greeting", "box": box, "greeting": kind},
             clock=clock,
         )
 
@@ -868,7 +882,8 @@ class VoicemailStore:
                 if data == 0:
                     rec.path.unlink(missing_ok=True)
                     return None
-                os.replace(rec.path, rec.path.parent / GREETING_FILENAME)
+                name = GREETING_FILES.get(str(rec.meta.get("greeting")), GREETING_FILENAME)
+                os.replace(rec.path, rec.path.parent / name)
                 _fsync_dir(rec.path.parent)
                 return None
             info = self._commit_journal(rec.path)
@@ -1000,7 +1015,7 @@ class VoicemailStore:
                 elif outcome == "removed":
                     removed += 1
             for wav in sorted(directory.glob(f"*{WAV_SUFFIX}")):
-                if wav.name == GREETING_FILENAME or not ID_RE.match(wav.stem):
+                if wav.name in GREETING_FILES.values() or not ID_RE.match(wav.stem):
                     continue
                 state = rows.get((box, wav.stem))
                 if state == "deleted":
