@@ -544,7 +544,10 @@ class Appliance:
                 case ToneChange(port=port, spec=spec):
                     media = self.media.get(port)
                     if media is not None:
-                        media.play(spec)
+                        # The call-waiting tone goes over the conversation, not instead of it.
+                        controller = self.ports.get(port)
+                        waiting = controller is not None and controller.tone is m.Tone.CALL_WAITING
+                        media.play(spec, over_call=waiting and spec is not None)
                     self._port_changed(port)
                 case CardCommand(message=message):
                     assert self.link is not None

@@ -145,6 +145,7 @@ class PortMedia:
         self._on_busy = on_busy
         self._progress: CallProgressDetector | None = None
         self._player: TonePlayer | None = None
+        self._over_call = False  # the tone is mixed over the call's audio (call waiting)
         self._silence = bytes(stream.fmt.bytes_per_frame)
         self._samples = stream.fmt.samples_per_frame
         self._stop = threading.Event()
@@ -174,8 +175,13 @@ class PortMedia:
         """
         self._sip = None if uplink is None or downlink is None else _SipAttachment(uplink, downlink)
 
-    def play(self, spec: ToneSpec | None) -> None:
-        """Play ``spec`` from the next frame on (None: silence).  Any thread."""
+    def play(self, spec: ToneSpec | None, *, over_call: bool = False) -> None:
+        """Play ``spec`` from the next frame on (None: silence).  Any thread.
+
+        ``over_call``: mixed with the call's audio rather than instead of it (the
+        call-waiting tone: the conversation goes on between its bursts).
+        """
+        self._over_call = over_call
         self._player = None if spec is None else TonePlayer(spec, self.stream.fmt.rate)
         self.tone_started_at = None
 
@@ -285,7 +291,11 @@ class PortMedia:
                     self.stream.write_frame(out)
                     self.levels.played(out)
                 else:
-                    out = player.next_frame(self._samples).tobytes()
+                    tone = player.next_frame(self._samples)
+                    if self._over_call:
+                        far = np.frombuffer(self._next_frame(sip), dtype="<i2")
+                        tone = np.clip(tone.astype(np.int32) + far, -32768, 32767)
+                    out = tone.astype("<i2", copy=False).tobytes()
                     self.stream.write_frame(out)
                     self.levels.played(out)
                     if self.tone_started_at is None:

@@ -81,11 +81,12 @@ def wait_caller_id(box: Appliance, number: int, timeout: float = 20) -> dict[str
 
 
 def waiting_call(box: Appliance, tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """101 talks to 102 (handset 2 plays 500 Hz), 103 calls 101; returns what handsets 2
-    (the far end) and 1 heard from before the call waited until the handshake was over."""
+    """101 (handset 1, 500 Hz) talks to 102 (handset 2, 700 Hz), 103 calls 101; returns what
+    handsets 2 (the far end) and 1 heard from before the call waited until well after."""
     connect(box, 2, "101", 1)
     box.wait_log("audio of ports 2 and 1 connected")
-    handset(box, 1, "tone", freqs=[500])  # 101 talks all along
+    handset(box, 1, "tone", freqs=[500])  # both talk all along
+    handset(box, 2, "tone", freqs=[700])
     handset(box, 3, "off-hook")
     box.wait_log("port 3: OffHook")
     far, near = tmp_path / "far.wav", tmp_path / "near.wav"
@@ -99,7 +100,7 @@ def waiting_call(box: Appliance, tmp_path: Path) -> tuple[np.ndarray, np.ndarray
 
 def test_a_type_ii_phone_shows_the_waiting_caller(box: Appliance, tmp_path: Path) -> None:
     handset(box, 1, "call-waiting-id", ack="D")
-    far, _ = waiting_call(box, tmp_path)
+    far, near = waiting_call(box, tmp_path)
     box.wait_log("port 1: caller ID on call waiting sent (phone acknowledged with D)", timeout=20)
     cid = wait_caller_id(box, 1)
     assert (cid["number"], cid["name"], cid["error"]) == ("103", "Port 3", None)
@@ -111,13 +112,14 @@ def test_a_type_ii_phone_shows_the_waiting_caller(box: Appliance, tmp_path: Path
         assert level_at(far, hz) < 0.01, f"the far end heard {hz} Hz"
     assert "DTMF D taken as the type II acknowledgement" in box.log_text()
     assert "SendSipDtmf" not in box.log_text()
+    # ... and 101 kept hearing 102 around the call-waiting tone and the handshake.
+    assert level_at(near, 700) > 0.3
     # The calls go on: flash answers 103, flash again swaps back to 102.
     handset(box, 1, "stop-audio")
     handset(box, 1, "flash")
     box.wait_log("flash answers the waiting call")
     box.wait_log("audio of ports 3 and 1 connected")
     handset(box, 3, "tone", freqs=[1000])
-    handset(box, 2, "tone", freqs=[700])
     assert hears(box, 1, 1000, tmp_path / "with3.wav")
     handset(box, 1, "flash")
     box.wait_log("flash swaps the two calls")
@@ -141,6 +143,7 @@ def test_a_phone_without_type_ii_gets_no_burst(box: Appliance, tmp_path: Path) -
         assert not [r for r in decoded if isinstance(r, CallSetup)]
     assert len(CasDetector().feed(far)) == 0
     assert level_at(far, 500) > 0.5
+    assert level_at(near, 700) > 0.3  # the conversation goes on under the tone
     # The call waiting goes on as usual.
     handset(box, 1, "stop-audio")
     handset(box, 1, "flash")
