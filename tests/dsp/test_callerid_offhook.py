@@ -9,6 +9,7 @@ import pytest
 
 from firmware.dsp import dtmf
 from firmware.dsp.callerid import fsk, type2
+from firmware.dsp.callerid.fsk import FskStandard
 from firmware.dsp.callerid.messages import CallSetup, DateTime
 from firmware.dsp.callerid.offhook import (
     CAS_GAP_MS,
@@ -16,7 +17,7 @@ from firmware.dsp.callerid.offhook import (
     Phase,
     handshake_offset_ms,
 )
-from firmware.dsp.callerid.type2 import CasDetector, HandshakeFinished
+from firmware.dsp.callerid.type2 import CasDetector, CasStandard, HandshakeFinished
 from firmware.dsp.profiles import get_profile
 from firmware.dsp.tones import ToneSpec
 
@@ -63,10 +64,12 @@ def run_line(
 
 @pytest.mark.parametrize("fifo_frames", [0, 3, 10])
 @pytest.mark.parametrize(("standard", "cas"), [("bell202", "bell"), ("v23", "etsi")])
-def test_phone_behind_a_card_fifo_gets_the_burst(fifo_frames: int, standard: str, cas: str):
+def test_phone_behind_a_card_fifo_gets_the_burst(
+    fifo_frames: int, standard: FskStandard, cas: CasStandard
+) -> None:
     burst = fsk.modulate_message(CALL, standard=standard, call_waiting=True)
     line = CallWaitingLine(burst, cas_standard=cas, lead_ms=300, latency_ms=200)
-    phone = type2.CallWaitingReceiver(standard)  # type: ignore[arg-type]
+    phone = type2.CallWaitingReceiver(standard)
     decoded, _, muted = run_line(line, phone=phone, fifo_frames=fifo_frames)
     assert line.done
     assert line.result == HandshakeFinished(sent=True, ack_digit="D")

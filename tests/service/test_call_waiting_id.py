@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware.dsp.callerid.fsk import decode_callerid
+from firmware.dsp.callerid.fsk import FskStandard, decode_callerid
 from firmware.dsp.callerid.messages import CallSetup
 from firmware.dsp.callerid.type2 import CasDetector
 from firmware.store import ConfigStore, default_config
@@ -138,8 +138,9 @@ def test_a_phone_without_type_ii_gets_no_burst(box: Appliance, tmp_path: Path) -
     assert status["cas_heard"] == 0
     # 101 heard the alerting signal and no burst; 102 heard neither.
     assert len(CasDetector().feed(near)) == 1
-    for standard in ("v23", "bell202"):
-        decoded = decode_callerid(near.astype(np.int16), standard)  # type: ignore[arg-type]
+    standards: tuple[FskStandard, ...] = ("v23", "bell202")
+    for standard in standards:
+        decoded = decode_callerid(near.astype(np.int16), standard)
         assert not [r for r in decoded if isinstance(r, CallSetup)]
     assert len(CasDetector().feed(far)) == 0
     assert level_at(far, 500) > 0.5
