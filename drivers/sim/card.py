@@ -61,7 +61,7 @@ from drivers.linecard.session import (
 from drivers.sim.co import CentralOffice, CoLine
 from drivers.sim.endpoint import Scheduler, SimError, Timer
 from drivers.sim.handset import Handset
-from drivers.sim.signals import BUILTIN, SignalKit
+from drivers.sim.signals import BUILTIN, CallWaitingReceiver, NoBurst, SendAck, SignalKit
 from drivers.sim.tones import FRAME_SAMPLES, Pcm
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,29 @@ class FxsPort(_Port):
         self.detector = card.signals.dtmf_detector()
         # The phone's caller-ID display: it decodes what the SLIC sends while on hook.
         self.caller_id_receiver = card.signals.caller_id_receiver(card.country.code)
+        # A type II telephone's receiver, fresh for each off-hook period (None: not listening).
+        self.call_waiting_receiver: CallWaitingReceiver | None = None
         handset.plug(self)
+
+    def listen_for_call_waiting(self, heard: Pcm, now: float) -> None:
+        """A type II telephone off hook: alerting signal -> ACK, then the burst."""
+        handset = self.handset
+        if not handset.is_off_hook or handset.call_waiting_ack is None:
+            self.call_waiting_receiver = None
+            return
+        if self.call_waiting_receiver is None:
+            self.call_waiting_receiver = self.card.signals.call_waiting_receiver(
+                self.card.country.code, handset.call_waiting_ack
+            )
+            if self.call_waiting_receiver is None:
+                return  # the simulator's own kit has no caller ID at all
+        for event in self.call_waiting_receiver.feed(heard):
+            if isinstance(event, SendAck):
+                handset.alerting_signal(event.digit, now)
+            elif isinstance(event, NoBurst):
+                handset.no_burst(now)
+            else:
+                handset.caller_id_received(event, now, off_hook=True)
 
     def hook(self, off_hook: bool, when: float) -> None:
         if off_hook and self.ring_command is not None:
@@ -352,6 +374,7 @@ class SimCard:
                     if port.caller_id_receiver:
                         for decoded in port.caller_id_receiver.feed(heard):
                             handset.caller_id_received(decoded, now)
+                port.listen_for_call_waiting(heard, now)
                 talk = handset.talk_frame() if handset.is_off_hook else silence
                 if self.card_dtmf and handset.is_off_hook:
                     for digit, duration in port.detector.feed(talk):

@@ -116,6 +116,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     answer.add_argument("--seconds", type=float, help="omit to stop answering by itself")
     answer.add_argument("--hangup-after", type=float, help="and hang up this long after lifting")
+    cwid = hs.add_parser(
+        "call-waiting-id",
+        help="caller ID on call waiting (type II): acknowledge with D or A, or off",
+        parents=[COMMON],
+    )
+    cwid.add_argument("ack", choices=["D", "A", "off"])
     _audio_actions(hs, numbered=False)
 
     co = commands.add_parser(
@@ -146,6 +152,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     reversal.add_argument("number", type=int)
     reversal.add_argument("enable", choices=["on", "off"])
+    keys = cs.add_parser("dtmf", help="the far party presses keys (in a call)", parents=[COMMON])
+    keys.add_argument("number", type=int)
+    keys.add_argument("digits")
     _audio_actions(cs, numbered=True)
 
     card = commands.add_parser(
@@ -187,6 +196,8 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
         req["enable"] = args.enable == "on"
     if args.command == "card" and args.action == "fault":
         req["active"] = not args.clear
+    if getattr(args, "ack", None) is not None:
+        req["ack"] = None if args.ack == "off" else args.ack
     return req
 
 

@@ -200,6 +200,16 @@ class CoLine(AudioEndpoint):
         if self.answer_reversal:
             self._set_polarity(Polarity.REVERSE, self._clock())
 
+    def press(self, digits: str) -> float:
+        """The far party presses keys (DTMF towards the port); returns seconds of tone.
+
+        Only in a call: an IVR reached through this line hears them.
+        """
+        if self.state is not CoState.CONNECTED:
+            raise SimError(f"line {self.number} is {self.state.value}: no call to press keys in")
+        self._send_dtmf(digits)
+        return len(digits) * 0.16
+
     def disconnect(self, mode: DisconnectMode | str | None = None) -> None:
         """The far end hangs up; the exchange signals it by ``mode`` (country default)."""
         try:

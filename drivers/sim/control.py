@@ -132,6 +132,13 @@ def _handset(sim: Simulator, req: Request) -> Any:
             raise SimError(f"'hangup_after' {hangup} outside 0..3600")
         handset.auto_answer_s, handset.auto_hangup_s = answer, hangup
         return {}
+    if action == "call-waiting-id":
+        # Type II caller ID: {"ack": "D"} (or "A"), {"ack": null} for a phone without it.
+        ack = req.get("ack", "D")
+        if ack is not None and not isinstance(ack, str):
+            raise SimError("'ack' must be 'D', 'A' or null")
+        handset.set_call_waiting(ack)
+        return {"ack": handset.call_waiting_ack}
     if action == "status":
         return next(h for h in sim.status()["handsets"] if h["handset"] == handset.number)
     result = _audio_action(handset, action, req)
@@ -166,6 +173,8 @@ def _co(sim: Simulator, req: Request) -> Any:
     if action == "answer-reversal":
         line.answer_reversal = bool(req.get("enable", True))
         return {}
+    if action == "dtmf":
+        return {"seconds": line.press(_str(req, "digits"))}
     if action == "status":
         return next(c for c in sim.status()["co_lines"] if c["line"] == line.number)
     result = _audio_action(line, action, req)

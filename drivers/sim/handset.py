@@ -12,8 +12,8 @@ import numpy as np
 
 from drivers.linecard.protocol import Polarity
 from drivers.sim.endpoint import MAX_LOG, AudioEndpoint, Scheduler, SimError, Timer
-from drivers.sim.signals import DecodedCallerId
-from drivers.sim.tones import DTMF_KEYS, SAMPLE_RATE, Pcm
+from drivers.sim.signals import ACK_DIGITS, DecodedCallerId
+from drivers.sim.tones import DTMF_KEYS, FRAME_SAMPLES, SAMPLE_RATE, BufferSource, Pcm, dtmf
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,10 @@ VALID_DIGITS = "".join(DTMF_KEYS)
 # so DTMF digits (70 ms pauses) and a DT-AS before its data make one span (engineering).
 SIGNAL_PEAK_MIN = 64
 SIGNAL_GAP_S = 0.3
+# Type II: the ACK digit lasts 55..65 ms (SR-TSV-002476); the telephone's own microphone is
+# muted from the alerting signal until the burst is over, so the user's voice does not
+# disturb the exchange's ACK receiver.
+ACK_MS = 60
 
 
 class HookSwitch(Protocol):
@@ -78,7 +82,13 @@ class Handset(AudioEndpoint):
         # The display: the last caller ID (or decoding failure) heard on hook, and when.
         self.caller_id: DecodedCallerId | None = None
         self.caller_id_at: float | None = None
+        self.caller_id_off_hook = False  # the last one came during a call (type II)
         self.caller_ids = 0
+        # Caller ID on call waiting (type II): the digit it acknowledges the CPE alerting
+        # signal with ('D', or 'A' like an ADSI set), None for a telephone without type II.
+        self.call_waiting_ack: str | None = None
+        self.cas_heard = 0  # alerting signals acknowledged
+        self.cw_muted = False  # between its ACK and the end of the burst
         # An answering machine's habit: lift the handset this long after ringing starts,
         # and (if set) hang up again this long after lifting it.
         self.auto_answer_s: float | None = None
@@ -189,13 +199,47 @@ class Handset(AudioEndpoint):
             "polarity": [[t, pol.name.lower()] for t, pol in self.polarity_log],
         }
 
-    def caller_id_received(self, decoded: DecodedCallerId, when: float) -> None:
-        """The phone's caller-ID receiver decoded a burst heard on hook."""
-        log.info("%s: caller ID %s", self.name, decoded)
+    def caller_id_received(
+        self, decoded: DecodedCallerId, when: float, *, off_hook: bool = False
+    ) -> None:
+        """The phone's caller-ID receiver decoded a burst heard on hook (or, for a type II
+        telephone, during a call)."""
+        log.info("%s: caller ID%s %s", self.name, " on call waiting" if off_hook else "", decoded)
         self.caller_id = decoded
         self.caller_id_at = when
+        self.caller_id_off_hook = off_hook
         self.caller_ids += 1
+        if off_hook:
+            self.cw_muted = False
         self._notify()
+
+    def set_call_waiting(self, ack: str | None) -> None:
+        """Make this a type II telephone answering with ``ack`` ('D' or 'A'), or not (None)."""
+        if ack is not None and (len(ack) != 1 or ack.upper() not in ACK_DIGITS):
+            raise SimError(f"type II ACK digit must be one of {', '.join(ACK_DIGITS)}, not {ack!r}")
+        self.call_waiting_ack = None if ack is None else ack.upper()
+
+    def alerting_signal(self, digit: str, when: float) -> None:
+        """Type II: the receiver heard the CPE alerting signal; send the ACK, mute the mic."""
+        log.info("%s: CPE alerting signal heard, acknowledging with %s", self.name, digit)
+        self.cas_heard += 1
+        self.cw_muted = True
+        self._digits.appendleft(BufferSource(dtmf(digit, on_ms=ACK_MS, off_ms=0)))
+
+    def no_burst(self, when: float) -> None:
+        """Type II: acknowledged, but no caller ID followed."""
+        log.info("%s: no caller ID followed the alerting signal", self.name)
+        self.cw_muted = False
+
+    def talk_frame(self) -> Pcm:
+        """As :meth:`AudioEndpoint.talk_frame`, but only the ACK while type II mutes it."""
+        if self.cw_muted:
+            while self._digits:
+                if not self._digits[0].done:
+                    return self._digits[0].read(FRAME_SAMPLES)
+                self._digits.popleft()
+            return np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        return super().talk_frame()
 
     def caller_id_view(self) -> dict[str, Any] | None:
         """The last caller ID for ``status`` (JSON-ready), None if none was received."""
@@ -209,6 +253,7 @@ class Handset(AudioEndpoint):
             "error": cid.error,
             "at": self.caller_id_at,
             "count": self.caller_ids,
+            "call_waiting": self.caller_id_off_hook,
         }
 
     # --- internals ------------------------------------------------------------------
@@ -241,6 +286,7 @@ class Handset(AudioEndpoint):
         if off_hook == self.is_off_hook:
             return
         self.is_off_hook = off_hook
+        self.cw_muted = False
         self.hook_log.append((when, off_hook))
         log.debug("%s %s at %.3f", self.name, "off hook" if off_hook else "on hook", when)
         if self._port is not None:

@@ -7,7 +7,9 @@ detectors live in ``firmware.dsp``.  So the simulator asks a :class:`SignalKit` 
   cadence, disconnect method, flash, and the caller-ID burst renderer);
 - :meth:`SignalKit.dtmf_detector` -- digits from 20 ms frames (the card's and the exchange's
   DTMF receivers);
-- :meth:`SignalKit.caller_id_receiver` -- what a telephone's caller-ID display decodes.
+- :meth:`SignalKit.caller_id_receiver` -- what a telephone's caller-ID display decodes;
+- :meth:`SignalKit.call_waiting_receiver` -- a type II telephone off hook: it hears the CPE
+  alerting signal, asks for its ACK digit to be sent, then decodes the burst.
 
 :data:`BUILTIN` keeps ``drivers`` self-contained: the five small tone tables of
 :mod:`drivers.sim.country`, the toy Goertzel detector of :mod:`drivers.sim.tones`, and no
@@ -58,6 +60,27 @@ class CallerIdReceiver(Protocol):
     """A caller-ID decoder fed the line's audio frame by frame."""
 
     def feed(self, frame: Pcm) -> list[DecodedCallerId]: ...
+
+
+ACK_DIGITS = "AD"  # SR-TSV-002476: 'D' from a non-ADSI telephone, 'A' from an ADSI one
+
+
+@dataclass(frozen=True, slots=True)
+class SendAck:
+    """A type II telephone heard the alerting signal: it sends ``digit`` now."""
+
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoBurst:
+    """The telephone acknowledged, but no caller-ID burst followed."""
+
+
+class CallWaitingReceiver(Protocol):
+    """A type II (caller ID on call waiting) decoder fed the off-hook line frame by frame."""
+
+    def feed(self, frame: Pcm) -> list[SendAck | NoBurst | DecodedCallerId]: ...
 
 
 class Alerting(enum.Enum):
@@ -130,6 +153,8 @@ class SignalKit(Protocol):
 
     def caller_id_receiver(self, country: str) -> CallerIdReceiver | None: ...
 
+    def call_waiting_receiver(self, country: str, ack_digit: str) -> CallWaitingReceiver | None: ...
+
 
 def exchange_from_tones(tones: CountryTones) -> Exchange:
     return Exchange(
@@ -157,6 +182,9 @@ class BuiltinKit:
         return DtmfDetector()
 
     def caller_id_receiver(self, country: str) -> CallerIdReceiver | None:
+        return None
+
+    def call_waiting_receiver(self, country: str, ack_digit: str) -> CallWaitingReceiver | None:
         return None
 
 

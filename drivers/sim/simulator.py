@@ -281,6 +281,8 @@ class Simulator:
                     "playing": h.playing,
                     "recording": h.recording,
                     "caller_id": h.caller_id_view(),
+                    "call_waiting_id": h.call_waiting_ack,
+                    "cas_heard": h.cas_heard,
                     "timeline": h.timeline(),
                 }
                 for h in card.handsets

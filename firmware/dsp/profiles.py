@@ -48,6 +48,11 @@ CidStandard = Literal["bell202", "v23", "dtmf"]
 CidProtocol = Literal["telcordia", "etsi", "bt", "ntt", "dtmf"]
 CidAlerting = Literal["ring", "pr_dtas", "dtas", "rpas", "pr", "ntt_car"]
 PulseMapping = Literal["standard", "sweden", "new_zealand"]
+# Caller ID on call waiting (type II): "bell" CAS (SR-TSV-002476), "etsi" DT-AS
+# (EN 300 659-2), "none", or "auto": Bell on Telcordia lines, ETSI on ETSI and BT lines,
+# none where caller ID is DTMF or NTT (those networks define no off-hook form).
+CidCallWaiting = Literal["auto", "bell", "etsi", "none"]
+CID_CALL_WAITING: Final = frozenset({"auto", "bell", "etsi", "none"})
 CID_STANDARDS: Final = frozenset({"bell202", "v23", "dtmf"})
 CID_PROTOCOLS: Final = frozenset({"telcordia", "etsi", "bt", "ntt", "dtmf"})
 CID_ALERTINGS: Final = frozenset({"ring", "pr_dtas", "dtas", "rpas", "pr", "ntt_car"})
@@ -73,8 +78,13 @@ class CallerIdSpec:
     dtmf_format: str | None = None  # start...end digits of DTMF caller ID
     pr_to_alert_ms: int | None = None  # polarity reversal to DT-AS
     alert_ms: int | None = None  # DT-AS tone or RP-AS ring pulse length
+    call_waiting: CidCallWaiting = "auto"  # type II caller ID (see CID_CALL_WAITING)
 
     def __post_init__(self) -> None:
+        if self.call_waiting not in CID_CALL_WAITING:
+            raise ProfileError(
+                f"call_waiting {self.call_waiting!r} not one of {sorted(CID_CALL_WAITING)}"
+            )
         if self.standard not in CID_STANDARDS:
             raise ProfileError(f"standard {self.standard!r} not one of {sorted(CID_STANDARDS)}")
         if self.protocol not in CID_PROTOCOLS:
@@ -104,6 +114,15 @@ class CallerIdSpec:
     def before_ring(self) -> bool:
         """Data goes out before ringing starts (otherwise between first and second ring)."""
         return self.alerting != "ring"
+
+    @property
+    def call_waiting_alert(self) -> Literal["bell", "etsi"] | None:
+        """The alerting signal of type II caller ID on such a line; None: no type II."""
+        if self.call_waiting == "bell" or self.call_waiting == "etsi":
+            return self.call_waiting
+        if self.call_waiting == "none" or self.protocol in ("dtmf", "ntt"):
+            return None
+        return "bell" if self.protocol == "telcordia" else "etsi"
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +374,7 @@ def _profile(code: str, raw: dict[str, Any], own_sources: object) -> CountryProf
         dtmf_format=c.opt_text("dtmf_format"),
         pr_to_alert_ms=c.opt_integer("pr_to_alert_ms"),
         alert_ms=c.opt_integer("alert_ms"),
+        call_waiting=c.opt_text("call_waiting") or "auto",
     )
     c.done()
 

@@ -1955,6 +1955,11 @@ class CallControl:
                     return self._end(call, now, gone=port)
             case m.FarEndAnswered():
                 log.info("exchange line on port %d: far end answered", port)
+            case m.DigitDialled(digit=digit):
+                # The exchange caller pressed a key (the media loop's DTMF receiver): an
+                # application (the IVR) takes it; in a call it travels in the audio.
+                if call is not None and call.app is not None and call.caller == port:
+                    return [AppDigit(port, digit)]
         return []
 
     def _route_exchange_call(self, call: Call, now: int) -> list[CallCommand]:

@@ -22,6 +22,7 @@ from drivers.audio.socket_stream import SocketStream
 from drivers.linecard import protocol as card
 from drivers.linecard.link import Link, LinkFailed
 from drivers.linecard.session import DownReason, LinkDown, LinkUp, PeerFault
+from firmware.dsp.callerid.offhook import handshake_offset_ms
 from firmware.dsp.pcm import FRAME_MS, SAMPLE_RATE
 from firmware.dsp.profiles import get_profile
 from firmware.lines import messages as m
@@ -32,6 +33,7 @@ from firmware.service.callerid_tx import CallerIdTransmitter, LineCallerId, zone
 from firmware.service.calls import LocalCalls
 from firmware.service.media import PortMedia
 from firmware.service.ports import (
+    ACK_GUARD_OPEN,
     Action,
     CallerIdStart,
     CallerIdStop,
@@ -39,6 +41,7 @@ from firmware.service.ports import (
     PortController,
     Report,
     ToneChange,
+    tone_spec,
 )
 from firmware.service.simulator import SimulatorProcess
 from firmware.service.sipbridge import SipBridge
@@ -54,6 +57,9 @@ CONNECT_TIMEOUT_S: Final = 10.0  # handshake; the card answers within ms when it
 RECONFIGURE_POLL_S: Final = 1.0  # how often a waiting configuration looks for idle lines
 CONFIG_POLL_S: Final = 2.0  # how often the store is asked for a newer version
 PCM_FORMAT: Final = PcmFormat(SAMPLE_RATE, FRAME_MS)
+# How long after a type II exchange a card-detected 'A'/'D' is still the phone's ACK: the
+# card reports a digit when it ends, over a link that a loaded host reads late (engineering).
+ACK_LATE_MS: Final = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,7 +548,10 @@ class Appliance:
                 case ToneChange(port=port, spec=spec):
                     media = self.media.get(port)
                     if media is not None:
-                        media.play(spec)
+                        # The call-waiting tone goes over the conversation, not instead of it.
+                        controller = self.ports.get(port)
+                        waiting = controller is not None and controller.tone is m.Tone.CALL_WAITING
+                        media.play(spec, over_call=waiting and spec is not None)
                     self._port_changed(port)
                 case CardCommand(message=message):
                     assert self.link is not None
@@ -555,6 +564,8 @@ class Appliance:
                     self._send_caller_id(port, identity, off_hook, action.already_ms)
                 case CallerIdStop(port=port):
                     if self.cid_tx is not None:
+                        if self.cid_tx.busy(port) and port in self.ports:
+                            self.ports[port].guard_acknowledgement(self._now() + ACK_LATE_MS)
                         self.cid_tx.stop(port)
                 case Report(port=port, report=report):
                     self.counters.reports += 1
@@ -597,14 +608,20 @@ class Appliance:
         if self.cid_tx is None:
             return
         if off_hook:
-            # Type II needs the CAS/ACK handshake during a call: call waiting (issue 5).
-            log.info("port %d: caller ID on call waiting not sent (no type II yet)", port)
+            # Type II: the handshake begins in the first long pause of the call-waiting
+            # tone, which the line machine started just before asking for caller ID.
+            controller = self.ports[port]
+            lead = handshake_offset_ms(tone_spec(controller.profile, m.Tone.CALL_WAITING))
+            controller.guard_acknowledgement(ACK_GUARD_OPEN)
+            self.cid_tx.call_waiting(port, cid, lead_ms=lead)
             return
         self.cid_tx.start(port, cid, already_ms=already_ms)
 
     def _caller_id_sent(self, port: int) -> None:
         controller = self.ports.get(port)
         if controller is not None:
+            # A card that detects digits reports the ACK when it ends: it may come late.
+            controller.guard_acknowledgement(self._now() + ACK_LATE_MS)
             self._spawn(self._apply(controller.on_call(m.CallerIdSent(), self._now())))
             self._port_changed(port)
 

@@ -8,6 +8,11 @@ on-hook audio path, reverse the line, a ring pulse), as a :class:`Transmission`.
 :class:`CallerIdTransmitter` carries one out per port: it renders, sends the commands,
 hands the PCM to the port's media loop and, when the last sample has gone out, restores
 the line and reports back so the machine gets its ``CallerIdSent``.
+
+Caller ID on call waiting (type II, ``SendCallerId(off_hook=True)``) needs no line-card
+command: :meth:`CallerIdTransmitter.call_waiting` hands the port's media loop a
+:class:`~firmware.dsp.callerid.offhook.CallWaitingLine` (CAS, the phone's ACK, the burst)
+and reports back the same way when it is over, whether the phone acknowledged or not.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ import numpy as np
 
 from drivers.linecard import protocol as card
 from firmware.dsp.callerid.messages import DateTime, InvalidMessage
+from firmware.dsp.callerid.offhook import CallWaitingLine
 from firmware.dsp.callerid.transmit import (
     Alerting,
+    CallWaitingBurst,
     OnHookBurst,
     line_spec,
+    render_call_waiting,
     render_on_hook,
     render_vmwi,
 )
@@ -120,6 +128,24 @@ class LineCallerId:
         pcm = _with_tail(burst, burst.line_audio(already_ms=already_ms))
         return Transmission(self.port, pcm, tuple(before), tuple(after), what)
 
+    @property
+    def call_waiting_enabled(self) -> bool:
+        """The line sends caller ID on call waiting (its country and setting have type II)."""
+        return self.spec is not None and self.spec.call_waiting_alert is not None
+
+    def call_waiting(self, cid: m.CallerId, now: datetime) -> CallWaitingBurst | None:
+        """Type II caller ID for a waiting call; None where the line has none."""
+        spec = self.spec
+        if spec is None or spec.call_waiting_alert is None:
+            return None
+        return render_call_waiting(
+            spec,
+            number=cid.number,
+            name=cid.name,
+            when=_date_time(now),
+            cas=spec.call_waiting_alert,
+        )
+
     def message_waiting(
         self, active: bool, now: datetime, *, count: int | None = None
     ) -> Transmission:
@@ -179,17 +205,84 @@ class CallerIdTransmitter:
         self._clock = clock
         self._lines: dict[int, LineCallerId] = {}
         self._jobs: dict[int, _Job] = {}
+        self._call_waiting: dict[int, int] = {}  # port -> generation of its type II exchange
         self._generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.sent = 0
         self.stopped = 0
         self.failed = 0
+        self.not_acknowledged = 0  # type II: the phone did not answer the CAS
 
     def add_line(self, line: LineCallerId) -> None:
         self._lines[line.port] = line
 
     def busy(self, port: int) -> bool:
-        return port in self._jobs
+        return port in self._jobs or port in self._call_waiting
+
+    def call_waiting(self, port: int, cid: m.CallerId, *, lead_ms: float) -> None:
+        """Caller ID on call waiting on ``port``, ``lead_ms`` into the call-waiting tone.
+
+        ``finished(port)`` follows once it is over, acknowledged or not, or at once when the
+        line has no type II (its country, or its ``caller_id`` setting).
+        """
+        self.stop(port)
+        line = self._lines.get(port)
+        media = self._media.get(port)
+        try:
+            burst = None if line is None else line.call_waiting(cid, self._clock(self._tz))
+        except InvalidMessage as exc:
+            log.warning("port %d: caller ID on call waiting not sent: %s", port, exc)
+            burst = None
+        if burst is None or media is None:
+            log.info("port %d: no caller ID on call waiting on this line", port)
+            self._finish_soon(port)
+            return
+        self._loop = asyncio.get_running_loop()
+        self._generation += 1
+        generation = self._generation
+        self._call_waiting[port] = generation
+        session = CallWaitingLine(
+            burst.burst,
+            cas_standard=burst.cas,
+            lead_ms=lead_ms,
+            latency_ms=CARD_FIFO_MS,  # the card's FIFO delays the CAS on its way out
+            rate=burst.rate,
+        )
+        log.info(
+            "port %d: caller ID on call waiting %s %r (%s alerting signal)",
+            port,
+            cid.number,
+            cid.name,
+            burst.cas,
+        )
+
+        def done(p: int, line: CallWaitingLine) -> None:
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._call_waiting_done, p, generation, line)
+
+        media.send_call_waiting(session, done)
+
+    def _call_waiting_done(self, port: int, generation: int, line: CallWaitingLine) -> None:
+        if self._call_waiting.get(port) != generation:
+            return  # stopped, or replaced by a newer one
+        del self._call_waiting[port]
+        result = line.result
+        if result is not None and result.sent:
+            self.sent += 1
+            log.info(
+                "port %d: caller ID on call waiting sent (phone acknowledged with %s)",
+                port,
+                result.ack_digit,
+            )
+        else:
+            self.not_acknowledged += 1
+            log.info(
+                "port %d: caller ID on call waiting not sent: the phone did not acknowledge "
+                "(no type II display)",
+                port,
+            )
+        self._finished(port)
 
     def start(self, port: int, cid: m.CallerId, *, already_ms: int = 0) -> None:
         """Begin sending ``cid`` on ``port`` (replacing anything in progress there)."""
@@ -217,6 +310,12 @@ class CallerIdTransmitter:
 
     def stop(self, port: int) -> None:
         """Stop at once (the phone was answered, the caller gave up); restores the line."""
+        if self._call_waiting.pop(port, None) is not None:
+            self.stopped += 1
+            media = self._media.get(port)
+            if media is not None:
+                media.stop_call_waiting()
+            log.info("port %d: caller ID on call waiting stopped", port)
         job = self._jobs.pop(port, None)
         if job is None:
             return
@@ -231,7 +330,7 @@ class CallerIdTransmitter:
             self._spawn(self._send_all(job.transmission.after))
 
     async def close(self) -> None:
-        for port in list(self._jobs):
+        for port in {*self._jobs, *self._call_waiting}:
             self.stop(port)
 
     # --- internals --------------------------------------------------------------------

@@ -20,6 +20,16 @@ the card's clock, and ``on_done`` is called from the loop thread once the last s
 been written.  :meth:`PortMedia.stop_on_hook` drops the rest at once.  Both are reference
 swaps too; a finished transmission stays in place (marked done) rather than being cleared,
 so the loop never overwrites a newer one that the asyncio side just queued.
+
+Caller ID on call waiting (type II) is a ``CallWaitingLine``
+(:mod:`firmware.dsp.callerid.offhook`) handed over with :meth:`PortMedia.send_call_waiting`:
+each frame it decides what the line plays; while it does, the far end is muted both ways
+(the far party hears silence, not the phone's ACK or the FSK, and the phone hears no
+speech over the CAS and burst), then audio flows again.  ``on_done`` runs on the loop
+thread when it is over.
+
+FXO ports run a DTMF receiver while the line is seized (the card's digit detection, where
+it has one, covers FXS ports only): an exchange caller in the IVR chooses by DTMF.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import numpy.typing as npt
 from drivers.audio.base import PcmStream
 from drivers.audio.buffer import DriftBuffer
 from drivers.audio.errors import AudioError
+from firmware.dsp.callerid.offhook import CallWaitingLine
 from firmware.dsp.dtmf import DtmfDetector, DtmfStart
 from firmware.dsp.profiles import CountryProfile
 from firmware.dsp.progress import CallProgressDetector, ToneDetected
@@ -90,6 +101,20 @@ class _OnHook:
         return chunk.astype("<i2", copy=False).tobytes()
 
 
+class _CallWaiting:
+    """One type II exchange: the sans-IO line, and whether its end has been reported."""
+
+    __slots__ = ("ahead", "line", "on_done", "reported")
+
+    def __init__(
+        self, line: CallWaitingLine, on_done: Callable[[int, CallWaitingLine], None]
+    ) -> None:
+        self.line = line
+        self.on_done = on_done
+        self.reported = False
+        self.ahead = 0  # frames written beyond one per period (the cushion, as on hook)
+
+
 class PortMedia:
     def __init__(
         self,
@@ -120,6 +145,7 @@ class PortMedia:
         self._on_busy = on_busy
         self._progress: CallProgressDetector | None = None
         self._player: TonePlayer | None = None
+        self._over_call = False  # the tone is mixed over the call's audio (call waiting)
         self._silence = bytes(stream.fmt.bytes_per_frame)
         self._samples = stream.fmt.samples_per_frame
         self._stop = threading.Event()
@@ -127,6 +153,7 @@ class PortMedia:
         self.frames = 0
         self.tone_started_at: float | None = None  # monotonic time the current tone first went out
         self._on_hook: _OnHook | None = None
+        self._call_waiting: _CallWaiting | None = None  # type II in progress (reference swap)
         self._drain = 0  # periods to write nothing in, so the card's FIFO shrinks back
         self.link = CrossConnect(
             stream.fmt.bytes_per_frame
@@ -148,8 +175,13 @@ class PortMedia:
         """
         self._sip = None if uplink is None or downlink is None else _SipAttachment(uplink, downlink)
 
-    def play(self, spec: ToneSpec | None) -> None:
-        """Play ``spec`` from the next frame on (None: silence).  Any thread."""
+    def play(self, spec: ToneSpec | None, *, over_call: bool = False) -> None:
+        """Play ``spec`` from the next frame on (None: silence).  Any thread.
+
+        ``over_call``: mixed with the call's audio rather than instead of it (the
+        call-waiting tone: the conversation goes on between its bursts).
+        """
+        self._over_call = over_call
         self._player = None if spec is None else TonePlayer(spec, self.stream.fmt.rate)
         self.tone_started_at = None
 
@@ -171,6 +203,27 @@ class PortMedia:
         if tx is not None and not tx.done:
             self._drain = tx.ahead  # take the cushion back
 
+    def send_call_waiting(
+        self, line: CallWaitingLine, on_done: Callable[[int, CallWaitingLine], None]
+    ) -> None:
+        """Run type II caller ID from the next frame on.  Any thread.
+
+        ``on_done(port, line)`` runs on the media thread once the line is done (not after
+        :meth:`stop_call_waiting`); it must be thread-safe and quick.
+        """
+        self._call_waiting = _CallWaiting(line, on_done)
+
+    def stop_call_waiting(self) -> None:
+        """Drop the type II exchange in progress; audio flows from the next frame.  Any thread."""
+        cw, self._call_waiting = self._call_waiting, None
+        if cw is not None and not cw.reported:
+            self._drain = cw.ahead  # take the cushion back
+
+    @property
+    def call_waiting_active(self) -> bool:
+        cw = self._call_waiting
+        return cw is not None and not cw.reported
+
     @property
     def sending_on_hook(self) -> bool:
         tx = self._on_hook
@@ -183,12 +236,13 @@ class PortMedia:
         )
 
     def listen_for_progress(self, seized: bool) -> None:
-        """FXO: run the call-progress detector from now on (a fresh one) or stop it."""
+        """FXO: run the call-progress detector and the DTMF receiver from now on (fresh
+        ones) or stop them."""
         if self._profile is None:
             return
-        self._progress = (
-            CallProgressDetector(self._profile, self.stream.fmt.rate) if seized else None
-        )
+        rate = self.stream.fmt.rate
+        self._progress = CallProgressDetector(self._profile, rate) if seized else None
+        self._detector = DtmfDetector(rate) if seized else None
 
     def start(self) -> None:
         if self._thread is not None:
@@ -212,15 +266,24 @@ class PortMedia:
             while not self._stop.is_set():
                 heard = self.stream.read_frame()
                 self.levels.heard(heard)
+                pcm = np.frombuffer(heard, dtype="<i2")
+                cw_frames = self._call_waiting_frames(pcm)
+                towards_far_end = heard if cw_frames is None else self._silence
                 app = self.app
-                (self.link if app is None else app).heard(heard)
+                (self.link if app is None else app).heard(towards_far_end)
                 sip = self._sip
                 if sip is not None:
-                    sip.uplink.push(heard)  # a full buffer counts an overrun, drops the frame
+                    # A full buffer counts an overrun and drops the frame.
+                    sip.uplink.push(towards_far_end)
                 player = self._player
                 on_hook = self._on_hook
                 if on_hook is not None and not on_hook.done:
                     self._on_hook_frame(on_hook)
+                elif cw_frames is not None:
+                    self._next_frame(sip)  # the far end, muted: keep its buffers moving
+                    for out in cw_frames:
+                        self.stream.write_frame(out)
+                        self.levels.played(out)
                 elif self._drain > 0:
                     self._drain -= 1
                 elif player is None:
@@ -230,13 +293,16 @@ class PortMedia:
                     if isinstance(app, RecordedLink):
                         app.played(out)  # a line <-> SIP call: the leg's audio is recorded
                 else:
-                    out = player.next_frame(self._samples).tobytes()
+                    tone = player.next_frame(self._samples)
+                    if self._over_call:
+                        far = np.frombuffer(self._next_frame(sip), dtype="<i2")
+                        tone = np.clip(tone.astype(np.int32) + far, -32768, 32767)
+                    out = tone.astype("<i2", copy=False).tobytes()
                     self.stream.write_frame(out)
                     self.levels.played(out)
                     if self.tone_started_at is None:
                         self.tone_started_at = time.monotonic()
                 self.frames += 1
-                pcm = np.frombuffer(heard, dtype="<i2")
                 detector = self._detector
                 if detector is not None:
                     for event in detector.feed(pcm):
@@ -276,6 +342,35 @@ class PortMedia:
             sip.frames += 1
             return bytes(out)
         return self._silence
+
+    def _call_waiting_frames(self, heard: npt.NDArray[np.int16]) -> list[bytes] | None:
+        """Type II's frames to play this period (None: none in progress, or audio flows).
+
+        Normally one; when the far end is first muted, also the cushion of an on-hook
+        transmission, written ahead (silence: the CAS comes later) so that a late answer to
+        the card's clock does not cut a hole in the FSK.  It is taken back (periods with
+        nothing written) once the exchange is over.
+        """
+        cw = self._call_waiting
+        if cw is None or cw.reported:
+            return None
+        line = cw.line
+        was_muted = line.muted
+        out = line.frame(heard)
+        frames = [] if out is None else [out]
+        if out is not None and not was_muted:
+            quiet = np.zeros(len(heard), dtype=np.int16)
+            while cw.ahead < ON_HOOK_CUSHION_FRAMES and not line.done:
+                extra = line.frame(quiet)
+                if extra is None:
+                    break
+                frames.append(extra)
+                cw.ahead += 1
+        if line.done:
+            cw.reported = True
+            self._drain = cw.ahead
+            cw.on_done(self.port, line)
+        return [f.astype("<i2", copy=False).tobytes() for f in frames] or None
 
     def _on_hook_frame(self, tx: _OnHook) -> None:
         samples = self._samples

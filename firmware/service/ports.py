@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from drivers.linecard import protocol as card
+from firmware.dsp.callerid.type2 import ACK_DIGITS
 from firmware.dsp.profiles import CountryProfile
 from firmware.dsp.tones import ToneSpec
 from firmware.lines import messages as m
@@ -89,6 +90,8 @@ class CallerIdStop:
 
 Action = ToneChange | Report | CardCommand | CallerIdStart | CallerIdStop
 
+ACK_GUARD_OPEN: Final = -1  # guard_acknowledgement(): for as long as the handshake runs
+
 
 class PortController:
     """One port's line machine plus the translation to and from the wire protocol."""
@@ -119,6 +122,10 @@ class PortController:
         self.tone: m.Tone | None = None
         # New voicemail waiting: dial tone becomes the stutter dial tone (firmware.service.apps).
         self.message_waiting = False
+        # Type II caller ID: the phone's ACK digit is for us, not for call control (it would
+        # go to a SIP far end as a DTMF event).  None: no guard; ACK_GUARD_OPEN: while the
+        # handshake runs; else until this host time (ms), for a card that reports late.
+        self._ack_guard_until: int | None = None
 
     @property
     def state(self) -> str:
@@ -136,10 +143,34 @@ class PortController:
         return self._run(event, now)
 
     def on_digit(self, digit: str, now: int) -> list[Action]:
-        """A DTMF digit from the media loop's detector."""
-        if not isinstance(self.machine, FxsPort) or self.machine.hook_on:
+        """A DTMF digit from the media loop's detector.
+
+        FXO: a digit heard from the exchange line while seized (the caller at the far end
+        pressing keys) goes to call control as ``DigitDialled``; the line machine has no use
+        for it.
+        """
+        if isinstance(self.machine, FxoPort):
+            if not self.machine.off_hook:
+                return []
+            return [Report(self.port, m.DigitDialled(digit, m.DialMethod.DTMF))]
+        if self.machine.hook_on or self._swallow_ack(digit, now):
             return []
         return self._run(m.DtmfDigit(digit), now)
+
+    def guard_acknowledgement(self, until: int | None) -> None:
+        """Keep type II ACK digits from call control: until ``until`` (host ms), or for as
+        long as the handshake runs (``ACK_GUARD_OPEN``)."""
+        self._ack_guard_until = until
+
+    def _swallow_ack(self, digit: str, now: int) -> bool:
+        until = self._ack_guard_until
+        if until is None or digit not in ACK_DIGITS:
+            return False
+        if until != ACK_GUARD_OPEN and now > until:
+            self._ack_guard_until = None
+            return False
+        log.info("port %d: DTMF %s taken as the type II acknowledgement", self.port, digit)
+        return True
 
     def on_call(self, event: m.FxsEvent | m.FxoEvent, now: int) -> list[Action]:
         """An event from call control (Alert, Connect, Originate ...) for the line machine."""
@@ -175,7 +206,9 @@ class PortController:
                 at = self._clock.to_host(ts, now)
                 return m.HookOff(at=at) if off else m.HookOn(at=at)
             case card.Digit() if isinstance(self.machine, FxsPort):
-                return None if self.machine.hook_on else m.DtmfDigit(message.char)
+                if self.machine.hook_on or self._swallow_ack(message.char, now):
+                    return None
+                return m.DtmfDigit(message.char)
             case card.RingDetect(active=on, timestamp_ms=ts) if self.kind is card.PortKind.FXO:
                 return m.RingVoltage(on=on, at=self._clock.to_host(ts, now))
             case card.PolarityChange(timestamp_ms=ts) if self.kind is card.PortKind.FXO:

@@ -18,13 +18,17 @@ from drivers.sim.signals import (
     CallerIdBurst,
     CallerIdReceiver,
     CallerIdRenderer,
+    CallWaitingReceiver,
     DecodedCallerId,
     DigitDetector,
     Exchange,
+    NoBurst,
+    SendAck,
     ToneRenderer,
 )
 from drivers.sim.tones import Pcm
-from firmware.dsp.callerid import transmit
+from firmware.dsp.callerid import transmit, type2
+from firmware.dsp.callerid.fsk import FskStandard
 from firmware.dsp.callerid.messages import DateTime
 from firmware.dsp.dtmf import DtmfDetector, DtmfEnd
 from firmware.dsp.profiles import CallerIdSpec, CountryProfile, ProfileError, get_profile
@@ -78,6 +82,29 @@ class _Receiver:
 
     def feed(self, frame: Pcm) -> list[DecodedCallerId]:
         return [DecodedCallerId(h.number, h.name, h.date, h.error) for h in self._rx.feed(frame)]
+
+
+class _CallWaitingReceiver:
+    """A type II telephone (``firmware.dsp.callerid.type2.CallWaitingReceiver``)."""
+
+    def __init__(self, profile: CountryProfile, ack_digit: str) -> None:
+        spec = profile.callerid
+        standard: FskStandard = "bell202" if spec.standard == "bell202" else "v23"
+        try:
+            self._rx = type2.CallWaitingReceiver(standard, ack_digit=ack_digit)
+        except ValueError as exc:
+            raise SimError(str(exc)) from None
+
+    def feed(self, frame: Pcm) -> list[SendAck | NoBurst | DecodedCallerId]:
+        out: list[SendAck | NoBurst | DecodedCallerId] = []
+        for event in self._rx.feed(frame):
+            if isinstance(event, type2.SendAck):
+                out.append(SendAck(event.digit))
+            elif isinstance(event, type2.NoBurst):
+                out.append(NoBurst())
+            elif (h := callerid_rx.heard(event)) is not None:
+                out.append(DecodedCallerId(h.number, h.name, h.date, h.error))
+        return out
 
 
 def caller_id_renderer(profile: CountryProfile) -> CallerIdRenderer:
@@ -135,6 +162,9 @@ class DspKit:
 
     def caller_id_receiver(self, country: str) -> CallerIdReceiver | None:
         return _Receiver(_profile(country))
+
+    def call_waiting_receiver(self, country: str, ack_digit: str) -> CallWaitingReceiver | None:
+        return _CallWaitingReceiver(_profile(country), ack_digit)
 
 
 def _profile(country: str) -> CountryProfile:

@@ -354,9 +354,11 @@ def render_call_waiting(
     name: str | None = None,
     when: DateTime | None = None,
     rate: int = SAMPLE_RATE,
+    cas: CasStandard | None = None,
 ) -> CallWaitingBurst:
     """Caller ID on call waiting: FSK with no seizure and a short mark (SR-TSV-002476,
-    EN 300 659-2), behind a Bell CAS or an ETSI DT-AS as the line's protocol has it.
+    EN 300 659-2), behind a Bell CAS or an ETSI DT-AS as ``cas`` says (default: as the
+    line's protocol has it).
 
     DTMF caller ID has no off-hook form: a line that sends DTMF gets the V.23 burst (as
     EN 300 659-2 specifies for every ETSI network).
@@ -373,5 +375,6 @@ def render_call_waiting(
         mark_bits=fsk.params_for(standard).cidcw_mark_bits,
         rate=rate,
     )
-    cas: CasStandard = "bell" if fsk_spec.protocol == "telcordia" else "etsi"
+    if cas is None:
+        cas = "bell" if fsk_spec.protocol == "telcordia" else "etsi"
     return CallWaitingBurst(cas, burst, rate)

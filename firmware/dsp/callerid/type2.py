@@ -2,10 +2,10 @@
 
 While a call is in progress the exchange (our FXS port) mutes the far end, sends the CPE
 alerting signal (CAS, 2130 Hz + 2750 Hz), and waits for the telephone to acknowledge with a
-DTMF digit ('A' or 'D').  Only then does it send the FSK burst, without channel seizure and
-with a short mark signal (:func:`firmware.dsp.callerid.fsk.modulate_message` with
-``call_waiting=True``).  No acknowledgement, no burst: a telephone without type II would
-otherwise hear the modem.
+DTMF digit ('D', or 'A' from an ADSI set).  Only then does it send the FSK burst, without
+channel seizure and with a short mark signal
+(:func:`firmware.dsp.callerid.fsk.modulate_message` with ``call_waiting=True``).  No
+acknowledgement, no burst: a telephone without type II would otherwise hear the modem.
 
 - :func:`cas_tone` renders the alerting signal (Bell CAS 80 ms, ETSI DT-AS 100 ms);
 - :class:`CasDetector` finds it in received audio (FXO side), refusing speech;
@@ -44,9 +44,14 @@ CAS_MAX_MS: Final = 130.0  # longest accepted (ETSI 110 ms, plus margin)
 CAS_PURITY: Final = 0.8  # share of the block energy the two tones must hold (speech: far less)
 
 # Handshake (FXS side).
-ACK_DIGITS: Final = frozenset("AD")  # SR-TSV-002476: 'A' non-ADSI CPE, 'D' ADSI CPE
+ACK_DIGITS: Final = frozenset("AD")  # SR-TSV-002476: 'D' non-ADSI CPE, 'A' ADSI CPE;
+# ETSI EN 300 659-2 requires 'D' to be accepted (other digits only in some networks).
+DEFAULT_ACK_DIGIT: Final = "D"  # what a plain (non-ADSI) caller ID telephone sends
 ACK_WINDOW_MS: Final = 160.0  # SR-TSV-002476: ACK must start within 160 ms of CAS end
 FSK_AFTER_ACK_MS: Final = 60.0  # SR-TSV-002476: FSK starts 50..500 ms after the ACK
+# Round trip an audio path may add between our CAS and the ACK we hear (a line card's PCM
+# FIFO both ways); beyond this the phone could not tell which CAS it answered.
+MAX_ACK_LATENCY_MS: Final = 500.0
 
 CasStandard = Literal["bell", "etsi"]
 
@@ -217,7 +222,8 @@ class CallWaitingSender:
 
     Sans-IO: ``start(now_ms)`` returns the CAS to play; ``on_digit(digit, now_ms)`` takes the
     digits the line's DTMF detector reports; ``poll(now_ms)`` advances timers.  Each returns
-    actions; ``deadline()`` says when ``poll`` is next due.
+    actions; ``deadline()`` says when ``poll`` is next due.  ``ack_latency_ms`` widens the
+    ACK window by the round trip of the audio path between this code and the telephone.
     """
 
     def __init__(
@@ -226,10 +232,17 @@ class CallWaitingSender:
         *,
         cas_standard: CasStandard = "bell",
         rate: int = SAMPLE_RATE,
+        ack_latency_ms: float = 0.0,
     ) -> None:
+        if not 0 <= ack_latency_ms <= MAX_ACK_LATENCY_MS:
+            raise ValueError(
+                f"ACK latency must be 0..{MAX_ACK_LATENCY_MS} ms, got {ack_latency_ms}"
+            )
         self._burst = burst
         self._cas = cas_tone(standard=cas_standard, rate=rate)
         self._rate = rate
+        # The window is the telephone's; the audio path adds this much round trip to it.
+        self._window_ms = ACK_WINDOW_MS + ack_latency_ms
         self.state = CallWaitingState.IDLE
         self.ack_digit: str | None = None
         self._deadline: float | None = None
@@ -273,7 +286,7 @@ class CallWaitingSender:
             due = self._deadline
             if self.state is CallWaitingState.ALERTING:
                 self._fire(Event.CAS_ENDED)
-                self._deadline = due + ACK_WINDOW_MS
+                self._deadline = due + self._window_ms
             elif self.state is CallWaitingState.AWAITING_ACK:
                 self._fire(Event.WINDOW_EXPIRED)
                 self._deadline = None
@@ -328,7 +341,7 @@ class CallWaitingReceiver:
         self,
         standard: fsk_module.FskStandard = "bell202",
         *,
-        ack_digit: str = "A",
+        ack_digit: str = DEFAULT_ACK_DIGIT,
         rate: int = SAMPLE_RATE,
     ) -> None:
         if ack_digit not in ACK_DIGITS:
