@@ -401,3 +401,18 @@ def test_pickup_answers_a_group_call_ringing_elsewhere() -> None:
     assert (box.st(2), box.st(3)) == (S.IDLE, S.IDLE)
     assert frozenset((1, 4)) in box.joined and box.st(1) is S.TALKING
     assert box.cc.calls_view()[0].ports == (1, 4)
+
+
+def test_queue_caller_hanging_up_while_an_agent_rings_stops_both() -> None:
+    box = Box(config(queue()))
+    box.cc.groups.agents.add("103")
+    box.lift(1)
+    box.dial(1, "700")
+    assert box.st(3) is S.RINGING
+    mark = len(box.sent)
+    box.hang_up(1)
+    assert StopApp(1) in box.since(mark) and box.st(3) is S.IDLE
+    assert box.cc.groups.waiting() == [] and box.cc.calls_view() == []
+    box.lift(2)  # and the queue takes the next caller as before
+    box.dial(2, "700")
+    assert box.st(3) is S.RINGING and box.cc.groups.waiting()[0].position == 1
