@@ -532,6 +532,15 @@ class CallControl:
             # shell's mistake, and neither may stop the other calls.
             log.info("SIP leg %d is not in a call (over already?): %r ignored", event.leg, event)
             return []
+        if isinstance(event, SipEnded) and event.leg in self._referring:
+            # The far end we REFERred left before the transfer's outcome: the transfer is
+            # over; an attended one's consultation has nobody left on our side either.
+            _, consult, _ = self._referring.pop(event.leg)
+            out = self._sip_ended(call, event.leg, event.code, event.reason, now)
+            if consult is not None and consult.leg is not None:
+                if self._legs.get(consult.leg) is consult:
+                    out += self._end(consult, now)
+            return out
         if self._replacing and (
             event.leg in self._replacing
             or (

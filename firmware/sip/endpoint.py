@@ -834,7 +834,8 @@ class _Core:
 
     def bridge_calls(self, a: int, b: int) -> None:
         """Connect the audio of calls ``a`` and ``b`` both ways, now or once both have it."""
-        self._call(a), self._call(b)
+        for call_id in (a, b):
+            self._call(call_id)  # both must be up: SipUsageError otherwise
         for c in (a, b):
             old = self.pairs.get(c)
             if old is not None and old not in (a, b):

@@ -123,3 +123,19 @@ def test_an_incoming_trunk_call_answered_by_a_phone() -> None:
     assert all(r.direction == "inbound" and r.disposition == "answered" for r in legs.values())
     assert legs["trunk prov"].source.number == "5551234"
     assert not box.recorder.anomalies
+
+
+def test_an_ip_phone_bridged_out_through_the_trunk_leaves_a_record_per_leg() -> None:
+    box = LoggedBox()
+    leg = box.incoming_call("05551234", kind="user", account="local", peer="102")
+    out = box.placed().leg
+    box.sip(SipRinging(out))
+    box.advance(2000)
+    box.sip(SipAnswered(out))
+    box.advance(5000)
+    box.sip(SipEnded(leg, 200))
+    legs = {(str(r.where), r.disposition) for r in box.records}
+    assert legs == {("trunk local", "answered"), ("trunk prov", "answered")}, box.records
+    assert len({r.call for r in box.records}) == 1
+    assert all(r.talk_s > 4.5 for r in box.records)
+    assert box.recorder.in_flight == 0 and not box.recorder.anomalies

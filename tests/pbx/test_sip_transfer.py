@@ -130,6 +130,17 @@ def test_attended_transfer_sends_refer_with_replaces() -> None:
     assert box.open_legs == set()
 
 
+def test_the_referred_party_leaving_during_an_attended_refer_ends_the_consultation() -> None:
+    box = box3()
+    leg = trunk_call_on_port_1(box)
+    out = consult(box)
+    box.sip(SipAnswered(out))
+    box.hang_up(1)
+    assert box.sip(SipEnded(leg, 200)) == [HangupSip(out)]
+    assert box.open_legs == set()
+    assert box.sip(SipTransferred(leg, 200, "OK")) == []  # too late: nothing left to do
+
+
 def test_failed_attended_refer_bridges_the_two_legs_here() -> None:
     box = box3()
     leg = trunk_call_on_port_1(box)
