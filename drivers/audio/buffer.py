@@ -149,6 +149,14 @@ class DriftBuffer:
 
     # --- consumer side ----------------------------------------------------------------------
 
+    def discard(self) -> int:
+        """Drop every sample buffered now (a new listener must not hear an earlier one's
+        audio); the producer may go on pushing meanwhile.  Returns how many were dropped."""
+        dropped = self._w - self._r
+        self._r += dropped  # publish: the space is free
+        self._primed = False
+        return dropped
+
     def pop(self) -> bytes:
         """One frame: audio if available, else silence.  Allocates the returned bytes."""
         out = bytearray(self._n * SAMPLE_BYTES)

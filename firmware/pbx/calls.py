@@ -1444,10 +1444,14 @@ class CallControl:
                         return self._ring_extension(call, fxs, now)
                     case ToFxo(fxo=fxo):
                         return self._seize_fxo(call, fxo, decision.number, now)
-                    case ToTrunk(trunk=trunk):
+                    case ToTrunk(trunk=trunk) if call.caller is not None:
                         return self._place_sip(call, trunk, decision.number, now)
                     case ToGroup(number=group):
                         return self._hunt_start(call, group, now)
+                    case ToTrunk():  # bridging from an application port is not wired yet
+                        return self._fail(
+                            call, now, "IVR: a SIP caller cannot go out through a trunk yet"
+                        )
         return self._fail(call, now, f"IVR: cannot transfer to {target}")
 
     def app_finished(self, port: int, now: int) -> list[CallCommand]:
@@ -1491,6 +1495,8 @@ class CallControl:
         out: list[CallCommand] = [LineEvent(line, m.Originate())]
         if call.leg is not None and call.leg_in:
             call.leg_audio = line
+            if call.connected_caller:  # answered already (by the IVR)
+                return [*out, ConnectSip(call.leg, line)]
             return [*out, AnswerSip(call.leg), ConnectSip(call.leg, line)]
         assert call.caller is not None
         if call.connected_caller:

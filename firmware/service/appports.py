@@ -65,16 +65,22 @@ class LegStream(PcmStream):
         self._downlink = downlink
         self._clock = clock or DeviceClock(fmt.frame_ms / 1000)
         self._frame = bytearray(fmt.bytes_per_frame)
-        # What an earlier caller left in the buffers must not reach this one.  The bridge
-        # does not touch them until call control connects the leg, which comes after this.
+        # What an earlier session played must not reach this caller.  pjmedia reads the
+        # uplink only while a call is connected to the port, which comes after this.
         uplink.reset()
-        downlink.reset()
+        # What the earlier caller said is dropped by the first read instead: the bridge may
+        # still be disconnecting that call, and only this buffer's consumer may take from it.
+        self._fresh = True
 
     def read_frame(self) -> bytes:
         if self.closed:
             raise AudioDeviceError("application port stream is closed")
         self._clock.wait_next()
-        self._downlink.pop_into(self._frame)
+        down = self._downlink
+        if self._fresh:
+            self._fresh = False
+            down.discard()
+        down.pop_into(self._frame)
         return bytes(self._frame)
 
     def write_frame(self, frame: bytes | bytearray | memoryview) -> None:

@@ -71,6 +71,21 @@ def test_overrun_drops_the_incoming_chunk_and_counts_it():
     assert got[0] == 0 and got == sorted(got)
 
 
+def test_discard_drops_what_is_buffered_and_primes_again():
+    buf = DriftBuffer(F8, target_frames=2)
+    n = F8.samples_per_frame
+    for k in range(3):
+        buf.push(ramp(k * n, n))
+    buf.pop()  # a partial frame left behind by drift correction must go too
+    buf.push(ramp(3 * n, 7))
+    assert buf.discard() == 2 * n + 7
+    assert buf.fill == 0 and buf.discard() == 0
+    buf.push(ramp(1000, n))
+    assert buf.pop() == bytes(2 * n)  # priming again: silence, nothing old
+    buf.push(ramp(1000 + n, n))
+    assert samples(buf.pop()) == list(range(1000, 1000 + n))
+
+
 def test_underrun_gives_silence_then_reprimes():
     buf = DriftBuffer(F8, target_frames=2)
     n = F8.samples_per_frame

@@ -22,13 +22,14 @@ from firmware.pbx.calls import (
     ConnectSip,
     DisconnectSip,
     HangupSip,
+    PlaceSipCall,
     RingSip,
     SipAnswered,
     SipDtmf,
     SipEnded,
     SipRinging,
 )
-from firmware.store.ivrconfig import GoExtension, GoVoicemail
+from firmware.store.ivrconfig import GoDial, GoExtension, GoVoicemail
 from firmware.store.schema import ConferenceRoom, Config, Extension, IvrMenu, IvrOption
 from firmware.store.validate import check
 from tests.pbx.sipbox import Box, sip_config
@@ -207,3 +208,18 @@ def test_the_records_of_a_sip_caller_the_ivr_puts_through() -> None:
     assert legs["trunk prov"].disposition == "answered"
     assert legs["port 2"].disposition == "cancelled" and legs["port 2"].answer is None
     assert not box.recorder.anomalies
+
+
+def test_the_ivr_dials_out_for_a_sip_caller_on_an_exchange_line_not_a_trunk() -> None:
+    box = Box(ivr_config("500"))
+    leg = box.incoming_call("4930123456")
+    answers = box.sent.count(AnswerSip(leg))
+    box._commands(box.cc.app_transfer(APP, GoDial("112"), box.now))  # emergency: fxo:0
+    assert box.seized(3) and box.audio == {leg: 3}
+    assert box.sent.count(AnswerSip(leg)) == answers  # no second 200
+    box.sip(SipEnded(leg, 200, "BYE"))
+    leg = box.incoming_call("4930123456")
+    box._commands(box.cc.app_transfer(APP_PORTS[1], GoDial("0301234"), box.now))
+    box._commands(box.cc.app_transfer(APP, GoDial("0301234"), box.now))
+    assert box.sent[-1] == HangupSip(leg, 404) and box.audio == {}
+    assert not any(isinstance(c, PlaceSipCall) for c in box.sent)

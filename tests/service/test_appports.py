@@ -24,7 +24,7 @@ from firmware.store.db import DB_FILENAME, Database
 from firmware.store.schema import RecordingConfig
 from tests.service.test_recording import FMT, FRAME, dominant_hz, tone, wait_for
 
-CALLER_HZ, PROMPT_HZ, LINE_HZ = 400.0, 700.0, 1000.0
+CALLER_HZ, PROMPT_HZ, LINE_HZ, STALE_HZ = 400.0, 700.0, 1000.0, 2000.0
 
 
 class Bridge:
@@ -65,6 +65,9 @@ def start(media: PortMedia) -> Callable[[], None]:
 
 def test_an_application_port_plays_to_its_leg_and_hears_it() -> None:
     up, down = DriftBuffer(FMT), DriftBuffer(FMT)
+    stale = tone(STALE_HZ, -10.0, 0.2)  # what the port's previous caller said
+    for i in range(0, len(stale), FRAME):
+        down.push(stale[i : i + FRAME])
     stream = LegStream(FMT, up, down)
     media = PortMedia(1001, stream, detect_dtmf=False, on_digit=print, on_failure=print)
     drained: list[int] = []
@@ -84,8 +87,12 @@ def test_an_application_port_plays_to_its_leg_and_hears_it() -> None:
     first = int(np.argmax(np.abs(sent) > 100))
     prompt = sent[first : first + 4000]
     assert len(prompt) == 4000 and dominant_hz(prompt) == pytest.approx(PROMPT_HZ, abs=5)
-    got = np.frombuffer(bytes(heard), "<i2")[-8000:]
-    assert dominant_hz(got) == pytest.approx(CALLER_HZ, abs=5)
+    got = np.frombuffer(bytes(heard), "<i2")
+    assert dominant_hz(got[-8000:]) == pytest.approx(CALLER_HZ, abs=5)
+    frames = [got[i : i + 160] for i in range(0, len(got), 160)]
+    assert not any(
+        np.abs(f).max() > 100 and dominant_hz(f) == pytest.approx(STALE_HZ, abs=60) for f in frames
+    ), "the previous caller's audio reached the application"
     # Paced by its own clock: about 50 frames a second, never a burst.
     assert media.frames > 0 and link.frames_played == 50
     with pytest.raises(AudioDeviceError):
