@@ -165,6 +165,14 @@ def match(heard: np.ndarray, template: np.ndarray) -> float:
     return float(np.max(np.abs(corr) / norm))
 
 
+def heard_in(heard: np.ndarray, template: np.ndarray, chunk: int = 2000) -> float:
+    """How surely ``template`` is in ``heard``: the median :func:`match` of its 250 ms
+    pieces, each found on its own, so that a frame lost or slipped on a loaded machine
+    spoils one piece, not the whole."""
+    pieces = [template[i : i + chunk] for i in range(0, len(template) - chunk + 1, chunk)]
+    return float(np.median([match(heard, p) for p in pieces]))
+
+
 def test_a_busy_extension_greets_busy_and_no_answer_greets_unavailable(
     box: Appliance, tmp_path: Path
 ) -> None:
@@ -172,8 +180,7 @@ def test_a_busy_extension_greets_busy_and_no_answer_greets_unavailable(
     # The default unavailable greeting: "The person at extension" 1 0 2 "is not available".
     unavailable = prompts.sequence([vm.P_EXTENSION, *vm.say_digits("102"), vm.P_NOT_AVAILABLE])
     # Matched on their first thirds: the words that differ ("... is on the phone" and
-    # "is not available"; both end "Please leave a message ..."), and short enough that a
-    # frame lost on a loaded machine rarely falls inside.
+    # "is not available"; both end "Please leave a message ...").
     busy = prompts.get(vm.P_BUSY).pcm
     busy = busy[: len(busy) // 3]
     not_available = prompts.get(vm.P_NOT_AVAILABLE).pcm
@@ -190,8 +197,8 @@ def test_a_busy_extension_greets_busy_and_no_answer_greets_unavailable(
     box.sim(target="handset", number=1, action="dial", digits="102")
     box.wait_log("port 1: LeaveMessage started")
     heard = recorded(tmp_path / "b.wav", seconds)
-    assert match(heard, busy) > 0.8
-    assert match(heard, not_available) < 0.5
+    assert heard_in(heard, busy) > 0.9
+    assert heard_in(heard, not_available) < 0.75
     box.sim(target="handset", number=1, action="on-hook")
     box.sim(target="handset", number=2, action="on-hook")
     box.wait_log("port 1: LeaveMessage ended")
@@ -207,8 +214,8 @@ def test_a_busy_extension_greets_busy_and_no_answer_greets_unavailable(
     wait_status(box, 2, "ringing", True)
     box.wait_log("port 1: LeaveMessage started", count=2, timeout=NO_ANSWER_S + 20)
     heard = recorded(tmp_path / "u.wav", seconds)
-    assert match(heard, not_available) > 0.8
-    assert match(heard, busy) < 0.5
+    assert heard_in(heard, not_available) > 0.9
+    assert heard_in(heard, busy) < 0.75
     box.sim(target="handset", number=1, action="on-hook")
     box.wait_log("port 1: LeaveMessage ended", count=2)
 
@@ -245,6 +252,6 @@ def test_a_busy_extension_greets_busy_and_no_answer_greets_unavailable(
     loud = [f for f in heard[: len(heard) // 160 * 160].reshape(-1, 160) if np.std(f) > 100]
     greeting = [f for f in loud if abs(dominant_hz(np.tile(f, 8)) - GREETING_HZ) < 60]
     assert len(greeting) >= 50  # a second of it at least (2 s were recorded)
-    assert match(heard, busy) < 0.5
+    assert heard_in(heard, busy) < 0.75
     box.sim(target="handset", number=1, action="on-hook")
     box.sim(target="handset", number=2, action="on-hook")
