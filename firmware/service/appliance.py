@@ -564,8 +564,9 @@ class Appliance:
                     self._send_caller_id(port, identity, off_hook, action.already_ms)
                 case CallerIdStop(port=port):
                     if self.cid_tx is not None:
-                        if self.cid_tx.busy(port) and port in self.ports:
-                            self.ports[port].guard_acknowledgement(self._now() + ACK_LATE_MS)
+                        controller = self.ports.get(port)
+                        if controller is not None and controller.acknowledgement_guarded:
+                            controller.guard_acknowledgement(self._now() + ACK_LATE_MS)
                         self.cid_tx.stop(port)
                 case Report(port=port, report=report):
                     self.counters.reports += 1
@@ -620,8 +621,9 @@ class Appliance:
     def _caller_id_sent(self, port: int) -> None:
         controller = self.ports.get(port)
         if controller is not None:
-            # A card that detects digits reports the ACK when it ends: it may come late.
-            controller.guard_acknowledgement(self._now() + ACK_LATE_MS)
+            if controller.acknowledgement_guarded:
+                # A card that detects digits reports the ACK when it ends: it may come late.
+                controller.guard_acknowledgement(self._now() + ACK_LATE_MS)
             self._spawn(self._apply(controller.on_call(m.CallerIdSent(), self._now())))
             self._port_changed(port)
 

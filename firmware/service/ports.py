@@ -162,6 +162,11 @@ class PortController:
         long as the handshake runs (``ACK_GUARD_OPEN``)."""
         self._ack_guard_until = until
 
+    @property
+    def acknowledgement_guarded(self) -> bool:
+        """A type II handshake is running (its ACK digits are kept from call control)."""
+        return self._ack_guard_until == ACK_GUARD_OPEN
+
     def _swallow_ack(self, digit: str, now: int) -> bool:
         until = self._ack_guard_until
         if until is None or digit not in ACK_DIGITS:

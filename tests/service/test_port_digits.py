@@ -42,6 +42,7 @@ def dialled(digit: str) -> list[m.Report]:
 def test_the_ack_digit_is_kept_from_call_control_while_type_ii_runs() -> None:
     controller = off_hook_fxs()
     controller.guard_acknowledgement(ACK_GUARD_OPEN)
+    assert controller.acknowledgement_guarded
     assert reports(controller.on_digit("D", 2000)) == []  # the media loop's receiver
     assert card_digit(controller, "A", 2100) == []  # or the card's
     assert reports(controller.on_digit("5", 2200)) == dialled("5")  # other keys go through
@@ -54,5 +55,6 @@ def test_the_ack_digit_is_kept_from_call_control_while_type_ii_runs() -> None:
 
 def test_without_type_ii_a_and_d_are_ordinary_keys() -> None:
     controller = off_hook_fxs()
+    assert not controller.acknowledgement_guarded
     assert reports(controller.on_digit("D", 2000)) == dialled("D")
     assert card_digit(controller, "A", 2100) == dialled("A")
