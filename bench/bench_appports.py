@@ -1,4 +1,6 @@
-"""Application ports (firmware.service.appports): what the media loops of SIP callers cost.
+"""Application ports (firmware.service.appports): what the media loops of SIP callers cost,
+and what their idle bridge ports cost the SIP endpoint (pjmedia calls every bridge port's
+Python callback each tick, connected or not).
 
 All four ports of the pool run at once, each playing a prompt to its caller through an
 AppLink while a stand-in for pjmedia's clock (one thread, 20 ms) feeds every downlink and
@@ -9,6 +11,7 @@ produced against its clock (a loop that falls behind resyncs rather than burstin
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -20,12 +23,20 @@ from firmware.pbx.apps import APP_PORTS
 from firmware.service.appports import LegStream
 from firmware.service.apps import AppLink
 from firmware.service.media import PortMedia
+from firmware.sip.endpoint import SipEndpoint
+from firmware.sip.settings import EndpointSettings
 
 SECONDS = 10.0
+LINES = (1, 2, 3, 4, 5, 6)  # a 4 FXS + 2 FXO card
 FMT = PcmFormat(8000, 20)
 
 
 def main() -> None:
+    media_loops()
+    idle_bridge_ports()
+
+
+def media_loops() -> None:
     rng = np.random.default_rng(1)
     prompt = rng.integers(-4000, 4000, int(SECONDS * 8000) + 8000, dtype="<i2").tobytes()
     caller = rng.integers(-4000, 4000, 160, dtype="<i2").tobytes()
@@ -82,3 +93,24 @@ def main() -> None:
     )
     under = [down.stats().underruns for _up, down in pairs]
     print(f"   downlink underruns per port: {under}")
+
+
+async def _idle_cpu(ports: tuple[int, ...]) -> float:
+    ep = SipEndpoint(EndpointSettings(line_ports=ports, codecs=("PCMU",)))
+    await ep.start()
+    try:
+        await asyncio.sleep(1.0)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        await asyncio.sleep(SECONDS)
+        return 100 * (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    finally:
+        await ep.stop()
+
+
+def idle_bridge_ports() -> None:
+    lines = asyncio.run(_idle_cpu(LINES))
+    more = asyncio.run(_idle_cpu((*LINES, *APP_PORTS)))
+    print(
+        f"   idle SIP endpoint CPU: {len(LINES)} line ports {lines:.2f} %, "
+        f"with the {len(APP_PORTS)} application ports {more:.2f} %"
+    )
