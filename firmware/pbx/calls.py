@@ -1073,7 +1073,10 @@ class CallControl:
         out: list[CallCommand] = []
         if self._waiting.get(callee) is call:
             del self._waiting[callee]
-            out.append(LineEvent(callee, m.CallWaitingEnd()))
+            current = self._calls.get(callee)
+            if current is not None and current.state is CallState.TALKING:
+                # Not when the callee's own call ended meanwhile (it hears busy tone).
+                out.append(LineEvent(callee, m.CallWaitingEnd()))
         elif self._calls.get(callee) is call:
             del self._calls[callee]
             out.append(LineEvent(callee, m.CancelAlert()))

@@ -223,3 +223,19 @@ def test_the_ivr_dials_out_for_a_sip_caller_on_an_exchange_line_not_a_trunk() ->
     box._commands(box.cc.app_transfer(APP, GoDial("0301234"), box.now))
     assert box.sent[-1] == HangupSip(leg, 404) and box.audio == {}
     assert not any(isinstance(c, PlaceSipCall) for c in box.sent)
+
+
+def test_a_waiting_sip_caller_goes_to_voicemail_after_the_other_call_ended() -> None:
+    box = Box()
+    box.lift(1)
+    box.dial(1, "102")
+    box.lift(2)  # 101 talks to 102
+    leg = box.incoming_call("101")  # waits on 101
+    assert box.st(1) is FxsState.CALL_WAITING
+    box.hang_up(2)  # 101 hears busy now, the SIP caller still waits
+    mark = len(box.sent)
+    box.advance(NO_ANSWER_MS + 100)
+    assert StartApp(APP, LeaveMessage("101", "unavailable", FAR_NUMBER, FAR_NAME)) in box.since(
+        mark
+    )
+    assert box.audio == {leg: APP}
