@@ -518,3 +518,18 @@ def test_queue_caller_hanging_up_while_an_agent_rings_stops_both() -> None:
     box.lift(2)  # and the queue takes the next caller as before
     box.dial(2, "700")
     assert box.st(3) is S.RINGING and box.cc.groups.waiting()[0].position == 1
+
+
+def test_a_sip_caller_a_group_does_not_answer_leaves_a_message_on_an_application_port() -> None:
+    box = Box(config(group(timeout_s=10, no_answer="voicemail:102"), trunk_destination="600"))
+    leg = box.incoming_call("")
+    assert RingSip(leg) in box.sent and box.st(2) is S.RINGING
+    mark = len(box.sent)
+    box.advance(10_000)
+    sent = box.since(mark)
+    assert sent[-3:] == [
+        AnswerSip(leg),
+        ConnectSip(leg, APP),
+        StartApp(APP, LeaveMessage("102", "unavailable", "5551234", "Far End")),
+    ]
+    assert all(box.st(p) is S.IDLE for p in (2, 3, 4)) and box.audio == {leg: APP}
