@@ -298,6 +298,7 @@ class Call:
     out_account: str = ""
     remote_hold: bool = False  # the far end of ``leg`` holds the call
     app_port: int | None = None  # a SIP caller's application runs on this application port
+    leg_held: bool = False  # we hold ``leg`` (RFC 3264 sendonly): bridging it resumes it
     on_demand: OnDemand | None = None  # TALKING, policy on_demand: the record toggle
     busy_forward: bool = False  # forwarded to voicemail on busy / DND: the busy greeting
 
@@ -1074,8 +1075,8 @@ class CallControl:
         if self._waiting.get(callee) is call:
             del self._waiting[callee]
             current = self._calls.get(callee)
+            # As in _detach: a line whose own call ended meanwhile hears busy, not the tone.
             if current is not None and current.state is CallState.TALKING:
-                # Not when the callee's own call ended meanwhile (it hears busy tone).
                 out.append(LineEvent(callee, m.CallWaitingEnd()))
         elif self._calls.get(callee) is call:
             del self._calls[callee]
@@ -1136,6 +1137,7 @@ class CallControl:
             case ("leg", leg):
                 if call.leg_audio == port:
                     call.leg_audio = None
+                    call.leg_held = True
                     return [DisconnectSip(leg, port), HoldSip(leg)]
         return []
 
@@ -1154,6 +1156,7 @@ class CallControl:
                 return joined
             case ("leg", leg):
                 call.leg_audio = port
+                call.leg_held = False
                 return [LineEvent(port, m.Connect()), ConnectSip(leg, port), ResumeSip(leg)]
         return [LineEvent(port, m.Connect())]
 
@@ -1397,6 +1400,12 @@ class CallControl:
                 return [DisconnectSip(call.leg, port)]
         return []
 
+    def _app_port_of(self, call: Call) -> int:
+        """Where ``call``'s application runs: its line, or a SIP caller's application port."""
+        port = call.caller if call.caller is not None else call.app_port
+        assert port is not None
+        return port
+
     def _app_call(self, port: int) -> Call | None:
         """The call whose application runs on ``port`` (a line's or an application port)."""
         call = self._calls.get(port) or self._app_calls.get(port)
@@ -1417,10 +1426,25 @@ class CallControl:
             return []
         call.app = None
         call.connected_caller = True  # answered by the IVR: its line talks already
-        if call.app_port is not None and not isinstance(target, GoVoicemail):
+        if call.app_port is not None and not self._keeps_app_port(target):
             released = self._release_app_port(call)
             return released + self._app_transfer_to(call, target, now)
         return self._app_transfer_to(call, target, now)
+
+    def _keeps_app_port(self, target: GoExtension | GoVoicemail | GoDial) -> bool:
+        """A SIP caller the IVR sends to voicemail or a queue stays on its application port."""
+        match target:
+            case GoVoicemail():
+                return True
+            case GoExtension(number=number):
+                return self.groups.kind(number) == "queue"
+            case GoDial(number=number):
+                decision = self._router.route(number)
+                return (
+                    isinstance(decision, Routed)
+                    and isinstance(decision.destination, ToGroup)
+                    and self.groups.kind(decision.destination.number) == "queue"
+                )
 
     def _app_transfer_to(
         self, call: Call, target: GoExtension | GoVoicemail | GoDial, now: int
@@ -1451,10 +1475,8 @@ class CallControl:
                         return self._place_sip(call, trunk, decision.number, now)
                     case ToGroup(number=group):
                         return self._hunt_start(call, group, now)
-                    case ToTrunk():  # bridging from an application port is not wired yet
-                        return self._fail(
-                            call, now, "IVR: a SIP caller cannot go out through a trunk yet"
-                        )
+                    case ToTrunk(trunk=trunk):  # a SIP caller: a second leg, bridged with it
+                        return self._bridge_sip(call, trunk, decision.number, now)
         return self._fail(call, now, f"IVR: cannot transfer to {target}")
 
     def app_finished(self, port: int, now: int) -> list[CallCommand]:
@@ -1725,9 +1747,15 @@ class CallControl:
                 call.enter(CallState.TALKING, now)
                 call.note("answered")
                 log.info("SIP leg %d answered: bridged with SIP leg %d", leg_out, leg_in)
-                # A transferred caller talks already, and waits on hold (RFC 3264 sendonly).
-                first = ResumeSip(leg_in) if call.connected_caller else AnswerSip(leg_in)
-                return [first, BridgeSip(leg_in, leg_out)]
+                # A transferred caller talks already, and waits on hold (RFC 3264 sendonly);
+                # one the IVR answered was never held: a re-INVITE would be for nothing.
+                bridge: list[CallCommand] = [BridgeSip(leg_in, leg_out)]
+                if call.leg_held:
+                    call.leg_held = False
+                    return [ResumeSip(leg_in), *bridge]
+                if not call.connected_caller:
+                    return [AnswerSip(leg_in), *bridge]
+                return bridge
             case SipEnded(code=code, reason=reason):
                 del self._legs[leg_out]
                 call.sip_code = code
@@ -1788,9 +1816,11 @@ class CallControl:
         b.leg, b.leg_in, b.account = x, True, a.account
         b.caller, b.caller_id = None, a.caller_id
         b.connected_caller = True
+        b.leg_held = a.leg_held
         b.note(f"legs {x} and {y} bridged by transfer")
         self._legs[x] = b
         if b.state is CallState.TALKING:
+            b.leg_held = False
             return [ResumeSip(x), BridgeSip(x, y)]
         return []  # _bridged_event connects them when the consultation answers
 
@@ -2197,12 +2227,17 @@ class CallControl:
         call.no_answer_at = None
         call.note(f"{hunt.kind} {number}")
         if hunt.kind == "queue":
-            if call.caller is None:
+            if (
+                call.caller is None
+                and call.app_port is None
+                and all(p in self._app_calls for p in self.app_ports)
+            ):
+                # A SIP caller waits on an application port (its music is played there).
                 return self._fail(
                     call,
                     now,
-                    f"queue {number}: a SIP caller cannot wait in a queue yet",
-                    code=SIP_TEMPORARILY_UNAVAILABLE,
+                    f"queue {number}: all {len(self.app_ports)} application ports in use",
+                    code=SIP_SERVICE_UNAVAILABLE,
                 )
             if self.groups.full(number):
                 log.info("queue %s is full: call from %s overflows", number, self._from(call))
@@ -2285,10 +2320,11 @@ class CallControl:
         call.callee = port
         call.note(f"{hunt.kind} {hunt.number}: {member} answered")
         log.info("%s %s: %s answered on port %d", hunt.kind, hunt.number, member, port)
-        if isinstance(call.app, WaitInQueue) and call.caller is not None:
-            out.append(StopApp(call.caller))  # the music stops
+        if isinstance(call.app, WaitInQueue):
+            out.append(StopApp(self._app_port_of(call)))  # the music stops
             call.app = None
             call.connected_caller = True
+            out += self._release_app_port(call)  # a SIP caller: its leg goes to the agent
         return out + self._answered(call, port, now)
 
     def _hunt_pickup(self, call: Call, port: int, now: int) -> list[CallCommand] | None:
@@ -2349,8 +2385,8 @@ class CallControl:
                     continue
             if hunt.announce_at is not None and now >= hunt.announce_at:
                 position = self.groups.announced(hunt, now)
-                if position is not None and call.caller is not None:
-                    out.append(AnnouncePosition(call.caller, hunt.number, position))
+                if position is not None and isinstance(call.app, WaitInQueue):
+                    out.append(AnnouncePosition(self._app_port_of(call), hunt.number, position))
         return out
 
     def _hunt_over(self, call: Call, why: str, now: int) -> list[CallCommand]:
@@ -2366,17 +2402,16 @@ class CallControl:
         where = f"{hunt.kind} {hunt.number}: {why}"
         call.note(where)
         out: list[CallCommand] = []
-        if isinstance(call.app, WaitInQueue) and call.caller is not None:
-            out.append(StopApp(call.caller))
+        if isinstance(call.app, WaitInQueue):
+            out.append(StopApp(self._app_port_of(call)))
             call.app = None
             call.connected_caller = True
+        # A SIP caller keeps its application port for voicemail or another queue.
+        if kind == "number" and self.groups.kind(number) != "queue":
+            out += self._release_app_port(call)
         if kind == "hangup":
             return out + self._hunt_fail(call, where, now)
-        if kind == "voicemail":
-            if call.caller is None:
-                return out + self._fail(
-                    call, now, f"{where}: voicemail {number}", code=SIP_TEMPORARILY_UNAVAILABLE
-                )
+        if kind == "voicemail":  # a SIP caller leaves it on an application port
             log.info("%s: voicemail %s takes the call", where, number)
             return out + self._start_app(
                 call, self._leave_message(call, number, "unavailable"), now

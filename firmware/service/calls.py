@@ -118,7 +118,7 @@ class LocalCalls:
         )
         # Queue callers' music and announcements (firmware.service.queues).
         self.queues = QueueMedia(
-            appliance.media.get,
+            lambda port: appliance.media.get(port) or appliance.app_ports.get(port),
             PromptLibrary.for_data_dir(appliance.options.data_dir),
             appliance.config,
         )
@@ -363,6 +363,16 @@ class LocalCalls:
                     self._record(command)
                 case StartApp() | StopApp() | AppDigit() if self.queues.takes(command):
                     self.queues.handle(command)
+                    # A SIP caller that hung up while waiting gets no DisconnectSip: its
+                    # application port stops here, unless voicemail or a queue follows on it.
+                    if (
+                        isinstance(command, StopApp)
+                        and command.port in self._app.app_ports
+                        and not any(
+                            isinstance(c, StartApp) and c.port == command.port for c in commands
+                        )
+                    ):
+                        self._app.app_ports.close(command.port)
                 case AnnouncePosition():
                     self.queues.announce(command)
                 case AgentChanged(extension=extension, logged_in=logged_in):

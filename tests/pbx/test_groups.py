@@ -9,8 +9,17 @@ import pytest
 
 from firmware.lines import FxsState
 from firmware.lines import messages as m
-from firmware.pbx.apps import LeaveMessage, StartApp, StopApp, WaitInQueue
-from firmware.pbx.calls import HangupSip, Join, RingSip
+from firmware.pbx.apps import APP_PORTS, LeaveMessage, StartApp, StopApp, WaitInQueue
+from firmware.pbx.calls import (
+    AnswerSip,
+    ConnectSip,
+    DisconnectSip,
+    HangupSip,
+    Join,
+    LineEvent,
+    RingSip,
+    SipEnded,
+)
 from firmware.pbx.features import Availability
 from firmware.pbx.groups import (
     QUEUE_RETRY_MS,
@@ -25,6 +34,7 @@ from firmware.store.validate import ConfigError, check
 from tests.pbx.sipbox import Box, sip_config
 
 S = FxsState
+APP = APP_PORTS[0]
 MEMBERS = ("102", "103", "104")
 
 
@@ -241,10 +251,102 @@ def test_exchange_line_and_trunk_calls_ring_the_group() -> None:
     assert box.audio[leg] == 4 and box.st(3) is S.IDLE
 
 
-def test_a_sip_caller_to_a_queue_is_refused() -> None:
-    box = Box(config(queue(), trunk_destination="700"))
+def test_a_trunk_caller_waits_in_a_queue_on_an_application_port_until_an_agent_answers() -> None:
+    box = Box(config(queue(position_period_s=20), trunk_destination="700"))
     leg = box.incoming_call("")
-    assert HangupSip(leg, 480) in box.sent
+    assert box.sent[-3:] == [
+        AnswerSip(leg),
+        ConnectSip(leg, APP),
+        StartApp(APP, WaitInQueue("700")),
+    ]
+    box.advance(100)
+    assert AnnouncePosition(APP, "700", 1) in box.sent  # spoken on the application port
+    assert [(w.queue, w.position, w.caller) for w in box.cc.groups.waiting()] == [
+        ("700", 1, "5551234")
+    ]
+    box.lift(3)
+    box.dial(3, "*45")
+    box.hang_up(3)
+    box.advance(QUEUE_RETRY_MS)
+    assert box.st(3) is S.RINGING and box.audio == {leg: APP}
+    mark = len(box.sent)
+    box.lift(3)
+    sent = box.since(mark)
+    # The music stops, the leg leaves the application port for the agent's line; no second 200.
+    assert sent.index(StopApp(APP)) < sent.index(DisconnectSip(leg, APP))
+    assert sent.index(DisconnectSip(leg, APP)) < sent.index(ConnectSip(leg, 3))
+    assert box.audio == {leg: 3} and box.sent.count(AnswerSip(leg)) == 1
+    assert box.st(3) is S.TALKING and box.cc.groups.waiting() == []
+    leg2 = box.incoming_call("")  # the application port is free for the next caller
+    assert ConnectSip(leg2, APP) in box.sent
+    box.sip(SipEnded(leg, 200, "BYE"))
+    assert box.st(3) is not S.TALKING
+
+
+def test_a_sip_caller_hanging_up_in_a_queue_frees_its_application_port() -> None:
+    box = Box(config(queue(), trunk_destination="700"))
+    box.cc.groups.agents.add("102")
+    leg = box.incoming_call("")
+    assert box.st(2) is S.RINGING
+    mark = len(box.sent)
+    box.sip(SipEnded(leg, 200, "BYE"))
+    assert box.since(mark) == [LineEvent(2, m.CancelAlert()), StopApp(APP)]
+    assert box.cc.groups.waiting() == [] and box.st(2) is S.IDLE
+    leg2 = box.incoming_call("")
+    assert box.audio == {leg2: APP}
+
+
+def test_callers_beyond_the_application_ports_are_refused_by_the_queue() -> None:
+    box = Box(config(queue(), trunk_destination="700"))
+    box.cc.app_ports = APP_PORTS[:2]  # fewer ports than legs: the queue's own check refuses
+    legs = [box.incoming_call("") for _ in range(2)]
+    assert box.audio == dict(zip(legs, APP_PORTS[:2], strict=True))
+    box.cc.groups.agents.add("102")
+    extra = box.incoming_call("")
+    assert box.sent[-1] == HangupSip(extra, 503)
+    assert len(box.cc.groups.waiting()) == 2 and extra not in box.audio
+    assert box.st(2) is S.IDLE  # the refused caller rang no agent
+
+
+@pytest.mark.parametrize("overflow", ["104", "voicemail:102", "hangup", "600"])
+def test_a_sip_queue_caller_overflowing(overflow: str) -> None:
+    box = Box(config(queue(max_wait_s=30, overflow=overflow), group(), trunk_destination="700"))
+    leg = box.incoming_call("")
+    mark = len(box.sent)
+    box.advance(30_000)
+    sent = box.since(mark)
+    assert StopApp(APP) in sent and box.cc.groups.waiting() == []
+    if overflow == "voicemail:102":  # on the same application port
+        assert StartApp(APP, LeaveMessage("102", "unavailable", "5551234", "Far End")) in sent
+        assert box.audio == {leg: APP} and DisconnectSip(leg, APP) not in sent
+        return
+    assert DisconnectSip(leg, APP) in sent and APP not in box.cc._app_calls
+    if overflow == "hangup":
+        assert box.sent[-1] == HangupSip(leg) and leg not in box.open_legs
+        return
+    assert box.st(4) is S.RINGING and box.audio == {}
+    box.lift(4)
+    assert box.audio == {leg: 4} and box.sent.count(AnswerSip(leg)) == 1
+
+
+def test_the_ivr_sends_a_sip_caller_to_a_queue_on_its_application_port() -> None:
+    base = config(queue())
+    menu = IvrMenu(name="main", options=(IvrOption(digit="1", to="extension:700"),))
+    ivr = dataclasses.replace(base.ivr, enabled=True, number="500", open_menu="main", menus=(menu,))
+    trunks = tuple(dataclasses.replace(t, destination="500") for t in base.sip.trunks)
+    sip = dataclasses.replace(base.sip, trunks=trunks)
+    box = Box(check(dataclasses.replace(base, ivr=ivr, sip=sip)))
+    leg = box.incoming_call("")
+    assert box.audio == {leg: APP}
+    mark = len(box.sent)
+    box._commands(box.cc.app_transfer(APP, GoExtension("700"), box.now))
+    # The leg stays where it is: no second 200, no reconnection, the music starts there.
+    assert box.since(mark)[0] == StartApp(APP, WaitInQueue("700"))
+    assert not any(isinstance(c, AnswerSip | ConnectSip | DisconnectSip) for c in box.since(mark))
+    box.cc.groups.agents.add("102")
+    box.advance(QUEUE_RETRY_MS)
+    box.lift(2)
+    assert box.audio == {leg: 2} and StopApp(APP) in box.sent
 
 
 # --- queues through call control --------------------------------------------------------------
@@ -416,3 +518,18 @@ def test_queue_caller_hanging_up_while_an_agent_rings_stops_both() -> None:
     box.lift(2)  # and the queue takes the next caller as before
     box.dial(2, "700")
     assert box.st(3) is S.RINGING and box.cc.groups.waiting()[0].position == 1
+
+
+def test_a_sip_caller_a_group_does_not_answer_leaves_a_message_on_an_application_port() -> None:
+    box = Box(config(group(timeout_s=10, no_answer="voicemail:102"), trunk_destination="600"))
+    leg = box.incoming_call("")
+    assert RingSip(leg) in box.sent and box.st(2) is S.RINGING
+    mark = len(box.sent)
+    box.advance(10_000)
+    sent = box.since(mark)
+    assert sent[-3:] == [
+        AnswerSip(leg),
+        ConnectSip(leg, APP),
+        StartApp(APP, LeaveMessage("102", "unavailable", "5551234", "Far End")),
+    ]
+    assert all(box.st(p) is S.IDLE for p in (2, 3, 4)) and box.audio == {leg: APP}

@@ -19,11 +19,13 @@ from firmware.pbx.apps import (
 )
 from firmware.pbx.calls import (
     AnswerSip,
+    BridgeSip,
     ConnectSip,
     DisconnectSip,
     HangupSip,
     PlaceSipCall,
     RingSip,
+    SendSipDtmf,
     SipAnswered,
     SipDtmf,
     SipEnded,
@@ -32,7 +34,7 @@ from firmware.pbx.calls import (
 from firmware.store.ivrconfig import GoDial, GoExtension, GoVoicemail
 from firmware.store.schema import ConferenceRoom, Config, Extension, IvrMenu, IvrOption
 from firmware.store.validate import check
-from tests.pbx.sipbox import Box, sip_config
+from tests.pbx.sipbox import CID, Box, sip_config
 from tests.pbx.test_calllog import LoggedBox
 
 NO_ANSWER_MS = sip_config().features.no_answer_timeout_s * 1000
@@ -210,7 +212,7 @@ def test_the_records_of_a_sip_caller_the_ivr_puts_through() -> None:
     assert not box.recorder.anomalies
 
 
-def test_the_ivr_dials_out_for_a_sip_caller_on_an_exchange_line_not_a_trunk() -> None:
+def test_the_ivr_dials_out_for_a_sip_caller_on_an_exchange_line() -> None:
     box = Box(ivr_config("500"))
     leg = box.incoming_call("4930123456")
     answers = box.sent.count(AnswerSip(leg))
@@ -218,11 +220,40 @@ def test_the_ivr_dials_out_for_a_sip_caller_on_an_exchange_line_not_a_trunk() ->
     assert box.seized(3) and box.audio == {leg: 3}
     assert box.sent.count(AnswerSip(leg)) == answers  # no second 200
     box.sip(SipEnded(leg, 200, "BYE"))
+    assert box.audio == {} and not box.open_legs
+
+
+def test_the_ivr_sends_a_sip_caller_out_through_a_trunk_bridged_without_a_reinvite() -> None:
+    box = Box(ivr_config("500"))
     leg = box.incoming_call("4930123456")
-    box._commands(box.cc.app_transfer(APP_PORTS[1], GoDial("0301234"), box.now))
+    assert box.cc.app_transfer(APP_PORTS[1], GoDial("0301234"), box.now) == []  # nobody there
+    mark = len(box.sent)
     box._commands(box.cc.app_transfer(APP, GoDial("0301234"), box.now))
-    assert box.sent[-1] == HangupSip(leg, 404) and box.audio == {}
-    assert not any(isinstance(c, PlaceSipCall) for c in box.sent)
+    out = box.placed()
+    assert box.since(mark) == [
+        DisconnectSip(leg, APP),
+        PlaceSipCall(out.leg, "prov", "301234", CID),
+    ]
+    assert box.audio == {} and APP not in box.cc._app_calls
+    # The caller was answered by the IVR and never held: no 180, no second 200, no re-INVITE
+    # (ResumeSip) when the far end answers, only the bridge.
+    assert box.sip(SipRinging(out.leg)) == []
+    assert box.sip(SipAnswered(out.leg)) == [BridgeSip(leg, out.leg)]
+    assert box.bridged == {frozenset((leg, out.leg))}
+    assert box.sip(SipDtmf(leg, "5")) == [SendSipDtmf(out.leg, "5")]
+    assert box.sip(SipEnded(out.leg, 200, "BYE")) == [HangupSip(leg)]
+    assert not box.open_legs
+
+
+def test_a_trunk_refusing_the_ivr_s_sip_caller_ends_its_call() -> None:
+    box = Box(ivr_config("500"))
+    leg = box.incoming_call("4930123456")
+    box._commands(box.cc.app_transfer(APP, GoDial("0301234"), box.now))
+    out = box.placed()
+    assert box.sip(SipEnded(out.leg, 486, "Busy Here")) == [HangupSip(leg, 486)]
+    assert not box.open_legs and box.cc.call_of_leg(leg) is None
+    again = box.incoming_call("4930123456")
+    assert box.audio == {again: APP}
 
 
 def test_a_waiting_sip_caller_goes_to_voicemail_after_the_other_call_ended() -> None:
