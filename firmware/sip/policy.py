@@ -366,6 +366,7 @@ def policy_from_store(
         ban_threshold=config.security.ban.threshold,
         ban_window_s=float(config.security.ban.window_s),
         ban_s=float(config.security.ban.ban_s),
+        algorithms=config.security.digest_algorithms,
     )
 
 

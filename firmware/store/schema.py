@@ -481,6 +481,12 @@ class TollFraudConfig:
     )
 
 
+# The algorithms SIP digest has (RFC 8760 section 2.6), in the order section 2.4 asks a
+# server to offer them: the strongest first, MD5 last for old clients.  firmware.sip.digest
+# implements exactly these.
+DIGEST_ALGORITHMS: tuple[str, ...] = ("SHA-256", "MD5")
+
+
 @dataclass(frozen=True)
 class SecurityConfig:
     allowed_hosts: tuple[str, ...] = setting(
@@ -492,6 +498,16 @@ class SecurityConfig:
         20,
         "SIP requests per second accepted from one source (kernel firewall).",
         check=checks.in_range(1, 1000),
+    )
+    digest_algorithms: tuple[str, ...] = setting(
+        DIGEST_ALGORITHMS,
+        "Digest algorithms offered to IP phones, most preferred first; put MD5 first for "
+        "phones that answer only the first challenge and know only MD5.",
+        check=checks.all_of(
+            checks.non_empty,
+            checks.unique,
+            checks.each(checks.one_of_text(DIGEST_ALGORITHMS, "digest algorithm")),
+        ),
     )
     ban: BanConfig = section(BanConfig, "Banning sources that fail authentication.")
     toll_fraud: TollFraudConfig = section(TollFraudConfig, "Rules against toll fraud.")

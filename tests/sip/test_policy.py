@@ -270,6 +270,29 @@ def test_policy_from_the_stored_configuration() -> None:
     assert pol.decide(parse_request(invite()), "127.0.0.1", 0.0).verdict is Verdict.FORBID
 
 
+def test_md5_first_for_old_phones_is_the_stored_order_of_the_challenges() -> None:
+    import dataclasses
+
+    from firmware.sip.policy import policy_from_store
+    from firmware.store.schema import Config, Extension, SecurityConfig
+
+    default = policy_from_store(Config(extensions=(Extension(number="101", sip_password="pw"),)))
+    assert default.algorithms == ("SHA-256", "MD5")  # RFC 8760 section 2.4: strongest first
+    config = Config(
+        extensions=(Extension(number="101", sip_password="pw"),),
+        security=SecurityConfig(digest_algorithms=("MD5", "SHA-256")),
+    )
+    pol = InboundPolicy(policy_from_store(config), SECRET)
+    first = pol.decide(parse_request(invite()), "127.0.0.1", now=1.0)
+    assert first.verdict is Verdict.CHALLENGE
+    offered = [v for name, v in first.headers if name == "WWW-Authenticate"]
+    assert ["algorithm=MD5" in offered[0], "algorithm=SHA-256" in offered[1]] == [True, True]
+    only_md5 = dataclasses.replace(config, security=SecurityConfig(digest_algorithms=("MD5",)))
+    pol = InboundPolicy(policy_from_store(only_md5), SECRET)
+    (header,) = pol.decide(parse_request(invite()), "127.0.0.1", now=1.0).headers
+    assert "algorithm=MD5" in header[1]
+
+
 def test_per_port_accounts_admit_their_providers_calls_after_the_trunks() -> None:
     from firmware.sip.policy import trunk_hosts_from_store
     from firmware.store.schema import Account, Config, SipConfig, Trunk

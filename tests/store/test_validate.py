@@ -207,6 +207,20 @@ def test_mandatory_srtp_without_tls_is_refused() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("algorithms", "expected"),
+    [
+        (["MD5", "SHA-1"], "security.digest_algorithms: item 1: unknown digest algorithm 'SHA-1'"),
+        (["MD5", "MD5"], "security.digest_algorithms: 'MD5' is listed twice"),
+        ([], "security.digest_algorithms: must not be empty"),
+    ],
+)
+def test_digest_algorithms_are_named_when_wrong(algorithms: list[str], expected: str) -> None:
+    doc = set_path(to_document(default_config()), "security.digest_algorithms", algorithms)
+    (problem,) = problems(doc)
+    assert problem.startswith(expected), problem
+
+
 def test_admin_password_must_be_a_hash() -> None:
     doc = set_path(to_document(default_config()), "system.admin.password_hash", "hunter2")
     (problem,) = problems(doc)
