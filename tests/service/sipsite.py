@@ -25,7 +25,7 @@ from firmware.store.schema import (
     TlsTransport,
     Trunk,
 )
-from tests.service.test_run import Appliance
+from tests.service.test_run import Appliance, dominant_hz
 from tests.sip.baresip import Baresip
 from tests.sip.media import decoded_wav, record_config
 from tests.sip.peers import Kamailio, TestPki, free_port, make_pki
@@ -254,3 +254,25 @@ def read_wav(path: Path) -> np.ndarray:
         idx = np.arange(0, len(pcm), rate / 8000).astype(int)
         pcm = pcm[idx[idx < len(pcm)]]
     return pcm
+
+
+def heard_tone(pcm: np.ndarray, hz: float) -> bool:
+    """``hz`` dominates some half second of ``pcm`` (8 kHz)."""
+    return any(
+        abs(dominant_hz(pcm[i : i + 4000]) - hz) <= 10 for i in range(0, len(pcm) - 4000, 2000)
+    )
+
+
+def softphone_heard(directory: Path, hz: float, timeout: float = 15) -> bool:
+    """A softphone decoded ``hz`` in one of its calls (baresip writes one WAV per call and
+    completes it when the call closes, so wait for it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in sorted(directory.glob("dump-*-dec.wav")):
+            try:
+                if heard_tone(read_wav(path), hz):
+                    return True
+            except (EOFError, wave.Error):
+                pass
+        time.sleep(0.2)
+    return False

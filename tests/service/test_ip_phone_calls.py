@@ -13,15 +13,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from firmware.store.schema import Config
-from tests.service.sipsite import Site, read_wav
-from tests.service.test_run import Appliance, dominant_hz
+from tests.service.sipsite import Site, softphone_heard
+from tests.service.test_run import Appliance
 from tests.sip.baresip import Baresip
 from tests.sip.media import record_config
 
@@ -72,25 +71,6 @@ def sip_port(box: Appliance) -> int:
     return int(m.group(1))
 
 
-def heard_tone(directory: Path, hz: float, timeout: float = 15) -> bool:
-    """A softphone decoded ``hz`` for half a second in one of its calls (baresip completes
-    its WAV when the call closes, so wait for it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in sorted(directory.glob("dump-*-dec.wav")):
-            try:
-                pcm = read_wav(path)
-            except (EOFError, wave.Error):
-                continue
-            if any(
-                abs(dominant_hz(pcm[i : i + 4000]) - hz) <= 10
-                for i in range(0, len(pcm) - 4000, 2000)
-            ):
-                return True
-        time.sleep(0.2)
-    return False
-
-
 def test_an_ip_phone_calls_out_through_the_trunk_and_the_two_legs_are_bridged(
     site: Site, ip_phone: tuple[Baresip, Path, str]
 ) -> None:
@@ -109,8 +89,8 @@ def test_an_ip_phone_calls_out_through_the_trunk_and_the_two_legs_are_bridged(
     far.wait_event("CALL_CLOSED", timeout=15)  # the box ended the provider's leg
     phone.wait_event("CALL_CLOSED", timeout=15)
     # Each decoded the other's 440 Hz, which reached it only through the box.
-    assert heard_tone(phone_heard, BARESIP_TONE_HZ)
-    assert heard_tone(site.heard_dir, BARESIP_TONE_HZ)
+    assert softphone_heard(phone_heard, BARESIP_TONE_HZ)
+    assert softphone_heard(site.heard_dir, BARESIP_TONE_HZ)
 
 
 def test_a_wrong_password_is_refused_and_never_rings_anything(site: Site, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 from firmware.api.client import ApiClient
 from firmware.dsp.dtmf import DtmfDetector, DtmfStart
 from firmware.store import ConfigStore, default_config
+from firmware.store.schema import RecordingPolicy
 from tests.service.live import login
 from tests.service.test_local_calls import wait_status
 from tests.service.test_run import Appliance, dominant_hz
@@ -26,13 +27,13 @@ SAID, HEARD = 600.0, 1100.0  # handset 1 and handset 2
 NOTICE = 1400.0  # firmware.service.recording.NOTICE_HZ
 
 
-@pytest.fixture
-def box(tmp_path: Path) -> Iterator[Appliance]:
+def recorded_box(tmp_path: Path, extension: str, policy: RecordingPolicy) -> Appliance:
+    """A running box whose ``extension`` records by ``policy`` (always, on_demand)."""
     store = ConfigStore.open(tmp_path / "data", defaults=default_config(2, 1))
     try:
         config = store.current().config
         extensions = tuple(
-            dataclasses.replace(e, recording="always") if e.number == "101" else e
+            dataclasses.replace(e, recording=policy) if e.number == extension else e
             for e in config.extensions
         )
         store.apply(
@@ -43,6 +44,12 @@ def box(tmp_path: Path) -> Iterator[Appliance]:
     app = Appliance(tmp_path, "--fxs", "2", "--fxo", "1", "--stderr")
     app.wait_notify("READY=1")
     app.wait_log("control API listening")
+    return app
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Appliance]:
+    app = recorded_box(tmp_path, "101", "always")
     yield app
     app.close()
 
@@ -84,22 +91,7 @@ def test_an_always_recorded_extension_leaves_a_stereo_recording(box: Appliance) 
 
 
 def on_demand_box(tmp_path: Path) -> Appliance:
-    store = ConfigStore.open(tmp_path / "data", defaults=default_config(2, 1))
-    try:
-        config = store.current().config
-        extensions = tuple(
-            dataclasses.replace(e, recording="on_demand") if e.number == "102" else e
-            for e in config.extensions
-        )
-        store.apply(
-            dataclasses.replace(config, extensions=extensions), author="test", summary="rec"
-        )
-    finally:
-        store.close()
-    app = Appliance(tmp_path, "--fxs", "2", "--fxo", "1", "--stderr")
-    app.wait_notify("READY=1")
-    app.wait_log("control API listening")
-    return app
+    return recorded_box(tmp_path, "102", "on_demand")
 
 
 def dial_and_wait(box: Appliance, handset: int, digits: str) -> None:

@@ -21,11 +21,10 @@ import pytest
 
 from firmware.api.client import ApiClient
 from firmware.store.schema import Config, IvrMenu, IvrOption, Queue
-from tests.service.sipsite import Site, phone_heard
+from tests.service.sipsite import Site, phone_heard, softphone_heard
 from tests.service.test_local_calls import record, wait_status
 from tests.service.test_run import dominant_hz
 from tests.service.test_sip_apps import trunk_to, windows
-from tests.service.test_sip_transfer_calls import softphone_heard
 
 BARESIP_HZ = 440.0  # tests/sip/baresip.py: audio_source ausine,440
 AGENT_HZ = 1300.0  # above the built-in music's notes (390..1050 Hz, firmware.dsp.moh)

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from firmware.api.client import ApiClient
 from tests.service.live import login
-from tests.service.sipsite import Site, read_wav
+from tests.service.sipsite import Site, softphone_heard
 from tests.service.test_local_calls import record
 from tests.service.test_run import dominant_hz
 
@@ -80,28 +78,6 @@ def talk_to_softphone(site: Site) -> None:
     phone.command("accept")
     phone.wait_event("CALL_ESTABLISHED", timeout=15)
     box.wait_log("audio of port 1 and SIP leg", timeout=15)
-
-
-def heard_tone(pcm: np.ndarray, hz: float) -> bool:
-    """``hz`` dominates some half second of ``pcm`` (8 kHz)."""
-    return any(
-        abs(dominant_hz(pcm[i : i + 4000]) - hz) <= 10 for i in range(0, len(pcm) - 4000, 2000)
-    )
-
-
-def softphone_heard(directory: Path, hz: float, timeout: float = 15) -> bool:
-    """A softphone decoded ``hz`` in one of its calls (baresip writes one WAV per call and
-    completes it when the call closes, so wait for it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in sorted(directory.glob("dump-*-dec.wav")):
-            try:
-                if heard_tone(read_wav(path), hz):
-                    return True
-            except (EOFError, wave.Error):
-                pass
-        time.sleep(0.2)
-    return False
 
 
 async def test_flash_holds_the_softphone_by_reinvite_and_resumes_it(
