@@ -312,7 +312,11 @@ class SimCard:
         return round((when - self.boot_time) * 1000) & 0xFFFF_FFFF
 
     def receive_data(self, data: bytes) -> None:
-        self.session.receive_data(data, self.clock())
+        now = self.clock()
+        # What fell due before these bytes arrived happens first: after a stall of the
+        # loop, a StopRing must not cut short a ring burst whose end was already due.
+        self.scheduler.run_due(now)
+        self.session.receive_data(data, now)
         self._drain()
 
     def advance(self) -> None:

@@ -63,7 +63,9 @@ MAX_ON_HOOK_S: Final = 10.0  # cap on one queued transmission (caller ID lasts u
 # a loaded host answers the card's clock a frame late now and then, and the card fills the
 # gap with silence, which in the middle of FSK loses 24 bits and the message.  Taken back
 # at the end (no frame written for as many periods), so call audio gets no extra delay.
-ON_HOOK_CUSHION_FRAMES: Final = 3  # engineering choice: 60 ms of the card's 200 ms FIFO
+# 60 ms still underran about one Bell 202 burst in 40 on the 2-core CI machine at load 10;
+# 120 ms leaves the FIFO (at most cushion + 1 frames) 60 ms short of overflowing.
+ON_HOOK_CUSHION_FRAMES: Final = 6  # engineering choice: 120 ms of the card's 200 ms FIFO
 JOIN_TIMEOUT_S: Final = 2.0  # a stream blocks for at most a few frames; beyond that it is wedged
 # Call-progress verdicts that mean the far end is gone (or never came).
 CLEARING_TONES: Final = frozenset({"busy", "congestion"})

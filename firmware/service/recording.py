@@ -362,8 +362,16 @@ class Recordings:
     async def _retention(self, config: Callable[[], RecordingConfig]) -> None:
         while True:
             await asyncio.sleep(RETENTION_INTERVAL_S)
+            run = asyncio.ensure_future(asyncio.to_thread(self.apply_retention, config()))
             try:
-                await asyncio.to_thread(self.apply_retention, config())
+                await asyncio.shield(run)
+            except asyncio.CancelledError:
+                # Cancelling cannot stop the thread: wait for the run in progress, so that
+                # nothing deletes rows or files after stop_retention has returned.
+                await asyncio.wait([run])
+                if (exc := run.exception()) is not None:
+                    log.error("recording retention failed: %s", exc)
+                raise
             except (OSError, RecordingIndexError) as exc:
                 log.error("recording retention failed: %s", exc)
 

@@ -94,21 +94,28 @@ def test_open_stream_builds_a_memory_stream():
 
 
 def test_pump_carries_both_directions_on_a_real_clock():
-    """Two real threads paced by the memory device's 20 ms clock, for about half a second."""
+    """Two real threads paced by the memory device's 20 ms clock, until ten frames each way."""
     stream = MemoryStream(F8, paced=True)
     n = F8.samples_per_frame
-    stream.say(ramp(0, 40 * n))
+    wait_s = 30.0  # a loaded 2-core machine may starve the pump's threads for a while
+    stream.say(ramp(0, int(wait_s / 0.02 + 100) * n))  # the line talks for longer than that
     pump = LinePump(stream, name="t1")
     pump.start()
     got = bytearray()
+    line = bytearray()
     frame = bytearray(2 * n)
     k = 0
-    deadline = time.monotonic() + 0.5
+    deadline = time.monotonic() + wait_s
+
+    def on_line() -> list[int]:
+        return [s for s in array.array("H", bytes(line)) if s]
+
     # This thread plays pjmedia: one frame each way per 20 ms.
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (len(got) < 20 * n or len(on_line()) < 10 * n):
         pump.downlink.push(ramp(1000 + k * n, n))
         if pump.uplink.pop_into(frame):
             got += frame
+        line += stream.heard()
         k += 1
         time.sleep(0.02)
     pump.stop()
@@ -119,8 +126,8 @@ def test_pump_carries_both_directions_on_a_real_clock():
     assert up[0] == 0
     assert {(b - a) & 0xFFFF for a, b in itertools.pairwise(up)} <= {0, 1, 2}
     # Downlink: what pjmedia pushed reaches the line in order, after the priming silence.
-    heard = list(array.array("H", stream.heard()))
-    played = [s for s in heard if s]
+    line += stream.heard()
+    played = on_line()
     assert len(played) >= 10 * n and played[0] == 1000
     assert {(b - a) & 0xFFFF for a, b in itertools.pairwise(played)} <= {0, 1, 2}
 

@@ -113,7 +113,7 @@ async def test_stopping_mid_burst_silences_the_line_at_once() -> None:
             timeout=TIMEOUT_S,
         )
         heard = len(r.handset.on_hook_signal_log)
-        await r.sim.wait_for(lambda: r.media.frames > 0, timeout=1)
+        await r.sim.wait_for(lambda: r.media.frames > 0, timeout=TIMEOUT_S)
         frames = r.media.frames
         await r.sim.wait_for(lambda: r.media.frames >= frames + 75, timeout=TIMEOUT_S)  # 1.5 s
         assert r.handset.caller_id is None  # the data never went out whole

@@ -31,10 +31,11 @@ def tone(freq: float, seconds: float) -> bytes:
     return np.rint(AMPLITUDE * np.sin(2 * math.pi * freq * t)).astype("<i2").tobytes()
 
 
-def amplitude_at(x: np.ndarray, freq: float) -> float:
-    spec = np.fft.rfft(x.astype(np.float64) * np.hanning(x.size))
-    k = round(freq * x.size / SAMPLE_RATE)
-    return float(2 * abs(spec[k - 2 : k + 3]).max() / (x.size * 0.5))
+def frame_levels(x: np.ndarray, freq: float) -> np.ndarray:
+    """Amplitude of ``freq`` in each 20 ms frame (every tone here has whole cycles in one)."""
+    n = FRAME // 2
+    frames = x[: x.size // n * n].reshape(-1, n).astype(np.float64)
+    return 2 * np.abs(np.fft.rfft(frames, axis=1)[:, round(freq * n / SAMPLE_RATE)]) / n
 
 
 def wait_for(condition: object, timeout: float = 60.0) -> None:
@@ -77,23 +78,31 @@ def test_three_way_call_on_three_media_threads() -> None:
         for media in medias.values():
             media.stop()
     assert not failures
+    views = {v.participant: v for v in conference.view()}
+    assert set(views) == {"1", "2", "3"}
+    assert all(v.frames_in >= SECONDS * 50 for v in views.values())
+    # A thread-scheduling slip costs a frame now and then, more of them the more loaded the
+    # machine is; the conference counts each one.  Frame by frame: a participant never
+    # hears itself, and hears both others at full level in every frame but the counted
+    # slips (its own underruns, a round that found another's inbox empty).
     for port, chunks in heard.items():
         audio = np.frombuffer(b"".join(chunks), dtype="<i2")
         # The middle second: past the primed silence, before the tones run out.
         middle = audio[SAMPLE_RATE : 2 * SAMPLE_RATE]
-        for talker, freq in FREQS.items():
-            level = amplitude_at(middle, freq)
-            if talker == port:
-                assert level < 0.01 * AMPLITUDE, (port, talker, level)
-            else:
-                # A thread-scheduling slip costs a frame of silence now and then: allow 10 %.
-                assert level > 0.9 * AMPLITUDE, (port, talker, level)
-    views = {v.participant: v for v in conference.view()}
-    assert set(views) == {"1", "2", "3"}
-    assert all(v.frames_in >= SECONDS * 50 for v in views.values())
-    room = np.concatenate(rooms[60:110])  # the recording feed: everyone at once
-    for freq in FREQS.values():
-        assert amplitude_at(room, freq) > 0.9 * AMPLITUDE
+        others = [t for t in FREQS if t != port]
+        own = frame_levels(middle, FREQS[port])
+        assert own.max() < 0.01 * AMPLITUDE, (port, own.max())
+        full = np.logical_and.reduce(
+            [frame_levels(middle, FREQS[t]) > 0.9 * AMPLITUDE for t in others]
+        )
+        slips = views[str(port)].underruns + sum(views[str(t)].missing for t in others)
+        assert int((~full).sum()) <= slips, (port, int((~full).sum()), slips)
+        assert full.any(), port
+    # The recording feed: everyone at once in every round but those missing someone.
+    room = np.concatenate(rooms[60:110])
+    full = np.logical_and.reduce([frame_levels(room, f) > 0.9 * AMPLITUDE for f in FREQS.values()])
+    assert int((~full).sum()) <= sum(v.missing for v in views.values())
+    assert full.any()
 
 
 def test_seats_follow_the_crossconnect_contract_when_driven_by_hand() -> None:
