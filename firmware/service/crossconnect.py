@@ -51,6 +51,10 @@ class CrossConnect:
         # them: a code's first digit must not reach the peer while that news travels.
         self.hushed = False
         self.hush_digits = ""
+        # Set by the media thread from a hushed digit's start to its end: the code's last
+        # digit completes it while its tone still sounds, and the event loop unhushing the
+        # port then must not let the rest of that tone (a detectable DTMF digit) through.
+        self.digit_hush = False
         self._hush = bytes(frame_bytes)
         self._scrub = 0  # frames of the peer's voice in our inbox to play as silence
 
@@ -75,6 +79,7 @@ class CrossConnect:
             side.frames_passed = side.underruns = side.overruns = side._scrub = 0
             side.hushed = False
             side.hush_digits = ""
+            side.digit_hush = False
 
     def hush(self) -> None:
         """Hush this port from now on, including what the peer has not played yet (the
@@ -119,7 +124,7 @@ class CrossConnect:
         inbox = peer._inbox
         if len(inbox) == inbox.maxlen:
             peer.overruns += 1  # the deque drops the oldest frame itself
-        inbox.append(self._hush if self.hushed else frame)
+        inbox.append(self._hush if self.hushed or self.digit_hush else frame)
 
     def next_frame(self) -> bytes | None:
         """What this port plays now; None: nothing (the loop plays silence)."""

@@ -47,7 +47,7 @@ from drivers.audio.base import PcmStream
 from drivers.audio.buffer import DriftBuffer
 from drivers.audio.errors import AudioError
 from firmware.dsp.callerid.offhook import CallWaitingLine
-from firmware.dsp.dtmf import DtmfDetector, DtmfStart
+from firmware.dsp.dtmf import DtmfDetector, DtmfEnd, DtmfStart
 from firmware.dsp.profiles import CountryProfile
 from firmware.dsp.progress import CallProgressDetector, ToneDetected
 from firmware.dsp.tones import TonePlayer, ToneSpec
@@ -308,11 +308,16 @@ class PortMedia:
                 detector = self._detector
                 if detector is not None:
                     for event in detector.feed(pcm):
+                        link = self.link
                         if isinstance(event, DtmfStart):
-                            link = self.link
-                            if isinstance(link, CrossConnect) and event.digit in link.hush_digits:
-                                link.hush()  # a code begins (firmware.pbx.recording)
+                            if isinstance(link, CrossConnect):
+                                if event.digit in link.hush_digits:
+                                    link.hush()  # a code begins (firmware.pbx.recording)
+                                # A digit of a code being dialled stays hushed to its end.
+                                link.digit_hush = link.hushed
                             self._on_digit(self.port, event.digit)
+                        elif isinstance(event, DtmfEnd) and isinstance(link, CrossConnect):
+                            link.digit_hush = False
                 if self._cid is not None:
                     self._fxo_frame(pcm)
         except AudioError as e:
