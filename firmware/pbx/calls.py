@@ -1191,14 +1191,10 @@ class CallControl:
                 and self._features.three_way
                 and x is not None
                 and y is not None
-                and x[0] == "port"
-                and y[0] == "port"
             ):
-                log.info("port %d: flash makes a three-way call with %d and %d", port, x[1], y[1])
-                self._mode[port] = "conference"
-                call.note("three-way")
-                held.note("three-way")
-                return [Split(port, y[1]), LineEvent(port, m.Connect()), Mix((port, x[1], y[1]))]
+                three_way = self._three_way(port, held, x, call, y)
+                if three_way is not None:
+                    return three_way
             # Not (or not yet) a conference: drop the consultation, back to the held party.
             log.info("port %d: flash drops the consultation", port)
             del self._held[port]
@@ -1207,12 +1203,11 @@ class CallControl:
             return out + self._resume(held, port)
         if held is not None and mode == "conference":
             # Drop the party added last and go on with the first (Bellcore three-way).
-            x, y = self._other(held, port), self._other(call, port)
             del self._held[port]
             del self._mode[port]
-            ports = tuple(p for p in (port, x and x[1], y and y[1]) if isinstance(p, int))
-            out = [Unmix(ports)]
+            out = [Unmix(self._mixed_ports(port, held, call))]
             out += self._end(call, now, gone=port)
+            out += self._release_app_port(held)  # a SIP party's audio goes back to the line
             return out + self._resume(held, port)
         if call.state is CallState.TALKING and (
             self._features.three_way or self._features.transfer
@@ -1232,6 +1227,61 @@ class CallControl:
             return [*out, LineEvent(port, m.RecallDialTone())]
         return []
 
+    def _three_way(
+        self, port: int, held: Call, x: tuple[str, int], call: Call, y: tuple[str, int]
+    ) -> list[CallCommand] | None:
+        """The flash in consultation makes a three-way call of ``port``, the held party ``x``
+        and the consultation ``y``.  A SIP party's audio moves from the line to an application
+        port of its own (a media loop with no line, :mod:`firmware.service.appports`), which
+        takes its seat in the mixer like a line.  None when too few application ports are free."""
+        legs = [c for c, other in ((held, x), (call, y)) if other[0] == "leg"]
+        free = [p for p in self.app_ports if p not in self._app_calls]
+        if len(free) < len(legs) or any(c.app_port is not None for c in legs):
+            log.warning(
+                "port %d: no three-way call: %d application ports free for %d SIP parties",
+                port,
+                len(free),
+                len(legs),
+            )
+            return None
+        out: list[CallCommand] = []
+        members = [port]
+        for c, other in ((held, x), (call, y)):
+            if other[0] == "port":
+                if c is call:
+                    out.append(Split(port, other[1]))
+                members.append(other[1])
+                continue
+            if c.leg_audio is not None:
+                out.append(DisconnectSip(other[1], c.leg_audio))
+            app_port = free.pop(0)
+            c.app_port = app_port
+            self._app_calls[app_port] = c
+            c.leg_audio = app_port
+            out.append(ConnectSip(other[1], app_port))
+            if c.leg_held:
+                c.leg_held = False
+                out.append(ResumeSip(other[1]))
+            members.append(app_port)
+        log.info("port %d: flash makes a three-way call with %s and %s", port, x, y)
+        self._mode[port] = "conference"
+        call.note("three-way")
+        held.note("three-way")
+        return [*out, LineEvent(port, m.Connect()), Mix(tuple(members))]
+
+    def _mixed_ports(self, port: int, *calls: Call) -> tuple[int, ...]:
+        """The mixer's ports in the three-way call of ``port``: the line, the other lines
+        and the application ports carrying the SIP parties of ``calls``."""
+        ports = [port]
+        for c in calls:
+            if c.app_port is not None and c.app is None and self._app_calls.get(c.app_port) is c:
+                ports.append(c.app_port)
+                continue
+            other = self._other(c, port)
+            if other is not None and other[0] == "port":
+                ports.append(other[1])
+        return tuple(ports)
+
     def _hung_up(self, port: int, call: Call | None, now: int) -> list[CallCommand]:
         held = self._held.pop(port, None)
         mode = self._mode.pop(port, None)
@@ -1240,9 +1290,9 @@ class CallControl:
         out: list[CallCommand] = []
         if held is not None and call is not None and mode in ("consult", "conference"):
             if mode == "conference":
-                x, y = self._other(held, port), self._other(call, port)
-                ports = tuple(p for p in (port, x and x[1], y and y[1]) if isinstance(p, int))
-                out.append(Unmix(ports))
+                out.append(Unmix(self._mixed_ports(port, held, call)))
+                # The SIP parties leave their application ports: joined or bridged below.
+                out += self._release_app_port(held) + self._release_app_port(call)
             if self._features.transfer and call.state in (
                 CallState.TALKING,
                 CallState.RINGING,
@@ -1257,6 +1307,10 @@ class CallControl:
         if held is not None:
             # Hung up on a held party: ring back, as the exchange does (recall).
             log.info("port %d hung up with a call on hold: ringing it back", port)
+            if mode == "conference" and held.leg is not None and held.leg in self._legs:
+                # Resumed for the three-way call: the SIP party waits on hold again.
+                held.leg_held = True
+                out.append(HoldSip(held.leg))
             self._calls[port] = held
             self._recall[port] = held
             other = self._other(held, port)
@@ -2202,12 +2256,15 @@ class CallControl:
     ) -> list[CallCommand]:
         """A party left the three-way call of ``port``: the mixer goes; ``join``: ``port``
         talks on with ``current``'s party (else the resume of the held call follows)."""
-        ports = [port]
-        for c in (held, current):
-            other = self._other(c, port)
-            if other is not None and other[0] == "port":
-                ports.append(other[1])
-        out: list[CallCommand] = [Unmix(tuple(ports))]
+        out: list[CallCommand] = [Unmix(self._mixed_ports(port, held, current))]
+        # The party staying on: a SIP leg's audio goes back from its application port to
+        # the line (the leaving one's port is freed as its call ends).
+        stays = current if join else held
+        if stays.app_port is not None and stays.app is None:
+            out += self._release_app_port(stays)
+            if join and stays.leg is not None and stays.leg in self._legs:
+                stays.leg_audio = port
+                out.append(ConnectSip(stays.leg, port))
         other = self._other(current, port)
         if join and other is not None and other[0] == "port":
             out.append(Join(port, other[1]))

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from firmware.pbx.records import CallRecorder
     from firmware.service.appliance import Appliance
     from firmware.service.apps import Apps
+    from firmware.service.media import PortMedia
     from firmware.service.recording import Recordings
     from firmware.service.sipbridge import SipBridge
     from firmware.store.recordings import RecordingRow
@@ -423,8 +424,12 @@ class LocalCalls:
             self._app.run_actions(actions)
         self._schedule()
 
+    def _port_media(self, port: int) -> PortMedia | None:
+        """A line's media loop, or an application port's (a SIP party of a three-way call)."""
+        return self._app.media.get(port) or self._app.app_ports.get(port)
+
     def _mix(self, ports: tuple[int, ...]) -> None:
-        medias = [self._app.media.get(p) for p in ports]
+        medias = [self._port_media(p) for p in ports]
         present = [(p, media) for p, media in zip(ports, medias, strict=True) if media is not None]
         if not present:
             return
@@ -451,7 +456,7 @@ class LocalCalls:
                 continue
             del self._mixes[key]
             for port, seat in seats.items():
-                media = self._app.media.get(port)
+                media = self._port_media(port)
                 if media is not None:
                     media.link = links[port]
                 seat.leave()
