@@ -9,12 +9,10 @@ so every bridged frame crosses the conference bridge both ways.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
-import tempfile
 import time
 
-from bench.bench_sipmedia import CPU_WINDOW_S, _cpu_over, _free_port
+from bench.bench_bridge import free_port, sipp_echo
+from bench.bench_sipmedia import CPU_WINDOW_S, _cpu_over
 from firmware.sip.endpoint import SipEndpoint
 from firmware.sip.events import CallMediaChanged
 from firmware.sip.settings import EndpointSettings
@@ -24,14 +22,8 @@ CALLS = 4  # the pjsua2 build's limit: two bridged pairs
 
 async def _run() -> None:
     ep = SipEndpoint(EndpointSettings(codecs=("PCMU",), log_level=2))
-    sip_port = _free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        uas = subprocess.Popen(
-            ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(sip_port),
-             "-mp", str(_free_port()), "-rtp_echo"],
-            cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+    sip_port = free_port()
+    with sipp_echo(sip_port):
         await ep.start()
         try:
             idle = await asyncio.to_thread(_cpu_over, CPU_WINDOW_S)
@@ -52,9 +44,6 @@ async def _run() -> None:
             busy = await asyncio.to_thread(_cpu_over, CPU_WINDOW_S)
         finally:
             await ep.stop()
-            uas.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                uas.wait(10)
     pairs = CALLS // 2
     print(f"{pairs} bridged pairs of SIP calls (sipp echoing RTP, {CPU_WINDOW_S:.0f} s windows):")
     print(f"   idle endpoint              {idle:6.2f} % of one core")
