@@ -13,26 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-from drivers.sim.control import request
+from bench.bench_services import ponte_run
 from firmware.dsp.moh import music_on_hold
 from firmware.prompts.library import PromptLibrary
 from firmware.service.queues import HoldLink, music_frames
-from firmware.store import ConfigStore, default_config
-from firmware.store.schema import Queue
+from firmware.store.schema import Config, Queue
 
 FRAMES = 50_000  # 1000 s of audio
 FRAME_BYTES = 320  # 20 ms at 8 kHz, 16-bit
 PHONES = 8
 WINDOW_S = 10.0
-START_TIMEOUT_S = 90.0
 
 
 def _link_us(speaking: bool) -> float:
@@ -48,75 +40,27 @@ def _link_us(speaking: bool) -> float:
     return (time.process_time() - started) / FRAMES * 1e6
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime + stime (proc(5), fields 14 and 15)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_percent(pid: int) -> float:
-    cpu0, t0 = _cpu_s(pid), time.monotonic()
-    time.sleep(WINDOW_S)
-    return (_cpu_s(pid) - cpu0) / (time.monotonic() - t0) * 100
-
-
-def _wait_for(log: Path, text: str, count: int = 1, timeout: float = START_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log.read_text().count(text) >= count:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{text!r} not in the log of ponte run:\n{log.read_text()[-2000:]}")
+def _with_queue(config: Config) -> Config:
+    # The only member is never logged in: every caller waits, hearing the music.
+    queue = Queue(number="700", members=(f"{100 + PHONES}",), max_wait_s=7200, max_callers=64)
+    return dataclasses.replace(config, queues=(queue,))
 
 
 def _real_run() -> list[tuple[int, float]]:
-    root = Path(tempfile.mkdtemp(prefix="bench-queue-"))
-    data = root / "data"
-    store = ConfigStore.open(data, defaults=default_config(PHONES, 0))
-    try:
-        config = store.current().config
-        queue = Queue(number="700", members=(f"{100 + PHONES}",), max_wait_s=7200, max_callers=64)
-        store.apply(dataclasses.replace(config, queues=(queue,)), author="bench", summary="q")
-    finally:
-        store.close()
-    log = root / "ponte.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "firmware", "run", "--data-dir", str(data)),
-                *("--sip-port", "0", "--fxs", str(PHONES), "--fxo", "0", "--stderr"),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     figures: list[tuple[int, float]] = []
-    try:
-        _wait_for(log, "control API listening")
-        time.sleep(2.0)  # let the start settle
-        figures.append((0, _cpu_percent(proc.pid)))
+    with ponte_run(PHONES, _with_queue) as box:
+        time.sleep(1.0)  # let the start settle
+        figures.append((0, box.cpu_pct(WINDOW_S)))
         waiting = 0
         for target in (PHONES // 2, PHONES):
             while waiting < target:
                 waiting += 1
-                sock = data / "sim.sock"
-                request(sock, {"target": "handset", "number": waiting, "action": "off-hook"})
-                _wait_for(log, f"port {waiting}: OffHook", timeout=30)
-                request(
-                    sock,
-                    {"target": "handset", "number": waiting, "action": "dial", "digits": "700"},
-                )
-                _wait_for(log, f"port {waiting}: waiting in queue 700", timeout=30)
+                box.handset(waiting, "off-hook")
+                box.wait_log(f"port {waiting}: OffHook", timeout=30)
+                box.handset(waiting, "dial", digits="700")
+                box.wait_log(f"port {waiting}: waiting in queue 700", timeout=30)
             time.sleep(1.0)
-            figures.append((waiting, _cpu_percent(proc.pid)))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
+            figures.append((waiting, box.cpu_pct(WINDOW_S)))
     return figures
 
 
