@@ -75,6 +75,9 @@ def box(tmp_path: Path, far_end: int) -> Iterator[Appliance]:
         store.close()
     app = Appliance(tmp_path, "--fxs", str(PHONES), "--fxo", "1", "--stderr")
     app.wait_notify("READY=1")
+    # The start is over (as sipsite.Site waits): a start slow enough to drop the line-card
+    # link resets the simulated card, and a phone lifted during that reset is not heard.
+    app.wait_log("control API listening", timeout=30)
     yield app
     app.close()
 
